@@ -1,0 +1,183 @@
+// Package keyring wraps and unwraps data keys with keys the customer
+// controls.
+//
+// A data key (DEK) is a random 256-bit key that encrypts one object. It never
+// leaves the process in the clear: before an object is stored, a [Wrapper]
+// encrypts the DEK under a key-encryption key (KEK) held somewhere the
+// customer controls (a local key file, an Azure Key Vault or Managed HSM key,
+// an on-premises HSM reached over PKCS#11, a Tink AEAD), and only the
+// resulting [WrappedKey] is stored next to the data. Whoever cannot unwrap one
+// of an object's wrapped keys cannot read the object: that is the whole of
+// the end-to-end encryption argument, so where the KEK lives matters more
+// than anything else in this package.
+//
+// The two interfaces are deliberately small, in the manner of age's
+// Recipient and Identity: a [Wrapper] produces wrapped keys, an [Unwrapper]
+// recovers a DEK from a list of them. Every keyring in this package
+// implements both ([Keyring]); a public-key keyring built from a public key
+// alone wraps but returns an error on unwrap.
+//
+// Keyrings that can authenticate the encryption [Context] (those built on
+// AES-GCM) bind it to the wrapped key, so a wrapped key moved to an object
+// with another context does not unwrap.
+//
+// Every keyring accepts a *slog.Logger for an audit trail: one record per
+// Wrap or Unwrap with the provider, key id, algorithm, outcome and duration,
+// and never any key bytes. Keyrings are silent by default.
+//
+// In FIPS 140-only mode (GODEBUG=fips140=only), algorithms that are not
+// approved, such as RSA-OAEP with SHA-1, fail with an error that matches
+// [ErrNotApproved] instead of running.
+package keyring
+
+import (
+	"context"
+	"crypto/fips140"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// A WrappedKey is a data key encrypted under a key-encryption key. It is
+// stored in the clear next to the data it protects.
+type WrappedKey struct {
+	// Provider names the kind of keyring that made the wrapped key, such as
+	// "local-aes", "azure-keyvault" or "pkcs11". An Unwrapper only tries the
+	// wrapped keys of its own provider.
+	Provider string
+	// KeyID identifies the key-encryption key within its provider: a key
+	// fingerprint, a versioned Key Vault key URL, a token and key label.
+	KeyID string
+	// Algorithm names the wrapping algorithm, such as "A256GCM",
+	// "RSA-OAEP-256" or "A256KW".
+	Algorithm string
+	// Ciphertext is the wrapped data key.
+	Ciphertext []byte
+}
+
+// A Wrapper encrypts a data key under one or more key-encryption keys.
+//
+// Wrap returns at least one WrappedKey, or an error. The dek is not retained.
+type Wrapper interface {
+	Wrap(ctx context.Context, dek []byte, ec Context) ([]WrappedKey, error)
+}
+
+// An Unwrapper recovers a data key from a list of wrapped keys.
+//
+// Unwrap considers only the wrapped keys whose Provider and KeyID it owns and
+// returns the first data key one of them yields. When none does, it returns a
+// *NoMatchError. Callers must not modify keys during the call.
+type Unwrapper interface {
+	Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error)
+}
+
+// A Keyring both wraps and unwraps.
+type Keyring interface {
+	Wrapper
+	Unwrapper
+}
+
+// A DataKeyGenerator is a Wrapper that can supply the data key itself,
+// together with its wrapped keys. The envelope package uses it, when the
+// Wrapper it is given implements it, instead of drawing a fresh DEK and
+// calling Wrap: a caching keyring reuses one DEK (and one wrap call to a
+// remote KMS) for several objects within limits. Each object still gets its
+// own content key, derived from the DEK and the object's random message id.
+//
+// The returned dek belongs to the caller, who may zero it.
+type DataKeyGenerator interface {
+	GenerateDataKey(ctx context.Context, ec Context) (dek []byte, keys []WrappedKey, err error)
+}
+
+// DefaultMaxWrappedKeys is how many wrapped keys an Unwrap call accepts
+// unless configured otherwise. A hostile object could otherwise list
+// thousands of wrapped keys and make each one cost an HSM round trip.
+const DefaultMaxWrappedKeys = 16
+
+// ErrNotApproved is matched (with errors.Is) by the errors of operations that
+// are refused because they would use an algorithm that is not FIPS 140
+// approved while the process runs in FIPS 140-only mode. It also matches
+// errors.ErrUnsupported.
+var ErrNotApproved = fmt.Errorf("keyring: algorithm not approved in FIPS 140-only mode: %w", errors.ErrUnsupported)
+
+// ErrTooManyKeys is returned by Unwrap, before any key is tried, when the
+// list of wrapped keys is longer than the keyring accepts.
+var ErrTooManyKeys = errors.New("keyring: too many wrapped keys")
+
+// fipsOnly reports whether non-approved algorithms must be refused.
+// crypto/fips140.Enforced reports GODEBUG=fips140=only.
+func fipsOnly() bool { return fips140.Enforced() }
+
+// refuseInFIPSMode returns an error wrapping ErrNotApproved when the process
+// runs in FIPS 140-only mode, and nil otherwise.
+func refuseInFIPSMode(algorithm string) error {
+	if fipsOnly() {
+		return fmt.Errorf("%w: %s", ErrNotApproved, algorithm)
+	}
+	return nil
+}
+
+// checkCount enforces a limit on the number of wrapped keys, before any of
+// them is looked at. A max of zero or less means DefaultMaxWrappedKeys.
+func checkCount(keys []WrappedKey, max int) error {
+	if max <= 0 {
+		max = DefaultMaxWrappedKeys
+	}
+	if len(keys) > max {
+		return fmt.Errorf("%w: %d, at most %d accepted", ErrTooManyKeys, len(keys), max)
+	}
+	return nil
+}
+
+// An Attempt records one wrapped key an Unwrapper tried, and why it failed.
+type Attempt struct {
+	Provider, KeyID, Algorithm string
+	Err                        error
+}
+
+// NoMatchError is returned by Unwrap when no wrapped key could be unwrapped.
+// Tried lists the wrapped keys that were attempted (empty when none belonged
+// to the keyring) and Available the ones the object offered.
+type NoMatchError struct {
+	Tried     []Attempt
+	Available []WrappedKey
+}
+
+func (e *NoMatchError) Error() string {
+	var b strings.Builder
+	b.WriteString("keyring: no wrapped key could be unwrapped")
+	if len(e.Tried) == 0 {
+		b.WriteString(": none belongs to this keyring; the object offers ")
+		if len(e.Available) == 0 {
+			b.WriteString("none")
+		}
+		for i, k := range e.Available {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %q", k.Provider, k.KeyID)
+		}
+		return b.String()
+	}
+	b.WriteString(": ")
+	for i, a := range e.Tried {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %q (%s): %v", a.Provider, a.KeyID, a.Algorithm, a.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the errors of the attempts, so that errors.Is and errors.As
+// see through a NoMatchError to, for example, ErrNotApproved or a Key Vault
+// *azcore.ResponseError.
+func (e *NoMatchError) Unwrap() []error {
+	var errs []error
+	for _, a := range e.Tried {
+		if a.Err != nil {
+			errs = append(errs, a.Err)
+		}
+	}
+	return errs
+}
