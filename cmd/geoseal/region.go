@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/geoseal/geoseal/region"
+)
+
+// exitRefused is `geoseal region check`'s exit code when the policy refuses
+// the location (unknown regions included).
+const exitRefused = 3
+
+func init() {
+	register(command{
+		name:    "region",
+		summary: "check an account location against an export-control policy; list the region catalog",
+		run:     runRegion,
+		help:    regionHelp,
+	})
+}
+
+func regionHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+
+	geoseal region check --policy NAME --primary REGION [--secondary REGION] [--json] [--override FILE]
+	geoseal region list [--policy NAME] [--json] [--override FILE]
+
+check decides whether an Azure storage account whose data lives in REGION
+(and, if it is geo-replicated: GRS, RA-GRS, GZRS, RA-GZRS, in --secondary)
+may hold data under policy NAME. It checks the secondary as strictly as the
+primary: southeastasia replicates to eastasia, which is in Hong Kong SAR and
+counts as China under the EAR and the ITAR. A region missing from the
+catalog is refused; declare it in an override file.
+
+list prints every region in the catalog: programmatic name, display name,
+ISO 3166 country, cloud, geo-replication pair, and flags (restricted-access,
+retired). With --policy it adds the verdict for the region alone and for the
+region geo-replicated to its pair ("no pair": a geo-replicated account there
+is refused unless its secondary is declared).
+
+Flags:
+
+	--policy NAME       ear (Country Group D:5 and Russia, 15 CFR 734.18(a)(5)(iv)),
+	                    itar (22 CFR 126.1 countries and Russia, 22 CFR 120.54(a)(5)(iv)),
+	                    us-only (United States regions, public and Government),
+	                    or a policy defined in the override file
+	--primary REGION    the account's primary region, e.g. eastus (case and spaces ignored)
+	--secondary REGION  the secondary region of a geo-replicated account; omit for LRS/ZRS
+	--override FILE     an override file (format geoseal-override/1) adding regions or
+	                    changing policies; see the region package documentation
+	--json              print JSON instead of text
+
+Exit status (check): 0 allowed, 3 refused by the policy (unknown regions
+included), 1 usage or data error (unknown policy, bad override file).
+Exit status (list): 0, or 1 on usage or data error.
+
+The lists are dated research with citations, not legal advice.
+`)
+}
+
+func runRegion(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "geoseal region: missing subcommand (check or list)")
+		regionHelp(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "check":
+		return regionCheck(args[1:], stdout, stderr)
+	case "list":
+		return regionList(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		regionHelp(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "geoseal region: unknown subcommand %q (want check or list)\n", args[0])
+	return exitUsage
+}
+
+// newFlagSet returns a flag set that reports errors to stderr and, for
+// -h, prints the region help.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("geoseal region "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { regionHelp(stderr) }
+	return fs
+}
+
+// parseFlags parses args and refuses positional arguments, which would
+// otherwise be ignored silently.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return false
+	}
+	return true
+}
+
+// loadCatalog returns the embedded catalog, with the override file applied
+// when one is given.
+func loadCatalog(path string) (*region.Catalog, error) {
+	cat := region.DefaultCatalog()
+	if path == "" {
+		return cat, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	o, err := region.LoadOverride(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cat.Apply(o)
+}
+
+// checkOutput is the JSON `region check --json` prints: the decision plus
+// the refusal message a person would read.
+type checkOutput struct {
+	*region.Decision
+	Message string `json:"message"`
+}
+
+func regionCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", stderr)
+	policyName := fs.String("policy", "", "policy name (required)")
+	primary := fs.String("primary", "", "primary region (required)")
+	secondary := fs.String("secondary", "", "secondary region of a geo-replicated account")
+	asJSON := fs.Bool("json", false, "print JSON")
+	override := fs.String("override", "", "override file")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	if *policyName == "" || strings.TrimSpace(*primary) == "" {
+		fmt.Fprintln(stderr, "geoseal region check: --policy and --primary are required")
+		return exitUsage
+	}
+	cat, err := loadCatalog(*override)
+	if err != nil {
+		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
+		return exitUsage
+	}
+	p, err := cat.Policy(*policyName)
+	if err != nil {
+		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
+		return exitUsage
+	}
+	g, err := region.NewGuard(p, region.Static(*primary, *secondary), &region.GuardOptions{Catalog: cat})
+	if err != nil {
+		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
+		return exitUsage
+	}
+	d, err := g.Check(context.Background())
+	var v *region.Violation
+	if err != nil && !errors.As(err, &v) {
+		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
+		return exitUsage
+	}
+	message := d.Reason
+	if v != nil {
+		message = v.Error()
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(checkOutput{Decision: d, Message: message}); err != nil {
+			fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
+			return exitUsage
+		}
+	} else {
+		printDecision(stdout, d, message)
+	}
+	if !d.Allowed {
+		return exitRefused
+	}
+	return exitOK
+}
+
+func printDecision(w io.Writer, d *region.Decision, message string) {
+	verdict := "ALLOWED"
+	if !d.Allowed {
+		verdict = "REFUSED"
+	}
+	fmt.Fprintf(w, "%s under policy %s (%s)\n", verdict, d.Policy, d.PolicyCitation)
+	for _, v := range []*region.RegionVerdict{&d.Primary, d.Secondary} {
+		if v == nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", v.Role+":", describeVerdict(v))
+	}
+	if d.Secondary == nil {
+		fmt.Fprintf(w, "  %-10s none declared (not geo-replicated)\n", "secondary:")
+	}
+	fmt.Fprintf(w, "%s\n", message)
+	fmt.Fprintf(w, "data: region catalog as of %s, policy as of %s. Not legal advice.\n", d.CatalogAsOf, d.PolicyAsOf)
+}
+
+func describeVerdict(v *region.RegionVerdict) string {
+	var b strings.Builder
+	b.WriteString(v.Region)
+	if !v.Known {
+		b.WriteString(" (not in the catalog)")
+	} else {
+		fmt.Fprintf(&b, " (%s) in %s [%s]", v.DisplayName, v.CountryName, v.Country)
+		if v.TreatedAs != "" {
+			fmt.Fprintf(&b, " counted as %s", v.TreatedAs)
+		}
+		fmt.Fprintf(&b, ", %s", v.Cloud)
+	}
+	state := "allowed"
+	if !v.Allowed {
+		state = "refused"
+	}
+	fmt.Fprintf(&b, ": %s (%s", state, v.Rule)
+	if v.Citation != "" {
+		fmt.Fprintf(&b, "; %s", v.Citation)
+	}
+	if v.Effective != "" {
+		fmt.Fprintf(&b, "; effective %s", v.Effective)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// listEntry is one row of `region list --json`.
+type listEntry struct {
+	region.Region
+	Alone    *verdictSummary `json:"verdict,omitempty"`
+	WithPair *verdictSummary `json:"verdict_with_pair,omitempty"`
+}
+
+type verdictSummary struct {
+	Allowed  bool   `json:"allowed"`
+	Rule     string `json:"rule"`
+	Citation string `json:"citation,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+type listOutput struct {
+	AsOf    string      `json:"as_of"`
+	Policy  string      `json:"policy,omitempty"`
+	Regions []listEntry `json:"regions"`
+}
+
+func regionList(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("list", stderr)
+	policyName := fs.String("policy", "", "policy name: add each region's verdict")
+	asJSON := fs.Bool("json", false, "print JSON")
+	override := fs.String("override", "", "override file")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	cat, err := loadCatalog(*override)
+	if err != nil {
+		fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
+		return exitUsage
+	}
+	var g *region.Guard
+	if *policyName != "" {
+		p, err := cat.Policy(*policyName)
+		if err == nil {
+			// The resolver is unused: Decide judges given locations.
+			g, err = region.NewGuard(p, region.Static("eastus", ""), &region.GuardOptions{Catalog: cat})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
+			return exitUsage
+		}
+	}
+	out := listOutput{AsOf: cat.AsOf(), Policy: *policyName}
+	for _, r := range cat.Regions() {
+		e := listEntry{Region: r}
+		if g != nil {
+			d, _ := g.Decide(region.Location{Primary: r.Name})
+			e.Alone = summarize(d)
+			d, _ = g.Decide(region.Location{Primary: r.Name, GeoReplicated: true, Secondary: r.Pair})
+			e.WithPair = summarize(d)
+		}
+		out.Regions = append(out.Regions, e)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
+			return exitUsage
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	header := "NAME\tDISPLAY NAME\tCOUNTRY\tCLOUD\tPAIR\tFLAGS"
+	if g != nil {
+		header += "\t" + strings.ToUpper(*policyName) + " ALONE\tWITH PAIR"
+	}
+	fmt.Fprintln(tw, header)
+	for _, e := range out.Regions {
+		var flags []string
+		if e.Restricted {
+			flags = append(flags, "restricted")
+		}
+		if e.Retired {
+			flags = append(flags, "retired")
+		}
+		pair := e.Pair
+		if pair == "" {
+			pair = "-"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", e.Name, e.DisplayName, e.Country, string(e.Cloud), pair, strings.Join(flags, ","))
+		if g != nil {
+			with := verdictWord(e.WithPair)
+			if e.Pair == "" {
+				with = "refused (no pair)"
+			}
+			line += "\t" + verdictWord(e.Alone) + "\t" + with
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%d regions; catalog as of %s. Not legal advice.\n", len(out.Regions), out.AsOf)
+	return exitOK
+}
+
+func summarize(d *region.Decision) *verdictSummary {
+	return &verdictSummary{Allowed: d.Allowed, Rule: d.Rule, Citation: d.Citation, Reason: d.Reason}
+}
+
+func verdictWord(v *verdictSummary) string {
+	if v.Allowed {
+		return "allowed"
+	}
+	return "refused (" + v.Rule + ")"
+}

@@ -1,0 +1,186 @@
+package region
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+)
+
+func TestCheckURL(t *testing.T) {
+	itar, _ := LoadPolicy("itar")
+	usOnly, _ := LoadPolicy("us-only")
+	armLRS := func(t *testing.T, region string) Resolver {
+		return ARM(newFakeClient(t, &fakeAccount{primary: region, sku: armstorage.SKUNameStandardLRS}), "rg", "acct", nil)
+	}
+	for _, tc := range []struct {
+		name      string
+		policy    *Policy
+		resolver  func(t *testing.T) Resolver
+		endpoint  string
+		allowed   bool
+		rule      string
+		wantCloud string
+	}{
+		{"public endpoint, public region", itar, func(*testing.T) Resolver { return Static("eastus", "westus") },
+			"https://acct.blob.core.windows.net/", true, RuleAllowedCountry, "AzureCloud"},
+		{"gov endpoint, gov region", usOnly, func(*testing.T) Resolver { return Static("usgovvirginia", "usgovtexas") },
+			"https://acct.blob.core.usgovcloudapi.net", true, RuleAllowListed, "AzureUSGovernment"},
+		{"gov endpoint via ARM", itar, func(t *testing.T) Resolver { return armLRS(t, "usgovarizona") },
+			"https://acct.blob.core.usgovcloudapi.net/c/b", true, RuleAllowedCountry, "AzureUSGovernment"},
+		{"public endpoint, gov region: contradiction", itar, func(*testing.T) Resolver { return Static("usgovvirginia", "") },
+			"https://acct.blob.core.windows.net", false, RuleCloudMismatch, "AzureCloud"},
+		{"gov endpoint, secondary in public cloud", itar, func(*testing.T) Resolver { return Static("usgovvirginia", "eastus") },
+			"https://acct.blob.core.usgovcloudapi.net", false, RuleCloudMismatch, "AzureUSGovernment"},
+		{"china endpoint, china region: country refusal first", itar, func(*testing.T) Resolver { return Static("chinaeast2", "") },
+			"https://acct.blob.core.chinacloudapi.cn", false, RuleDeniedCountry, "AzureChinaCloud"},
+		{"china endpoint, declared public region", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"https://acct.blob.core.chinacloudapi.cn", false, RuleCloudMismatch, "AzureChinaCloud"},
+		{"azurite 127.0.0.1 with Static", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"http://127.0.0.1:10000/devstoreaccount1", true, RuleAllowedCountry, EndpointLoopback},
+		{"azurite localhost with Static", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"http://localhost:10000/devstoreaccount1", true, RuleAllowedCountry, EndpointLoopback},
+		{"azurite [::1] with Static", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"http://[::1]:10000/devstoreaccount1", true, RuleAllowedCountry, EndpointLoopback},
+		{"azurite with Static still checks the declared regions", itar, func(*testing.T) Resolver { return Static("southeastasia", "eastasia") },
+			"http://127.0.0.1:10000/devstoreaccount1", false, RuleDeniedCountry, EndpointLoopback},
+		{"loopback with ARM", itar, func(t *testing.T) Resolver { return armLRS(t, "eastus") },
+			"http://127.0.0.1:10000/devstoreaccount1", false, RuleEmulator, EndpointLoopback},
+		{"unknown host", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"https://storage.example.com/", false, RuleCloudMismatch, ""},
+		{"lookalike host", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"https://acct.blob.core.windows.net.example.com/", false, RuleCloudMismatch, ""},
+		{"non-loopback IP", itar, func(*testing.T) Resolver { return Static("eastus", "") },
+			"http://10.0.0.5:10000/devstoreaccount1", false, RuleCloudMismatch, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := NewGuard(tc.policy, tc.resolver(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := g.CheckURL(t.Context(), tc.endpoint)
+			checkDecision(t, tc.name, d, err, tc.allowed)
+			if d.Rule != tc.rule || d.EndpointCloud != tc.wantCloud {
+				t.Errorf("rule %s cloud %q; want %s %q (%v)", d.Rule, d.EndpointCloud, tc.rule, tc.wantCloud, err)
+			}
+		})
+	}
+	g, _ := NewGuard(itar, Static("eastus", ""), nil)
+	if _, err := g.CheckURL(t.Context(), "not a url"); err == nil || errors.As(err, new(*Violation)) {
+		t.Errorf("bad URL: err = %v; want a plain error", err)
+	}
+}
+
+func TestNewGuardRefusesWeakPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *Policy
+	}{
+		{"nil", nil},
+		{"zero policy", &Policy{}},
+		{"no rules", &Policy{Name: "x", Citation: "c"}},
+		{"bad country", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "RUS", Effective: "2020-01-01", Citation: "c"}}}},
+		{"lower-case country", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "ru", Effective: "2020-01-01", Citation: "c"}}}},
+		{"bad date", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "RU", Effective: "2020-13-01", Citation: "c"}}}},
+		{"no citation", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "RU", Effective: "2020-01-01"}}}},
+		{"duplicate", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "RU", Effective: "2020-01-01", Citation: "c"}, {Country: "RU", Effective: "2020-01-01", Citation: "c"}}}},
+		{"alias chain", &Policy{Name: "x", Citation: "c", DenyCountries: []CountryRule{{Country: "RU", Effective: "2020-01-01", Citation: "c"}},
+			TreatAs: []CountryAlias{{Country: "HK", As: "MO", Effective: "2020-01-01", Citation: "c"}, {Country: "MO", As: "CN", Effective: "2020-01-01", Citation: "c"}}}},
+		{"region rule without reason", &Policy{Name: "x", Citation: "c", DenyRegions: []RegionRule{{Region: "eastasia", Citation: "c"}}}},
+	} {
+		if _, err := NewGuard(tc.p, Static("eastus", ""), nil); !errors.Is(err, ErrInvalidPolicy) {
+			t.Errorf("%s: NewGuard err = %v; want ErrInvalidPolicy", tc.name, err)
+		}
+	}
+	p, _ := LoadPolicy("itar")
+	if _, err := NewGuard(p, nil, nil); err == nil {
+		t.Error("nil resolver accepted")
+	}
+}
+
+func TestGuardCopiesPolicy(t *testing.T) {
+	p, _ := LoadPolicy("itar")
+	g, _ := NewGuard(p, Static("eastasia", ""), nil)
+	p.DenyCountries = nil
+	p.TreatAs = nil
+	if d, err := g.Check(t.Context()); err == nil || d.Allowed {
+		t.Fatal("changing the policy after NewGuard weakened the guard")
+	}
+}
+
+func TestCustomPolicyInCode(t *testing.T) {
+	p := &Policy{
+		Name: "acme-eu", Authority: "Acme", Citation: "Acme data policy 7",
+		AllowCountries: []CountryRule{{Country: "DE", Name: "Germany", Effective: "2026-01-01", Citation: "Acme 7.1"}, {Country: "FR", Name: "France", Effective: "2026-01-01", Citation: "Acme 7.1"}},
+		AllowRegions:   []RegionRule{{Region: "northeurope", Reason: "legacy archive", Citation: "Acme 7.3"}},
+		DenyRegions:    []RegionRule{{Region: "francesouth", Reason: "no DR site in Marseille", Citation: "Acme 7.4"}},
+	}
+	for _, tc := range []struct {
+		primary, secondary string
+		allowed            bool
+		rule               string
+	}{
+		{"germanywestcentral", "germanynorth", true, RuleAllowListed},
+		{"northeurope", "", true, RuleAllowListed},
+		{"northeurope", "westeurope", false, RuleNotAllowListed},
+		{"francecentral", "francesouth", false, RuleDeniedRegion},
+		{"eastus", "", false, RuleNotAllowListed},
+	} {
+		g, err := NewGuard(p, Static(tc.primary, tc.secondary), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := g.Check(t.Context())
+		checkDecision(t, tc.primary+"+"+tc.secondary, d, err, tc.allowed)
+		if d.Rule != tc.rule {
+			t.Errorf("%s+%s: rule %s; want %s", tc.primary, tc.secondary, d.Rule, tc.rule)
+		}
+	}
+}
+
+func TestUnrestricted(t *testing.T) {
+	p := Unrestricted()
+	if !strings.Contains(p.Name, "NOT for export-controlled data") || !p.IsUnrestricted() {
+		t.Fatalf("Unrestricted name %q does not warn", p.Name)
+	}
+	for _, loc := range []Location{{Primary: "chinanorth3"}, {Primary: "atlantis"}, {Primary: "mexicocentral", GeoReplicated: true}} {
+		g, _ := NewGuard(p, Static("eastus", ""), nil)
+		d, err := g.Decide(loc)
+		if err != nil || !d.Allowed || d.Rule != RuleUnrestricted {
+			t.Errorf("Unrestricted %+v: %+v, %v", loc, d, err)
+		}
+	}
+	g, _ := NewGuard(p, Static("usgovvirginia", ""), nil)
+	if _, err := g.CheckURL(t.Context(), "https://a.blob.core.windows.net"); !errors.As(err, new(*Violation)) {
+		t.Errorf("Unrestricted skipped the cloud check: %v", err)
+	}
+}
+
+func TestDecisionLogAndJSON(t *testing.T) {
+	var buf bytes.Buffer
+	p, _ := LoadPolicy("ear")
+	g, _ := NewGuard(p, Static("southeastasia", "eastasia"), &GuardOptions{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	d, _ := g.Check(t.Context())
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("log record: %v: %s", err, buf.Bytes())
+	}
+	if rec["level"] != "WARN" || rec["allowed"] != false || rec["secondary"] != "eastasia" || rec["rule"] != RuleDeniedCountry {
+		t.Errorf("log record %v", rec)
+	}
+	js, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	_ = json.Unmarshal(js, &back)
+	for _, k := range []string{"allowed", "policy", "policy_citation", "location", "primary", "secondary", "rule", "citation", "reason", "catalog_as_of"} {
+		if _, ok := back[k]; !ok {
+			t.Errorf("decision JSON lacks %q: %s", k, js)
+		}
+	}
+}
