@@ -28,6 +28,51 @@
 // In FIPS 140-only mode (GODEBUG=fips140=only), algorithms that are not
 // approved, such as RSA-OAEP with SHA-1, fail with an error that matches
 // [ErrNotApproved] instead of running.
+//
+// # Local keys
+//
+// [AES] ([NewAES], [LoadAESKeyFile]) holds an AES-256 key in the process and
+// wraps with AES-256-GCM, binding the encryption context. [RSA]
+// ([NewRSAPublic], [NewRSAPrivate], [LoadRSAPublicPEM], [LoadRSAPrivatePEM])
+// wraps with RSA-OAEP-256 to a public key, so a writer needs no secret at
+// all; it cannot bind the context (anyone with the public key can make a
+// wrapped key), which the envelope format makes up for by authenticating the
+// context in the object header. [TinkAEAD] ([NewTinkAEAD]) turns any Tink
+// AEAD, including Tink's cloud KMS AEADs, into a key-encryption key.
+//
+// A key in a file is only as safe as the file, the host and every backup of
+// either: for export-controlled data prefer a key that never leaves Key
+// Vault, a Managed HSM or an on-premises HSM, and keep local keys for tests,
+// air-gapped sites and break-glass recovery.
+//
+// The AES and RSA keyrings identify their key by a fingerprint
+// ([AES.KeyID], [RSA.KeyID]), a TinkAEAD by the name it is given; the id is
+// stored in the clear in every wrapped key, and each keyring only tries the
+// wrapped keys that carry its own.
+//
+// # Several keys, and fewer calls
+//
+// [Multi] ([NewMulti]) wraps every data key for several keyrings at once (an
+// object readable by the Key Vault key of two regions, or by an HSM key and
+// an offline break-glass RSA key) and unwraps with the first that can. A
+// wrap fails if any keyring fails, so no object is ever stored with fewer
+// recipients than configured.
+//
+// [Cache] ([NewCache]) sits in front of a remote keyring: it remembers
+// unwrapped data keys for a bounded time and number of uses, and on encrypt
+// can reuse one data key for several objects, so that a thousand small
+// objects do not cost a thousand KMS round trips. Cached keys are zeroed
+// when dropped and never logged. The usual stack is
+//
+//	keyring.NewCache(keyring.NewMulti(primary, recovery), opts)
+//
+// # Hostile input
+//
+// Wrapped keys come from stored objects, which an attacker may have written.
+// Unwrap refuses a list longer than its MaxWrappedKeys option
+// ([DefaultMaxWrappedKeys] by default) before trying any, never panics on
+// malformed wrapped keys, and reports failure as a [*NoMatchError] that
+// lists what was tried and why.
 package keyring
 
 import (

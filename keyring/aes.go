@@ -1,0 +1,322 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// The provider and algorithm names of the local AES keyring, as recorded in
+// its WrappedKeys.
+const (
+	ProviderAES  = "local-aes"
+	AlgorithmAES = "A256GCM"
+)
+
+// AESKeySize is the size of a local AES key-encryption key: AES-256.
+const AESKeySize = 32
+
+// dataKeySize is the size of every data key the local keyrings wrap. The
+// envelope format uses 256-bit data keys; refusing anything else lets Unwrap
+// check exact lengths before decrypting.
+const dataKeySize = 32
+
+const (
+	// aesWrappedSize is nonce || encrypted DEK || tag, as produced by
+	// cipher.NewGCMWithRandomNonce.
+	aesWrappedSize = 12 + dataKeySize + 16
+
+	// aesAADLabel separates the associated data of this keyring from any
+	// other use of the same key: a wrapped key cannot be replayed as
+	// something else, nor something else as a wrapped key.
+	aesAADLabel = "geoseal keyring local-aes A256GCM v1"
+
+	// aesKeyIDLabel is the HMAC message that derives the key id from the
+	// key. A plain hash prefix of the key would be a public value computed
+	// from the key alone with a standard function; the keyed HMAC under a
+	// label of our own cannot be confused with anything else computed from
+	// the key.
+	aesKeyIDLabel = "geoseal keyring local-aes key id v1"
+
+	// maxKeyFileSize bounds what the key file loaders read.
+	maxKeyFileSize = 64 << 10
+)
+
+// AESOptions configures a local AES keyring. The zero value (or nil) is
+// valid.
+type AESOptions struct {
+	// Logger receives one audit record per Wrap and per unwrap attempt. Nil
+	// means no audit.
+	Logger *slog.Logger
+	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
+	// looks at any of them. Zero means DefaultMaxWrappedKeys.
+	MaxWrappedKeys int
+}
+
+// AES is a keyring holding a local AES-256 key-encryption key. It wraps data
+// keys with AES-256-GCM under a random 96-bit nonce, and authenticates, as
+// associated data, a label of its own, its key id and the encryption
+// context: a wrapped key copied to an object with a different context, or
+// presented to a different key, does not unwrap.
+//
+// A key can wrap at most 2^32 data keys before the chance of a nonce
+// collision stops being negligible; rotate it well before that.
+//
+// AES is safe for concurrent use.
+type AES struct {
+	aead   cipher.AEAD
+	keyID  string
+	logger *slog.Logger
+	max    int
+}
+
+// GenerateAESKey returns a new random AES-256 key-encryption key, for
+// NewAES or a key file read by LoadAESKeyFile.
+func GenerateAESKey() ([]byte, error) {
+	key := make([]byte, AESKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// NewAES returns a keyring for the 32-byte AES-256 key. The key is not
+// retained: the caller may zero it once NewAES returns.
+func NewAES(key []byte, opts *AESOptions) (*AES, error) {
+	if len(key) != AESKeySize {
+		return nil, fmt.Errorf("keyring: local AES key has %d bytes, want %d", len(key), AESKeySize)
+	}
+	if opts == nil {
+		opts = &AESOptions{}
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: local AES key: %w", err)
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: local AES key: %w", err)
+	}
+	return &AES{aead: aead, keyID: aesKeyID(key), logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+}
+
+// aesKeyID is hex(HMAC-SHA-256(key, aesKeyIDLabel)[:16]): stable for a key,
+// safe to publish, and 128 bits so that distinct keys do not collide.
+func aesKeyID(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(aesKeyIDLabel))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// LoadAESKeyFile returns a keyring for the AES-256 key in the file at path.
+// The file holds either the 32 raw key bytes, or their standard base64
+// encoding (44 characters) optionally surrounded by white space, as written
+// by `geoseal keygen`. A file of 32 printable characters is refused: it is a
+// password or a hex string, not a key.
+//
+// On Unix systems the file must not be readable or writable by group or
+// others (mode 0600 or 0400, as ssh requires of private keys): a key file
+// anyone on the host can read does not keep anything secret. The check is
+// made on the opened file.
+func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	key, err := parseAESKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	defer clear(key)
+	return NewAES(key, opts)
+}
+
+// parseAESKey decodes the contents of an AES key file: 32 raw bytes or
+// their base64 encoding. The result is a new slice the caller should zero.
+func parseAESKey(data []byte) ([]byte, error) {
+	if len(data) == AESKeySize {
+		if isPrintableText(data) {
+			// 32 random bytes are all printable ASCII with probability
+			// about 1e-14; text this long is a password or a hex string.
+			return nil, errors.New("AES key file holds 32 bytes of text, not a random key: write the raw key bytes or their base64 encoding (geoseal keygen)")
+		}
+		return bytes.Clone(data), nil
+	}
+	text := bytes.TrimSpace(data)
+	if len(text) != base64.StdEncoding.EncodedLen(AESKeySize) {
+		return nil, fmt.Errorf("AES key file holds %d bytes: want %d raw bytes or %d base64 characters", len(data), AESKeySize, base64.StdEncoding.EncodedLen(AESKeySize))
+	}
+	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Strict().Decode(key, text)
+	if err != nil || n != AESKeySize {
+		clear(key)
+		// The base64 error names an offset, never the bytes.
+		return nil, errors.New("AES key file is neither 32 raw bytes nor valid base64 of 32 bytes")
+	}
+	return key[:n], nil
+}
+
+func isPrintableText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// readKeyFile reads a secret key file, refusing files that are too large,
+// not regular, or (on Unix) accessible to group or others.
+func readKeyFile(path string) ([]byte, error) { return readBounded(path, true) }
+
+// readBounded reads at most maxKeyFileSize bytes of a regular file. If
+// secret, it also refuses (on Unix) a file accessible to group or others.
+func readBounded(path string, secret bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("keyring: key file %s is not a regular file", path)
+	}
+	if secret && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("keyring: key file %s has mode %04o: it must not be accessible to group or others (chmod 600)", path, fi.Mode().Perm())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		clear(data)
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if len(data) > maxKeyFileSize {
+		clear(data)
+		return nil, fmt.Errorf("keyring: key file %s is larger than %d bytes", path, maxKeyFileSize)
+	}
+	return data, nil
+}
+
+// KeyID returns the key's fingerprint, the KeyID of the wrapped keys it
+// makes: 32 hexadecimal digits derived from the key with HMAC-SHA-256 under
+// a fixed label. It identifies the key without revealing anything about it.
+func (k *AES) KeyID() string { return k.keyID }
+
+// aad returns the associated data that binds a wrapped key to this keyring's
+// purpose, its key id and the encryption context.
+func (k *AES) aad(ec Context) ([]byte, error) {
+	ecb, err := ec.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddBytes([]byte(aesAADLabel))
+	b.AddUint8(0)
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k.keyID)) })
+	b.AddBytes(ecb)
+	return b.Bytes()
+}
+
+// Wrap encrypts the 32-byte dek with AES-256-GCM, binding ec. It returns one
+// WrappedKey.
+func (k *AES) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedKey, err error) {
+	start := time.Now()
+	defer func() { audit(ctx, k.logger, "wrap", ProviderAES, k.keyID, AlgorithmAES, start, err) }()
+	if err := checkDataKey(dek); err != nil {
+		return nil, err
+	}
+	aad, err := k.aad(ec)
+	if err != nil {
+		return nil, err
+	}
+	ct := k.aead.Seal(make([]byte, 0, aesWrappedSize), nil, dek, aad)
+	return []WrappedKey{{Provider: ProviderAES, KeyID: k.keyID, Algorithm: AlgorithmAES, Ciphertext: ct}}, nil
+}
+
+// Unwrap tries, in order, the wrapped keys made by this key and returns the
+// data key of the first that authenticates under ec. Otherwise it returns a
+// *NoMatchError.
+func (k *AES) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	if err := checkCount(keys, k.max); err != nil {
+		return nil, err
+	}
+	aad, err := k.aad(ec)
+	if err != nil {
+		return nil, err
+	}
+	return unwrapOwned(ctx, k.logger, ProviderAES, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
+		if wk.Algorithm != AlgorithmAES {
+			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderAES)
+		}
+		if len(wk.Ciphertext) != aesWrappedSize {
+			return nil, fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)
+		}
+		dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
+		if err != nil {
+			return nil, errAESOpen
+		}
+		return dek, nil
+	})
+}
+
+// errAESOpen is the attempt error of an AES-GCM wrapped key that does not
+// authenticate: made under another key, for another context, or altered.
+var errAESOpen = errors.New("keyring: wrapped key does not authenticate (wrong key, wrong encryption context, or corrupted)")
+
+// checkDataKey checks a data key handed to Wrap.
+func checkDataKey(dek []byte) error {
+	if len(dek) != dataKeySize {
+		return fmt.Errorf("keyring: data key has %d bytes, want %d", len(dek), dataKeySize)
+	}
+	return nil
+}
+
+// unwrapOwned is the Unwrap loop of the keyrings that hold one key: it tries
+// open on each wrapped key with the given provider and key id, in order,
+// audits each attempt (one record each), and returns the first data key, or a *NoMatchError
+// listing the attempts. It stops early, with ctx's error, if ctx is done.
+// The count of keys must have been checked already.
+func unwrapOwned(ctx context.Context, logger *slog.Logger, provider, keyID string, keys []WrappedKey, open func(WrappedKey) ([]byte, error)) ([]byte, error) {
+	var tried []Attempt
+	for _, wk := range keys {
+		if wk.Provider != provider || wk.KeyID != keyID {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		dek, err := open(wk)
+		if err == nil && len(dek) != dataKeySize {
+			clear(dek)
+			dek, err = nil, fmt.Errorf("keyring: unwrapped data key has %d bytes, want %d", len(dek), dataKeySize)
+		}
+		audit(ctx, logger, "unwrap", provider, keyID, wk.Algorithm, start, err)
+		if err == nil {
+			return dek, nil
+		}
+		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
+	}
+	// When no wrapped key is this keyring's, no key was used and there is
+	// nothing to audit: a multi-keyring or a cache asks every keyring about
+	// every wrapped key, and would otherwise flood the audit trail.
+	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
+}

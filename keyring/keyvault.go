@@ -1,0 +1,396 @@
+package keyring
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+)
+
+// ProviderKeyVault is the provider name of the Azure Key Vault and Managed
+// HSM keyring, as recorded in its WrappedKeys. Their KeyID is the versioned
+// key id, https://{vault}/keys/{name}/{version}, and their Algorithm the Key
+// Vault (JWA) algorithm name.
+const ProviderKeyVault = "azure-keyvault"
+
+// Key Vault wrapping algorithms, by their azkeys names. New wrapped keys use
+// RSA-OAEP-256 (RSA keys) or A256KW (oct-HSM keys, unless
+// KeyVaultOptions.Algorithm says otherwise); RSA-OAEP is accepted for
+// unwrapping only.
+const (
+	kvRSAOAEP256 = string(azkeys.EncryptionAlgorithmRSAOAEP256)
+	kvRSAOAEP    = string(azkeys.EncryptionAlgorithmRSAOAEP)
+	kvA128KW     = string(azkeys.EncryptionAlgorithmA128KW)
+	kvA192KW     = string(azkeys.EncryptionAlgorithmA192KW)
+	kvA256KW     = string(azkeys.EncryptionAlgorithmA256KW)
+)
+
+// ErrKeyVaultKey is matched by the error NewKeyVault returns when the Key
+// Vault key exists but cannot serve as a key-encryption key: an RSA key
+// smaller than 2048 bits, an elliptic-curve key, a disabled, expired or
+// not-yet-valid key, or one whose key_ops do not allow wrapKey and
+// unwrapKey.
+var ErrKeyVaultKey = errors.New("keyring: unusable Key Vault key")
+
+// Bounds on what the Key Vault keyring sends and accepts.
+const (
+	minKeyVaultRSABits = 2048
+	maxKeyVaultRSABits = 16384
+	// maxKeyVaultKeyURL bounds the key URLs and key ids this keyring parses.
+	maxKeyVaultKeyURL = 2048
+)
+
+// KeyVaultOptions configures a Key Vault keyring. The zero value (or nil) is
+// valid.
+type KeyVaultOptions struct {
+	// ClientOptions configures the azkeys client: transport, retries (by
+	// default azcore retries 408, 429, 500, 502, 503 and 504 responses
+	// three times, honouring Retry-After), telemetry, and
+	// DisableChallengeResourceVerification. Nil means the azkeys defaults.
+	ClientOptions *azkeys.ClientOptions
+	// Logger receives one audit record per Wrap and per unwrap attempt.
+	// Nil means no audit.
+	Logger *slog.Logger
+	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
+	// looks at any of them. Zero means DefaultMaxWrappedKeys.
+	MaxWrappedKeys int
+	// Algorithm overrides the wrapping algorithm of a symmetric (oct,
+	// oct-HSM) key: "A128KW", "A192KW" or "A256KW" (the default), which
+	// must match the key's size. RSA keys always wrap with RSA-OAEP-256;
+	// setting Algorithm for one is an error.
+	Algorithm string
+}
+
+// KeyVault is a keyring backed by an Azure Key Vault or Managed HSM key,
+// through the azkeys client.
+//
+// With an RSA key (kty RSA or RSA-HSM), Wrap encrypts the data key locally
+// with the key's public half, fetched once by NewKeyVault, using RSA-OAEP
+// with SHA-256 (RSA-OAEP-256, FIPS 140 approved): writing objects costs no
+// round trip and cannot be throttled. Unwrap asks the vault (the unwrapkey
+// operation), so reading needs the unwrapKey permission, and is what a
+// [Cache] saves.
+//
+// With a symmetric key (kty oct-HSM in a Managed HSM, or oct), both Wrap and
+// Unwrap run in the HSM with AES key wrap (A256KW, RFC 3394); the key never
+// leaves it.
+//
+// Every WrappedKey records the full versioned key id. Rotating the key in
+// the vault does not strand old objects: Unwrap accepts wrapped keys made
+// with any version of the same key (same vault, same name) and asks the vault
+// to unwrap with the version they name. A KeyVault keeps wrapping with the
+// version it resolved when it was created; create a new one to start using a
+// newer version.
+//
+// Neither RSA-OAEP nor AES key wrap can authenticate the encryption
+// Context; Wrap and Unwrap ignore it. The envelope format authenticates the
+// context with the data key.
+//
+// RSA-OAEP with SHA-1 ("RSA-OAEP"), written by other tools, is accepted in
+// existing wrapped keys and unwrapped by the vault, also in FIPS 140-only
+// mode: the SHA-1 runs inside the vault's validated HSM boundary, not in this
+// process, and SP 800-131A Rev. 2 still permits SHA-1 in OAEP. This process
+// never computes SHA-1 and never wraps with RSA-OAEP.
+//
+// A KeyVault is safe for concurrent use.
+type KeyVault struct {
+	client  *azkeys.Client
+	vault   string // https://host, host lower-case, without a default port
+	name    string // as the vault spells it
+	kid     string // versioned key id resolved at creation
+	version string
+	pub     *rsa.PublicKey // nil for a symmetric key
+	alg     string         // wrapping algorithm of new wrapped keys
+	logger  *slog.Logger
+	maxKeys int
+}
+
+// NewKeyVault returns a keyring for the Key Vault or Managed HSM key at
+// keyURL, https://{vault-host}/keys/{name} or
+// https://{vault-host}/keys/{name}/{version}; without a version, the key's
+// current version is used. It reads the key once (GET key), so the
+// credential needs the get permission, and checks that it can serve as a
+// key-encryption key (see ErrKeyVaultKey). Errors from the service are
+// *azcore.ResponseError values, reachable with errors.As.
+func NewKeyVault(ctx context.Context, keyURL string, cred azcore.TokenCredential, opts *KeyVaultOptions) (*KeyVault, error) {
+	if opts == nil {
+		opts = &KeyVaultOptions{}
+	}
+	vault, name, version, err := parseKeyVaultKeyURL(keyURL)
+	if err != nil {
+		return nil, err
+	}
+	if cred == nil {
+		return nil, errors.New("keyring: NewKeyVault needs a credential")
+	}
+	client, err := azkeys.NewClient(vault, cred, opts.ClientOptions)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: Key Vault client for %s: %w", vault, err)
+	}
+	resp, err := client.GetKey(ctx, name, version, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: reading Key Vault key %s: %w", keyURL, err)
+	}
+	k := &KeyVault{client: client, vault: vault, logger: opts.Logger, maxKeys: opts.MaxWrappedKeys}
+	if err := k.useKey(resp.KeyBundle, name, opts.Algorithm); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrKeyVaultKey, keyURL, err)
+	}
+	return k, nil
+}
+
+// useKey checks the key bundle NewKeyVault read and takes what it needs.
+func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
+	jwk := b.Key
+	if jwk == nil || jwk.KID == nil || jwk.Kty == nil {
+		return errors.New("the service returned no key, key id or key type")
+	}
+	kidVault, kidName, kidVersion, err := parseKeyVaultKeyURL(string(*jwk.KID))
+	if err != nil || kidVault != k.vault || !strings.EqualFold(kidName, name) || kidVersion == "" {
+		return fmt.Errorf("the service returned the key id %q, not a version of %s/keys/%s", *jwk.KID, k.vault, name)
+	}
+	k.name, k.version = kidName, kidVersion
+	k.kid = k.vault + "/keys/" + k.name + "/" + k.version
+
+	if a := b.Attributes; a != nil {
+		now := time.Now()
+		switch {
+		case a.Enabled != nil && !*a.Enabled:
+			return errors.New("the key is disabled")
+		case a.Expires != nil && now.After(*a.Expires):
+			return fmt.Errorf("the key expired at %v", a.Expires.UTC())
+		case a.NotBefore != nil && now.Before(*a.NotBefore):
+			return fmt.Errorf("the key is not valid before %v", a.NotBefore.UTC())
+		}
+	}
+	// The key's permitted operations bind us even where the vault cannot
+	// enforce them: an RSA key is used to wrap locally.
+	if len(jwk.KeyOps) > 0 {
+		for _, need := range []azkeys.KeyOperation{azkeys.KeyOperationWrapKey, azkeys.KeyOperationUnwrapKey} {
+			if !slices.ContainsFunc(jwk.KeyOps, func(op *azkeys.KeyOperation) bool { return op != nil && *op == need }) {
+				return fmt.Errorf("the key's key_ops do not include %s", need)
+			}
+		}
+	}
+
+	switch *jwk.Kty {
+	case azkeys.KeyTypeRSA, azkeys.KeyTypeRSAHSM:
+		if alg != "" {
+			return fmt.Errorf("KeyVaultOptions.Algorithm %q is for symmetric keys; RSA keys wrap with %s", alg, kvRSAOAEP256)
+		}
+		pub, err := keyVaultRSAPublicKey(jwk.N, jwk.E)
+		if err != nil {
+			return err
+		}
+		k.pub, k.alg = pub, kvRSAOAEP256
+	case azkeys.KeyTypeOct, azkeys.KeyTypeOctHSM:
+		switch alg {
+		case "":
+			alg = kvA256KW
+		case kvA128KW, kvA192KW, kvA256KW:
+		default:
+			return fmt.Errorf("KeyVaultOptions.Algorithm %q is not an AES key wrap algorithm (A128KW, A192KW, A256KW)", alg)
+		}
+		k.alg = alg
+	default:
+		return fmt.Errorf("key type %s cannot wrap keys; use an RSA or oct-HSM key", *jwk.Kty)
+	}
+	return nil
+}
+
+func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
+	if len(n) == 0 || len(n) > maxKeyVaultRSABits/8 || len(e) == 0 || len(e) > 4 {
+		return nil, fmt.Errorf("the RSA key has a %d-byte modulus and a %d-byte exponent", len(n), len(e))
+	}
+	N := new(big.Int).SetBytes(n)
+	E := new(big.Int).SetBytes(e).Int64()
+	if bits := N.BitLen(); bits < minKeyVaultRSABits {
+		return nil, fmt.Errorf("the RSA key has %d bits; at least %d are required", bits, minKeyVaultRSABits)
+	}
+	if E < 3 || E%2 == 0 {
+		return nil, fmt.Errorf("the RSA key has the invalid public exponent %d", E)
+	}
+	return &rsa.PublicKey{N: N, E: int(E)}, nil
+}
+
+// parseKeyVaultKeyURL splits https://{host}/keys/{name}[/{version}] into the
+// vault URL (host lower-cased, default port dropped), the name and the
+// version, which may be empty.
+func parseKeyVaultKeyURL(s string) (vault, name, version string, err error) {
+	bad := func(why string) (string, string, string, error) {
+		return "", "", "", fmt.Errorf("keyring: invalid Key Vault key URL %q: %s; want https://{vault}/keys/{name}[/{version}]", truncateForError(s), why)
+	}
+	if len(s) > maxKeyVaultKeyURL {
+		return bad("too long")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return bad(err.Error())
+	}
+	switch {
+	case u.Scheme != "https":
+		return bad("the scheme must be https")
+	case u.Host == "" || u.User != nil || u.Opaque != "":
+		return bad("no host")
+	case u.RawQuery != "" || u.Fragment != "":
+		return bad("query and fragment are not allowed")
+	}
+	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(u.Path, "/"), "/"), "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] != "keys" {
+		return bad("the path must be /keys/{name}[/{version}]")
+	}
+	name = parts[1]
+	if !isKeyVaultName(name, 127, true) {
+		return bad("a key name is 1 to 127 letters, digits and dashes")
+	}
+	if len(parts) == 3 {
+		version = parts[2]
+		if !isKeyVaultName(version, 64, false) {
+			return bad("a key version is 1 to 64 letters and digits")
+		}
+	}
+	host := strings.ToLower(u.Host)
+	host = strings.TrimSuffix(host, ":443")
+	return "https://" + host, name, version, nil
+}
+
+func isKeyVaultName(s string, max int, dash bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || dash && c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncateForError(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// KeyID returns the versioned key id that Wrap records:
+// https://{vault}/keys/{name}/{version}.
+func (k *KeyVault) KeyID() string { return k.kid }
+
+// Wrap wraps dek, which must be 32 bytes, with the Key Vault key: locally
+// with RSA-OAEP-256 for an RSA key, in the HSM with AES key wrap for a
+// symmetric key. ec is not bound (see KeyVault). It returns one WrappedKey.
+func (k *KeyVault) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedKey, err error) {
+	start := time.Now()
+	defer func() { audit(ctx, k.logger, "wrap", ProviderKeyVault, k.kid, k.alg, start, err) }()
+	if len(dek) != dataKeySize {
+		return nil, fmt.Errorf("keyring: Key Vault keyring wraps %d-byte data keys, got %d bytes", dataKeySize, len(dek))
+	}
+	var ct []byte
+	if k.pub != nil {
+		ct, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, k.pub, dek, nil)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: RSA-OAEP-256 with %s: %w", k.kid, err)
+		}
+	} else {
+		resp, err := k.client.WrapKey(ctx, k.name, k.version, azkeys.KeyOperationParameters{
+			Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(k.alg)),
+			Value:     dek,
+		}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: Key Vault wrapkey with %s: %w", k.kid, err)
+		}
+		if len(resp.Result) != len(dek)+8 {
+			return nil, fmt.Errorf("keyring: Key Vault wrapkey with %s returned %d bytes, want %d", k.kid, len(resp.Result), len(dek)+8)
+		}
+		ct = resp.Result
+	}
+	return []WrappedKey{{Provider: ProviderKeyVault, KeyID: k.kid, Algorithm: k.alg, Ciphertext: ct}}, nil
+}
+
+// Unwrap asks the vault to unwrap the first of keys that was made with any
+// version of this keyring's key, trying them in order. Wrapped keys of other
+// providers, vaults or key names are skipped without a request. When none
+// unwraps it returns a *NoMatchError whose attempts carry the service errors
+// (*azcore.ResponseError, after azcore's retries of 429 and 5xx responses).
+func (k *KeyVault) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	if err := checkCount(keys, k.maxKeys); err != nil {
+		return nil, err
+	}
+	var tried []Attempt
+	for _, wk := range keys {
+		version, ok := k.owns(wk)
+		if !ok {
+			continue
+		}
+		dek, err := k.unwrapOne(ctx, wk, version)
+		if err == nil {
+			return dek, nil
+		}
+		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
+		if ctx.Err() != nil {
+			break // the remaining attempts would fail the same way
+		}
+	}
+	if len(tried) == 0 {
+		audit(ctx, k.logger, "unwrap", ProviderKeyVault, k.vault+"/keys/"+k.name, "", time.Now(), errors.New("no wrapped key of this key"))
+	}
+	return nil, &NoMatchError{Tried: tried, Available: keys}
+}
+
+// owns reports whether wk was made by some version of this key, and which.
+func (k *KeyVault) owns(wk WrappedKey) (version string, ok bool) {
+	if wk.Provider != ProviderKeyVault {
+		return "", false
+	}
+	vault, name, version, err := parseKeyVaultKeyURL(wk.KeyID)
+	if err != nil || version == "" || vault != k.vault || !strings.EqualFold(name, k.name) {
+		return "", false
+	}
+	return version, true
+}
+
+func (k *KeyVault) unwrapOne(ctx context.Context, wk WrappedKey, version string) (dek []byte, err error) {
+	start := time.Now()
+	defer func() { audit(ctx, k.logger, "unwrap", ProviderKeyVault, wk.KeyID, wk.Algorithm, start, err) }()
+
+	// Refuse what no key of this type could have produced before asking
+	// the vault, so that a hostile object cannot spend our request quota
+	// on nonsense. Lengths are those of 2048- to 16384-bit RSA moduli and
+	// of a wrapped 32-byte key.
+	switch {
+	case k.pub != nil && (wk.Algorithm == kvRSAOAEP256 || wk.Algorithm == kvRSAOAEP):
+		if n := len(wk.Ciphertext); n < minKeyVaultRSABits/8 || n > maxKeyVaultRSABits/8 {
+			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes; no RSA key of 2048 to 16384 bits makes that", wk.Algorithm, n)
+		}
+	case k.pub == nil && (wk.Algorithm == kvA128KW || wk.Algorithm == kvA192KW || wk.Algorithm == kvA256KW):
+		if n := len(wk.Ciphertext); n != dataKeySize+8 {
+			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes, want %d", wk.Algorithm, n, dataKeySize+8)
+		}
+	default:
+		return nil, fmt.Errorf("keyring: algorithm %q is not one this Key Vault key unwraps: %w", wk.Algorithm, errors.ErrUnsupported)
+	}
+	resp, err := k.client.UnwrapKey(ctx, k.name, version, azkeys.KeyOperationParameters{
+		Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(wk.Algorithm)),
+		Value:     wk.Ciphertext,
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s: %w", wk.KeyID, err)
+	}
+	if len(resp.Result) != dataKeySize {
+		clear(resp.Result)
+		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s returned %d bytes, want a %d-byte data key", wk.KeyID, len(resp.Result), dataKeySize)
+	}
+	return resp.Result, nil
+}

@@ -1,0 +1,302 @@
+package keyring
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// The provider and algorithm names of the local RSA keyring, as recorded in
+// its WrappedKeys.
+const (
+	ProviderRSA  = "local-rsa"
+	AlgorithmRSA = "RSA-OAEP-256"
+)
+
+// Limits on local RSA keys. Below 2048 bits RSA is not approved for key
+// transport (NIST SP 800-131A); above 16384 bits a hostile public key would
+// only make every operation slow.
+const (
+	MinRSABits = 2048
+	maxRSABits = 16384
+)
+
+// ErrNoPrivateKey is the attempt error (inside a *NoMatchError) of an RSA
+// keyring built from a public key alone, which can wrap but not unwrap.
+var ErrNoPrivateKey = errors.New("keyring: RSA keyring has only a public key and cannot unwrap")
+
+// RSAOptions configures a local RSA keyring. The zero value (or nil) is
+// valid.
+type RSAOptions struct {
+	// Logger receives one audit record per Wrap and per unwrap attempt. Nil
+	// means no audit.
+	Logger *slog.Logger
+	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
+	// looks at any of them. Zero means DefaultMaxWrappedKeys.
+	MaxWrappedKeys int
+}
+
+// RSA is a keyring holding a local RSA key. It wraps data keys with
+// RSA-OAEP, SHA-256 and MGF1-SHA-256 and an empty label, the RSA-OAEP-256 of
+// JSON Web Algorithms, Azure Key Vault and PKCS#11 HSMs. A keyring made from
+// a public key alone wraps, for a recipient who keeps the private key
+// elsewhere; unwrapping needs the private key.
+//
+// RSA-OAEP does not authenticate the encryption context: anyone holding the
+// public key can make a valid wrapped key, so a wrapped key proves nothing
+// about the context it was made for. (The OAEP label could carry it, but
+// Key Vault and most HSMs accept no label, and this keyring stays
+// interchangeable with them.) The envelope format authenticates the context
+// in the object header with a key derived from the data key, which is what
+// protects it for RSA recipients.
+//
+// RSA is safe for concurrent use.
+type RSA struct {
+	pub    *rsa.PublicKey
+	priv   *rsa.PrivateKey // nil for a public-only keyring
+	keyID  string
+	logger *slog.Logger
+	max    int
+}
+
+// NewRSAPublic returns a keyring that wraps to pub, a key of at least 2048
+// bits. Its Unwrap fails with ErrNoPrivateKey.
+func NewRSAPublic(pub *rsa.PublicKey, opts *RSAOptions) (*RSA, error) {
+	return newRSA(pub, nil, opts)
+}
+
+// NewRSAPrivate returns a keyring that wraps to the public half of priv and
+// unwraps with priv, a key of at least 2048 bits.
+func NewRSAPrivate(priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, error) {
+	if priv == nil {
+		return nil, errors.New("keyring: nil RSA private key")
+	}
+	if err := checkRSAPublic(&priv.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := priv.Validate(); err != nil {
+		return nil, fmt.Errorf("keyring: invalid RSA private key: %w", err)
+	}
+	return newRSA(&priv.PublicKey, priv, opts)
+}
+
+func newRSA(pub *rsa.PublicKey, priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, error) {
+	if err := checkRSAPublic(pub); err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		opts = &RSAOptions{}
+	}
+	id, err := rsaKeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &RSA{pub: pub, priv: priv, keyID: id, logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+}
+
+func checkRSAPublic(pub *rsa.PublicKey) error {
+	if pub == nil || pub.N == nil {
+		return errors.New("keyring: nil RSA public key")
+	}
+	switch bits := pub.N.BitLen(); {
+	case bits < MinRSABits:
+		return fmt.Errorf("keyring: RSA key of %d bits, at least %d required", bits, MinRSABits)
+	case bits > maxRSABits:
+		return fmt.Errorf("keyring: RSA key of %d bits, at most %d accepted", bits, maxRSABits)
+	}
+	if pub.E < 3 || pub.E&1 == 0 {
+		return fmt.Errorf("keyring: RSA public exponent %d is invalid", pub.E)
+	}
+	return nil
+}
+
+// rsaKeyID is the hex of the first 16 bytes of SHA-256 over the PKIX
+// (SubjectPublicKeyInfo) DER encoding of pub, the fingerprint tools such as
+// openssl can reproduce.
+func rsaKeyID(pub *rsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("keyring: RSA public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// KeyID returns the key's fingerprint, the KeyID of the wrapped keys it
+// makes: the first 16 bytes, in hexadecimal, of the SHA-256 of the public
+// key's PKIX DER encoding (`openssl pkey -pubin -outform DER | sha256sum`).
+func (k *RSA) KeyID() string { return k.keyID }
+
+// Wrap encrypts the 32-byte dek to the public key with RSA-OAEP-256. It
+// returns one WrappedKey. The context is not bound; see the type's
+// documentation.
+func (k *RSA) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedKey, err error) {
+	start := time.Now()
+	defer func() { audit(ctx, k.logger, "wrap", ProviderRSA, k.keyID, AlgorithmRSA, start, err) }()
+	if err := checkDataKey(dek); err != nil {
+		return nil, err
+	}
+	// Validate ec anyway, so that a context every other keyring refuses is
+	// not accepted silently here.
+	if _, err := ec.MarshalBinary(); err != nil {
+		return nil, err
+	}
+	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, k.pub, dek, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: RSA-OAEP-256: %w", err)
+	}
+	return []WrappedKey{{Provider: ProviderRSA, KeyID: k.keyID, Algorithm: AlgorithmRSA, Ciphertext: ct}}, nil
+}
+
+// Unwrap tries, in order, the wrapped keys made to this key and returns the
+// data key of the first that decrypts. Otherwise it returns a
+// *NoMatchError; for a public-only keyring, with ErrNoPrivateKey as the
+// error of each attempt.
+func (k *RSA) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	if err := checkCount(keys, k.max); err != nil {
+		return nil, err
+	}
+	if _, err := ec.MarshalBinary(); err != nil {
+		return nil, err
+	}
+	return unwrapOwned(ctx, k.logger, ProviderRSA, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
+		if wk.Algorithm != AlgorithmRSA {
+			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderRSA)
+		}
+		if k.priv == nil {
+			return nil, ErrNoPrivateKey
+		}
+		return rsaOAEP256Open(k.priv, wk.Ciphertext, nil)
+	})
+}
+
+// errRSAOpen is the single error of every failed RSA-OAEP decryption:
+// distinguishing padding failures from others is what Manger's attack needs.
+var errRSAOpen = errors.New("keyring: RSA-OAEP-256 decryption failed (wrong key or corrupted wrapped key)")
+
+// rsaOAEP256Open is the RSA-OAEP (SHA-256, MGF1-SHA-256) decryption the
+// keyring uses, label included so the Wycheproof vectors can drive it.
+func rsaOAEP256Open(priv *rsa.PrivateKey, ciphertext, label []byte) ([]byte, error) {
+	// Bound the input before any big-number work.
+	if len(ciphertext) != priv.Size() {
+		return nil, errRSAOpen
+	}
+	pt, err := rsa.DecryptOAEP(sha256.New(), nil, priv, ciphertext, label)
+	if err != nil {
+		return nil, errRSAOpen
+	}
+	return pt, nil
+}
+
+// LoadRSAPublicPEM returns a public-only keyring for the RSA public key in
+// the PEM file at path: a "PUBLIC KEY" block (PKIX, as `openssl pkey
+// -pubout` writes) or an "RSA PUBLIC KEY" block (PKCS #1). The first PEM
+// block of the file is used.
+func LoadRSAPublicPEM(path string, opts *RSAOptions) (*RSA, error) {
+	// Public keys are not secret: any permissions will do.
+	data, err := readBounded(path, false)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := parseRSAPublicPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	return NewRSAPublic(pub, opts)
+}
+
+// LoadRSAPrivatePEM returns a keyring for the RSA private key in the PEM file
+// at path: a "PRIVATE KEY" block (PKCS #8) or an "RSA PRIVATE KEY" block
+// (PKCS #1), unencrypted. The first PEM block of the file is used.
+//
+// Like LoadAESKeyFile, it refuses, on Unix systems, a file that group or
+// others can access.
+func LoadRSAPrivatePEM(path string, opts *RSAOptions) (*RSA, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	priv, err := parseRSAPrivatePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	return NewRSAPrivate(priv, opts)
+}
+
+// parseRSAPublicPEM decodes the first PEM block of data as an RSA public key.
+func parseRSAPublicPEM(data []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		pub, ok := k.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("PEM public key is a %T, not an RSA key", k)
+		}
+		return pub, checkRSAPublic(pub)
+	case "RSA PUBLIC KEY":
+		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return pub, checkRSAPublic(pub)
+	case "PRIVATE KEY", "RSA PRIVATE KEY":
+		return nil, errors.New("PEM block is a private key: keep it out of a public key file, and load it with LoadRSAPrivatePEM")
+	default:
+		return nil, fmt.Errorf("PEM block of type %q is not an RSA public key", block.Type)
+	}
+}
+
+// parseRSAPrivatePEM decodes the first PEM block of data as an RSA private
+// key. Its errors never quote the key.
+func parseRSAPrivatePEM(data []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	defer clear(block.Bytes)
+	if _, ok := block.Headers["Proc-Type"]; ok {
+		return nil, errors.New("encrypted PEM private keys are not supported (decrypt it, or better, move it to an HSM)")
+	}
+	var priv *rsa.PrivateKey
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, errors.New("invalid PKCS #8 private key")
+		}
+		var ok bool
+		if priv, ok = k.(*rsa.PrivateKey); !ok {
+			return nil, fmt.Errorf("PEM private key is a %T, not an RSA key", k)
+		}
+	case "RSA PRIVATE KEY":
+		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, errors.New("invalid PKCS #1 private key")
+		}
+		priv = k
+	case "ENCRYPTED PRIVATE KEY":
+		return nil, errors.New("encrypted PEM private keys are not supported (decrypt it, or better, move it to an HSM)")
+	default:
+		return nil, fmt.Errorf("PEM block of type %q is not an RSA private key", block.Type)
+	}
+	if err := checkRSAPublic(&priv.PublicKey); err != nil {
+		return nil, err
+	}
+	return priv, nil
+}
