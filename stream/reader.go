@@ -1,0 +1,475 @@
+package stream
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+)
+
+// errReaderClosed is returned by Read after Close.
+var errReaderClosed = fmt.Errorf("stream: Reader is closed: %w", fs.ErrClosed)
+
+// NewReader returns a Reader that decrypts the stream read from src. key
+// and opts (ChunkSize, AAD, Suite) must be those the stream was written
+// with; opts.Concurrency may differ.
+//
+// The Reader returns the bytes of a chunk only after the chunk
+// authenticates, and io.EOF only after the final chunk authenticates and
+// src is exhausted. A stream that was modified, reordered, cut short or
+// extended fails with a *ChunkError wrapping ErrAuthentication,
+// ErrTruncated, ErrTrailingData or ErrTooLarge; errors from src are returned
+// as they are. Everything returned before the error is authentic plaintext,
+// but the stream as a whole is not: callers that act on the plaintext
+// before reading to io.EOF must be prepared to undo it.
+//
+// To know which chunk is the last, the Reader reads one byte past each
+// full-size chunk before opening it, so it reads from src up to a chunk
+// ahead of what it returns. With opts.Concurrency > 1 it reads up to
+// Concurrency chunks ahead and opens them on that many goroutines. Buffers
+// take at most 2 × ChunkSize × (Concurrency + 1) bytes (2 × ChunkSize
+// without Concurrency) whatever the length of the stream. The goroutines exit at
+// io.EOF, on error, on Close, or when an unfinished Reader is garbage
+// collected.
+//
+// The returned Reader also implements io.WriterTo, which io.Copy uses to
+// write plaintext straight from the chunk buffers (and, if src is a
+// *bytes.Reader or *bytes.Buffer, to open chunks where they lie in src's
+// memory instead of copying them out), and io.Closer, which
+// releases the buffers and goroutines of a Reader not read to the end. It is
+// not safe for concurrent use.
+func NewReader(src io.Reader, key []byte, opts *Options) (io.Reader, error) {
+	cfg, err := newConfig(key, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{cfg: cfg, src: src}
+	n := 1
+	if cfg.concurrency > 1 {
+		// Concurrency chunks being opened, one being returned.
+		n = cfg.concurrency + 1
+		r.pool = newWorkers(cfg.concurrency, n)
+	}
+	r.nslots = n
+	r.ready = newQueue(n)
+	h := &readerHandle{r}
+	if r.pool != nil {
+		runtime.AddCleanup(h, (*workers).stop, r.pool)
+	}
+	return h, nil
+}
+
+// readerHandle is what NewReader returns; see writerHandle.
+type readerHandle struct{ r *reader }
+
+func (h *readerHandle) Read(p []byte) (int, error) {
+	defer runtime.KeepAlive(h)
+	return h.r.Read(p)
+}
+
+func (h *readerHandle) WriteTo(dst io.Writer) (int64, error) {
+	defer runtime.KeepAlive(h)
+	return h.r.WriteTo(dst)
+}
+
+func (h *readerHandle) Close() error {
+	defer runtime.KeepAlive(h)
+	return h.r.Close()
+}
+
+type reader struct {
+	cfg    *config
+	src    io.Reader
+	pool   *workers // nil: open in the calling goroutine
+	nslots int
+	nalloc int
+	free   []*chunk
+	ready  queue // chunks read from src, in stream order, opened or being opened
+
+	cur    *chunk // the chunk being returned, cur.out[off:] unread
+	off    int
+	index  uint64 // index of the next chunk to read from src
+	srcEnd bool   // the final chunk (or an error) has been read from src
+
+	peek    [1]byte // the byte read past a full chunk to see if it was the last
+	hasPeek bool
+
+	// direct, if set, is where fill opens the next chunk instead of the
+	// chunk's own buffer (Read with a large p, without workers).
+	direct []byte
+
+	err error // returned once cur is consumed: io.EOF or the failure
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if r.pool == nil && len(p) >= r.cfg.chunkSize && r.err == nil && (r.cur == nil || r.off == len(r.cur.out)) {
+		// p can hold a whole chunk: open it straight into p, saving a copy.
+		// On failure Open clears what it wrote and n is 0.
+		r.direct = p[:0:r.cfg.chunkSize]
+		r.advance()
+		r.direct = nil
+		if r.cur == nil {
+			return 0, r.err
+		}
+		n := len(r.cur.out)
+		r.cur.out, r.off = r.cur.out[:0], 0 // the bytes are the caller's now
+		if n == 0 && r.err != nil {
+			return 0, r.err
+		}
+		return n, nil
+	}
+	for {
+		if r.cur != nil && r.off < len(r.cur.out) {
+			n := copy(p, r.cur.out[r.off:])
+			r.off += n
+			return n, nil
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		r.advance()
+	}
+}
+
+func (r *reader) WriteTo(dst io.Writer) (int64, error) {
+	if r.cur == nil && r.index == 0 && r.err == nil {
+		// Sources that hold the whole stream in memory hand it over
+		// through their WriteTo: open the chunks where they are instead of
+		// copying them out first.
+		switch src := r.src.(type) {
+		case *bytes.Reader:
+			return r.writeToFromMemory(src, dst)
+		case *bytes.Buffer:
+			return r.writeToFromMemory(src, dst)
+		}
+	}
+	var total int64
+	for {
+		if r.cur != nil && r.off < len(r.cur.out) {
+			n, err := dst.Write(r.cur.out[r.off:])
+			r.off += n
+			total += int64(n)
+			if err == nil && r.off < len(r.cur.out) {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if r.err == io.EOF {
+			return total, nil
+		}
+		if r.err != nil {
+			return total, r.err
+		}
+		r.advance()
+	}
+}
+
+// Close stops the workers and releases the buffers. Read returns an error
+// afterwards.
+func (r *reader) Close() error {
+	r.stop(errReaderClosed)
+	r.cur = nil
+	return nil
+}
+
+// advance makes cur the next authenticated chunk, or sets r.err.
+func (r *reader) advance() {
+	if r.cur != nil {
+		r.cur.out = nil
+		r.free = append(r.free, r.cur)
+		r.cur = nil
+	}
+	r.fill()
+	c := r.ready.pop() // fill leaves at least one: srcEnd is set only with one queued
+	if r.pool != nil {
+		<-c.done
+	}
+	if c.err != nil {
+		r.stop(c.err)
+		return
+	}
+	r.cur, r.off = c, 0
+	if c.final {
+		// The Reader returns io.EOF once this chunk is consumed.
+		r.stop(io.EOF)
+	}
+}
+
+// stop records the error Read returns once the current chunk is consumed
+// and lets the workers go.
+func (r *reader) stop(err error) {
+	if r.err == nil || r.err == io.EOF {
+		r.err = err
+	}
+	r.srcEnd = true
+	if r.pool != nil {
+		r.pool.stop()
+		// Wait for the chunks still being opened, so that no goroutine
+		// outlives the error.
+		for r.ready.len() > 0 {
+			<-r.ready.pop().done
+		}
+	}
+	r.free = nil
+}
+
+// fill reads chunks from src into idle buffers until they run out or the
+// stream ends, and has them opened.
+func (r *reader) fill() {
+	for !r.srcEnd {
+		var c *chunk
+		switch {
+		case len(r.free) > 0:
+			c = r.free[len(r.free)-1]
+			r.free = r.free[:len(r.free)-1]
+		case r.nalloc < r.nslots:
+			r.nalloc++
+			c = newChunk(r.cfg, true)
+		default:
+			return
+		}
+		r.readChunk(c)
+		r.ready.push(c)
+		switch {
+		case c.err != nil:
+			r.srcEnd = true
+			if r.pool != nil {
+				c.done <- struct{}{}
+			}
+		case r.pool != nil:
+			r.pool.submit(c)
+		case r.direct != nil:
+			c.open(r.direct)
+		default:
+			c.run()
+		}
+	}
+}
+
+// readChunk reads the next chunk's ciphertext into c.in and decides whether
+// it is the final chunk: it is if it is shorter than a full chunk, or if src
+// ends right after it.
+func (r *reader) readChunk(c *chunk) {
+	c.index, c.seal, c.err, c.out = r.index, false, nil, nil
+	r.index++
+	if c.index >= MaxChunks {
+		c.err = &ChunkError{Index: c.index, Err: ErrTooLarge}
+		return
+	}
+	buf := c.ct[:r.cfg.encChunkSize()]
+	n := 0
+	if r.hasPeek {
+		buf[0] = r.peek[0]
+		n, r.hasPeek = 1, false
+	}
+	m, err := io.ReadFull(r.src, buf[n:])
+	n += m
+	switch err {
+	case nil:
+		c.full = true
+		switch _, err := io.ReadFull(r.src, r.peek[:]); err {
+		case nil:
+			r.hasPeek = true
+			c.final = false
+		case io.EOF:
+			c.final = true
+		default:
+			c.err = err
+			return
+		}
+	case io.EOF, io.ErrUnexpectedEOF:
+		c.full, c.final = false, true
+	default:
+		c.err = err
+		return
+	}
+	if c.final {
+		r.srcEnd = true
+	}
+	switch {
+	case n < r.cfg.overhead:
+		// Nothing (at the start of the stream) or less than a nonce and a
+		// tag: the rest of the stream is missing.
+		c.err = &ChunkError{Index: c.index, Err: ErrTruncated}
+	case n == r.cfg.overhead && c.index > 0:
+		// Only the first chunk may be empty; a Writer never produces an
+		// empty final chunk after a full one.
+		c.err = &ChunkError{Index: c.index, Err: ErrAuthentication}
+	default:
+		c.in = buf[:n]
+	}
+}
+
+// writeToFromMemory decrypts the whole stream, pushed by src.WriteTo into a
+// memOpener, to dst.
+func (r *reader) writeToFromMemory(src io.WriterTo, dst io.Writer) (int64, error) {
+	m := &memOpener{r: r, dst: dst}
+	_, err := src.WriteTo(m)
+	if m.err == nil && err == nil {
+		m.finish()
+	}
+	switch {
+	case m.err != nil:
+		err = m.err
+	case err == nil:
+		r.stop(io.EOF)
+		return m.n, nil
+	}
+	r.stop(err)
+	return m.n, err
+}
+
+// memOpener opens the chunks of a stream written to it straight from the
+// caller's buffer, on the reader's workers if it has any, and writes the
+// plaintext to dst in order. It applies the rules of readChunk: a full
+// chunk is final only if nothing follows it, so the last full chunk of each
+// Write is carried (copied) until the next Write or finish.
+type memOpener struct {
+	r      *reader
+	carry  *chunk // carry.ct[:carryN] holds the bytes carried between Writes
+	carryN int
+	dst    io.Writer
+	n      int64 // plaintext bytes written to dst
+	err    error
+}
+
+func (m *memOpener) Write(b []byte) (int, error) {
+	total := len(b)
+	full := m.r.cfg.encChunkSize()
+	for m.err == nil && len(b) > 0 {
+		switch {
+		case m.carryN > 0:
+			k := copy(m.carry.ct[m.carryN:full], b)
+			m.carryN += k
+			b = b[k:]
+			if m.carryN == full && len(b) > 0 {
+				c := m.carry
+				m.carry, m.carryN = nil, 0
+				m.submit(c, c.ct[:full], false)
+			}
+		case len(b) > full:
+			// A full chunk and more: open it where it is, into the
+			// plaintext buffer of an idle chunk.
+			c := m.carry
+			m.carry = nil
+			if c == nil {
+				if c = m.get(); c == nil {
+					break
+				}
+			}
+			m.submit(c, b[:full], false)
+			b = b[full:]
+		default:
+			if m.carry == nil {
+				if m.carry = m.get(); m.carry == nil {
+					break
+				}
+			}
+			m.carryN = copy(m.carry.ct, b)
+			b = nil
+		}
+	}
+	// Workers must be done with b before Write returns.
+	m.drain()
+	if m.err != nil {
+		return 0, m.err
+	}
+	return total, nil
+}
+
+// finish opens the carried bytes as the final chunk.
+func (m *memOpener) finish() {
+	n, index := m.carryN, m.r.index
+	switch {
+	case n < m.r.cfg.overhead:
+		m.err = &ChunkError{Index: index, Err: ErrTruncated}
+	case n == m.r.cfg.overhead && index > 0:
+		m.err = &ChunkError{Index: index, Err: ErrAuthentication}
+	default:
+		c := m.carry
+		m.carry, m.carryN = nil, 0
+		m.submit(c, c.ct[:n], true)
+		m.drain()
+	}
+}
+
+// get returns an idle chunk, once the oldest in flight is written if need
+// be, or nil after an error.
+func (m *memOpener) get() *chunk {
+	r := m.r
+	if n := len(r.free); n > 0 {
+		c := r.free[n-1]
+		r.free = r.free[:n-1]
+		return c
+	}
+	if r.nalloc < r.nslots {
+		r.nalloc++
+		return newChunk(r.cfg, true)
+	}
+	c := r.ready.pop()
+	<-c.done
+	m.emit(c)
+	if m.err != nil {
+		r.free = append(r.free, c)
+		return nil
+	}
+	return c
+}
+
+// submit opens in as the next chunk with c's plaintext buffer: now, or on a
+// worker and written by get or drain.
+func (m *memOpener) submit(c *chunk, in []byte, final bool) {
+	c.index, c.seal, c.err, c.out = m.r.index, false, nil, nil
+	m.r.index++
+	c.in, c.final, c.full = in, final, len(in) == m.r.cfg.encChunkSize()
+	if c.index >= MaxChunks {
+		c.err = &ChunkError{Index: c.index, Err: ErrTooLarge}
+		m.emit(c)
+		m.r.free = append(m.r.free, c)
+		return
+	}
+	if m.r.pool == nil {
+		c.run()
+		m.emit(c)
+		m.r.free = append(m.r.free, c)
+		return
+	}
+	m.r.ready.push(c)
+	m.r.pool.submit(c)
+}
+
+// drain waits for every chunk in flight and writes them in order.
+func (m *memOpener) drain() {
+	for m.r.ready.len() > 0 {
+		c := m.r.ready.pop()
+		<-c.done
+		m.emit(c)
+		m.r.free = append(m.r.free, c)
+	}
+}
+
+// emit writes c's plaintext to dst, unless c or an earlier chunk failed.
+func (m *memOpener) emit(c *chunk) {
+	c.in = nil
+	if m.err != nil {
+		return
+	}
+	if c.err != nil {
+		m.err = c.err
+		return
+	}
+	k, err := m.dst.Write(c.out)
+	m.n += int64(k)
+	if err == nil && k < len(c.out) {
+		err = io.ErrShortWrite
+	}
+	m.err = err
+	c.out = nil
+}

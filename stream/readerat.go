@@ -1,0 +1,164 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// ReaderAt decrypts any range of a stream held in an io.ReaderAt, reading
+// and authenticating only the chunks the range covers. It is safe for
+// concurrent use if the underlying io.ReaderAt is.
+type ReaderAt struct {
+	cfg     *config
+	src     io.ReaderAt
+	size    int64  // plaintext size
+	chunks  uint64 // number of chunks, final included
+	lastEnc int    // encrypted size of the final chunk
+	bufs    sync.Pool
+}
+
+// NewReaderAt returns a ReaderAt over the stream of size bytes (the
+// encrypted size) in src. key and opts must be those the stream was written
+// with; opts.Concurrency is ignored.
+//
+// NewReaderAt reads and authenticates the final chunk, so Size is the
+// trusted plaintext size: a stream cut or extended at a chunk boundary, or a
+// size that does not match the stream, fails here (ErrInvalidSize, or a
+// *ChunkError wrapping ErrAuthentication or ErrTruncated). Chunks before the
+// final one are authenticated by the ReadAt calls that cover them. Bytes of
+// src past size are not read, so they are not detected: callers that need
+// that must compare size with the object's length.
+func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*ReaderAt, error) {
+	r, err := NewRangeReaderAt(src, size, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := r.getChunk()
+	defer r.bufs.Put(c)
+	if _, err := r.openChunk(c, r.chunks-1); err != nil {
+		return nil, err
+	}
+	clear(c.pt)
+	return r, nil
+}
+
+// NewRangeReaderAt is NewReaderAt without opening the final chunk first, for
+// callers that fetch only the chunks a range covers (one round trip per
+// ranged read of remote storage). Every chunk a ReadAt returns is still
+// authenticated, bound to its index, and the final chunk is opened as final,
+// so a read that reaches the end of the stream detects one cut or extended
+// at a chunk boundary. Until such a read, Size is the size claimed by size:
+// a stream cut short at a chunk boundary reads without error in the ranges
+// it still holds.
+func NewRangeReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*ReaderAt, error) {
+	cfg, err := newConfig(key, opts)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := PlaintextSize(size, opts)
+	if err != nil {
+		return nil, err
+	}
+	chunks := chunkCount(pt, cfg.chunkSize)
+	r := &ReaderAt{
+		cfg:     cfg,
+		src:     src,
+		size:    pt,
+		chunks:  uint64(chunks),
+		lastEnc: int(size - (chunks-1)*int64(cfg.encChunkSize())),
+	}
+	r.bufs.New = func() any { return newChunk(cfg, true) }
+	return r, nil
+}
+
+// Size returns the plaintext size of the stream. After NewReaderAt it is
+// authenticated: the final chunk was opened. After NewRangeReaderAt it is
+// the size claimed by the caller until a ReadAt reaches the final chunk.
+func (r *ReaderAt) Size() int64 { return r.size }
+
+// ReadAt reads len(p) bytes of plaintext starting at offset off, following
+// the io.ReaderAt contract: it returns n < len(p) only with an error, which
+// is io.EOF if the range runs past Size. A chunk that fails to authenticate
+// returns a *ChunkError, and n counts only bytes of chunks before it, all
+// authentic.
+func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("stream: ReadAt: negative offset")
+	}
+	if off >= r.size {
+		if off == r.size && len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	end := off + int64(len(p))
+	if end > r.size || end < off {
+		end = r.size
+	}
+	cs := int64(r.cfg.chunkSize)
+	c := r.getChunk()
+	defer r.bufs.Put(c)
+	n := 0
+	for i := off / cs; n < int(end-off); i++ {
+		start := off + int64(n) - i*cs // offset in the chunk's plaintext
+		want := min(end-off-int64(n), cs-start)
+		var dst []byte
+		if start == 0 && want == cs {
+			// The whole chunk is wanted: open it straight into p. On
+			// failure Open clears what it wrote, and n excludes it.
+			dst = p[n : n : n+int(cs)]
+		}
+		pt, err := r.openChunkInto(c, uint64(i), dst)
+		if err != nil {
+			return n, err
+		}
+		if dst == nil {
+			copy(p[n:], pt[start:start+want])
+			clear(pt)
+		}
+		n += int(want)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *ReaderAt) getChunk() *chunk { return r.bufs.Get().(*chunk) }
+
+func (r *ReaderAt) openChunk(c *chunk, i uint64) ([]byte, error) {
+	return r.openChunkInto(c, i, nil)
+}
+
+// openChunkInto reads chunk i with c's buffers and opens it into dst, or
+// into c.pt if dst is nil.
+func (r *ReaderAt) openChunkInto(c *chunk, i uint64, dst []byte) ([]byte, error) {
+	encLen := r.cfg.encChunkSize()
+	if i == r.chunks-1 {
+		encLen = r.lastEnc
+	}
+	buf := c.ct[:encLen]
+	m, err := r.src.ReadAt(buf, int64(i)*int64(r.cfg.encChunkSize()))
+	if m < len(buf) {
+		if err == nil || err == io.EOF {
+			// src is shorter than the size it was opened with.
+			return nil, &ChunkError{Index: i, Err: ErrTruncated}
+		}
+		return nil, fmt.Errorf("stream: reading chunk %d: %w", i, err)
+	}
+	c.index, c.final, c.in = i, i == r.chunks-1, buf
+	c.full = encLen == r.cfg.encChunkSize()
+	if dst == nil {
+		dst = c.pt[:0]
+	}
+	c.open(dst)
+	c.in = nil
+	out, err := c.out, c.err
+	c.out, c.err = nil, nil
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,205 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// countingReaderAt records which chunks ReadAt calls touch.
+type countingReaderAt struct {
+	r      io.ReaderAt
+	encCS  int64
+	mu     sync.Mutex
+	chunks []int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.mu.Lock()
+	for i := off / c.encCS; i*c.encCS < off+int64(len(p)); i++ {
+		c.chunks = append(c.chunks, i)
+	}
+	c.mu.Unlock()
+	return c.r.ReadAt(p, off)
+}
+
+func (c *countingReaderAt) take() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := c.chunks
+	c.chunks = nil
+	return got
+}
+
+func TestReaderAtRandomRanges(t *testing.T) {
+	for _, suite := range suites() {
+		for _, cs := range []int{MinChunkSize, 16 << 10} {
+			for _, size := range []int{0, 1, cs, 5*cs + 17, 8 * cs} {
+				t.Run(fmt.Sprintf("%v/chunk=%d/size=%d", suite, cs, size), func(t *testing.T) {
+					opts := &Options{ChunkSize: cs, Suite: suite, AAD: []byte("x")}
+					pt := plaintext(size, uint64(size))
+					ct := encrypt(t, pt, testKey(3), opts, oneWrite)
+					overhead, _ := suiteOverhead(suite)
+					src := &countingReaderAt{r: bytes.NewReader(ct), encCS: int64(cs + overhead)}
+					ra, err := NewReaderAt(src, int64(len(ct)), testKey(3), opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					last := max(int64(len(ct)-1)/src.encCS, 0)
+					if got := src.take(); !slices.Equal(got, []int64{last}) {
+						t.Fatalf("NewReaderAt read chunks %v, want only the final one %d", got, last)
+					}
+					rng := rand.New(rand.NewPCG(uint64(size), 1))
+					for range 300 {
+						off := rng.Int64N(int64(size) + 2*int64(cs))
+						n := rng.IntN(3 * cs)
+						if rng.IntN(4) == 0 {
+							n = rng.IntN(10)
+						}
+						p := make([]byte, n)
+						got, err := ra.ReadAt(p, off)
+						end := min(off+int64(n), int64(size))
+						want := 0
+						if off < int64(size) {
+							want = int(end - off)
+						}
+						if got != want {
+							t.Fatalf("ReadAt(%d bytes, %d) = %d, want %d", n, off, got, want)
+						}
+						if want > 0 && !bytes.Equal(p[:got], pt[off:end]) {
+							t.Fatalf("ReadAt(%d bytes, %d): wrong plaintext", n, off)
+						}
+						switch {
+						case got < n && err != io.EOF:
+							t.Fatalf("ReadAt(%d bytes, %d) = %d, %v; want io.EOF", n, off, got, err)
+						case got == n && err != nil && !(err == io.EOF && off+int64(n) >= int64(size)):
+							t.Fatalf("ReadAt(%d bytes, %d) = %d, %v", n, off, got, err)
+						}
+						// Exactly the chunks covering [off, end) were read.
+						var needed []int64
+						if want > 0 {
+							for i := off / int64(cs); i*int64(cs) < end; i++ {
+								needed = append(needed, i)
+							}
+						}
+						if chunks := src.take(); !slices.Equal(chunks, needed) {
+							t.Fatalf("ReadAt(%d bytes, %d) read chunks %v, want %v", n, off, chunks, needed)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestReaderAtEdges(t *testing.T) {
+	opts := &Options{ChunkSize: MinChunkSize}
+	pt := plaintext(3*MinChunkSize, 1)
+	ct := encrypt(t, pt, testKey(1), opts, oneWrite)
+	ra, err := NewReaderAt(bytes.NewReader(ct), int64(len(ct)), testKey(1), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ra.ReadAt(nil, ra.Size()); n != 0 || err != nil {
+		t.Errorf("ReadAt(nil, Size) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := ra.ReadAt(make([]byte, 1), ra.Size()); n != 0 || err != io.EOF {
+		t.Errorf("ReadAt(1, Size) = %d, %v; want 0, io.EOF", n, err)
+	}
+	if n, err := ra.ReadAt(make([]byte, 1), -1); n != 0 || err == nil || err == io.EOF {
+		t.Errorf("ReadAt(1, -1) = %d, %v; want an error", n, err)
+	}
+	if n, err := ra.ReadAt(make([]byte, 1), 1<<62); n != 0 || err != io.EOF {
+		t.Errorf("ReadAt(1, 2^62) = %d, %v; want 0, io.EOF", n, err)
+	}
+	// io.NewSectionReader drives ReadAt like most callers do.
+	got, err := io.ReadAll(io.NewSectionReader(ra, 0, ra.Size()))
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("SectionReader: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestReaderAtConcurrent runs ReadAt from many goroutines (meaningful with
+// -race, which CI uses).
+func TestReaderAtConcurrent(t *testing.T) {
+	opts := &Options{ChunkSize: MinChunkSize}
+	pt := plaintext(20*MinChunkSize+9, 1)
+	ct := encrypt(t, pt, testKey(1), opts, oneWrite)
+	ra, err := NewReaderAt(bytes.NewReader(ct), int64(len(ct)), testKey(1), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for range 200 {
+				off := rng.Int64N(int64(len(pt)))
+				p := make([]byte, rng.IntN(3*MinChunkSize))
+				n, err := ra.ReadAt(p, off)
+				if err != nil && err != io.EOF || !bytes.Equal(p[:n], pt[off:off+int64(n)]) {
+					t.Errorf("ReadAt(%d, %d) = %d, %v", len(p), off, n, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestRangeReaderAt(t *testing.T) {
+	const cs = MinChunkSize
+	opts := &Options{ChunkSize: cs}
+	pt := plaintext(4*cs+10, 1)
+	ct := encrypt(t, pt, testKey(1), opts, oneWrite)
+	full := int64(cs + 28)
+
+	// It reads nothing on open, and only the chunks a range covers.
+	src := &countingReaderAt{r: bytes.NewReader(ct), encCS: full}
+	ra, err := NewRangeReaderAt(src, int64(len(ct)), testKey(1), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.take(); len(got) != 0 {
+		t.Fatalf("NewRangeReaderAt read chunks %v", got)
+	}
+	p := make([]byte, 100)
+	if n, err := ra.ReadAt(p, cs+50); n != 100 || err != nil || !bytes.Equal(p, pt[cs+50:cs+150]) {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if got := src.take(); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("ReadAt read chunks %v, want [1]", got)
+	}
+
+	// Cut at a chunk boundary: ranges before the end are still authentic,
+	// a range that reaches the end fails.
+	cut := ct[:2*full]
+	ra, err = NewRangeReaderAt(bytes.NewReader(cut), int64(len(cut)), testKey(1), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ra.ReadAt(p, 10); n != 100 || err != nil || !bytes.Equal(p, pt[10:110]) {
+		t.Fatalf("ReadAt before the end = %d, %v", n, err)
+	}
+	if n, err := ra.ReadAt(p, 2*cs-50); n != 0 || !errors.Is(err, ErrTruncated) {
+		t.Fatalf("ReadAt at the end = %d, %v; want ErrTruncated", n, err)
+	}
+	// Extended by a chunk: the old final chunk is now in a non-final place.
+	ext := append(bytes.Clone(ct), ct[:full]...)
+	ra, err = NewRangeReaderAt(bytes.NewReader(ext), int64(len(ext)), testKey(1), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ra.ReadAt(p, 4*cs); n != 0 || err == nil {
+		t.Fatalf("ReadAt of the old final chunk = %d, %v", n, err)
+	}
+	// 4 full chunks and a 28-byte (empty) final chunk is no Writer's output.
+	if _, err := NewRangeReaderAt(bytes.NewReader(ct), 4*full+28, testKey(1), opts); !errors.Is(err, ErrInvalidSize) {
+		t.Fatalf("impossible size: %v, want ErrInvalidSize", err)
+	}
+}
