@@ -1,0 +1,130 @@
+package csev2
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// MaxEncryptionDataSize bounds the JSON encryption data ParseEncryptionData
+// accepts. Azure limits all of a blob's metadata to 8 KiB together.
+const MaxEncryptionDataSize = 8 << 10
+
+// maxWrappedKeySize bounds the wrapped content key: an RSA-OAEP wrap under a
+// 16384-bit key is 2048 bytes, and nothing legitimate is larger.
+const maxWrappedKeySize = 2048
+
+// EncryptionData is the content of a blob's "encryptiondata" metadata entry:
+// what a reader needs, besides the key-encryption key, to decrypt the blob.
+// The JSON field names are those the SDKs write.
+type EncryptionData struct {
+	WrappedContentKey   WrappedContentKey    `json:"WrappedContentKey"`
+	EncryptionAgent     EncryptionAgent      `json:"EncryptionAgent"`
+	EncryptedRegionInfo *EncryptedRegionInfo `json:"EncryptedRegionInfo"`
+	// KeyWrappingMetadata is free-form; the SDKs record their name and
+	// version under "EncryptionLibrary".
+	KeyWrappingMetadata map[string]string `json:"KeyWrappingMetadata,omitempty"`
+	// EncryptionMode is "FullBlob" for blobs.
+	EncryptionMode string `json:"EncryptionMode,omitempty"`
+}
+
+// WrappedContentKey is the wrapped content encryption key and how to unwrap
+// it.
+type WrappedContentKey struct {
+	// KeyID identifies the key-encryption key, for example a versioned Key
+	// Vault key URL. A KeyResolver uses it to find the key.
+	KeyID string `json:"KeyId"`
+	// EncryptedKey is the wrapped NUL-padded protocol string and CEK. In JSON
+	// it is standard, padded base64.
+	EncryptedKey []byte `json:"EncryptedKey"`
+	// Algorithm is the key wrap algorithm, such as "A256KW", "RSA-OAEP" or
+	// "RSA-OAEP-256".
+	Algorithm string `json:"Algorithm"`
+}
+
+// EncryptionAgent names the protocol and the content encryption algorithm.
+type EncryptionAgent struct {
+	Protocol            string `json:"Protocol"`
+	EncryptionAlgorithm string `json:"EncryptionAlgorithm"`
+}
+
+// EncryptedRegionInfo gives the region layout.
+type EncryptedRegionInfo struct {
+	// DataLength is the plaintext length of a full region.
+	DataLength int64 `json:"DataLength"`
+	// NonceLength is the length of each region's nonce; always 12.
+	NonceLength int `json:"NonceLength"`
+}
+
+// ParseEncryptionData parses and checks the JSON of an "encryptiondata"
+// metadata entry. It returns an error matching ErrUnsupportedProtocol for
+// anything but protocol 2.0 or 2.1 with AES_GCM_256, and one matching
+// ErrInvalidEncryptionData for malformed JSON, missing fields, a nonce length
+// other than 12, a region length outside [MinRegionLength, MaxRegionLength],
+// or input longer than MaxEncryptionDataSize.
+func ParseEncryptionData(b []byte) (*EncryptionData, error) {
+	if len(b) > MaxEncryptionDataSize {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d accepted", ErrInvalidEncryptionData, len(b), MaxEncryptionDataSize)
+	}
+	var ed EncryptionData
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&ed); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEncryptionData, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidEncryptionData)
+	}
+	if err := ed.validate(); err != nil {
+		return nil, err
+	}
+	return &ed, nil
+}
+
+// validate checks what a reader relies on. The checks are the union of the
+// SDKs' own: an SDK that would refuse the metadata is not contradicted here.
+func (ed *EncryptionData) validate() error {
+	switch ed.EncryptionAgent.Protocol {
+	case Protocol20, Protocol21:
+	case "":
+		return fmt.Errorf("%w: no EncryptionAgent.Protocol", ErrUnsupportedProtocol)
+	default:
+		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
+	}
+	if ed.EncryptionAgent.EncryptionAlgorithm != AlgorithmAESGCM256 {
+		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, AlgorithmAESGCM256)
+	}
+	ri := ed.EncryptedRegionInfo
+	if ri == nil {
+		return fmt.Errorf("%w: no EncryptedRegionInfo", ErrInvalidEncryptionData)
+	}
+	if ri.NonceLength != NonceSize {
+		return fmt.Errorf("%w: nonce length %d, want %d", ErrInvalidEncryptionData, ri.NonceLength, NonceSize)
+	}
+	if ri.DataLength < MinRegionLength || ri.DataLength > MaxRegionLength {
+		return fmt.Errorf("%w: region length %d outside [%d, %d]", ErrInvalidEncryptionData, ri.DataLength, MinRegionLength, MaxRegionLength)
+	}
+	wk := ed.WrappedContentKey
+	if wk.KeyID == "" {
+		return fmt.Errorf("%w: no WrappedContentKey.KeyId", ErrInvalidEncryptionData)
+	}
+	if wk.Algorithm == "" {
+		return fmt.Errorf("%w: no WrappedContentKey.Algorithm", ErrInvalidEncryptionData)
+	}
+	if len(wk.EncryptedKey) == 0 || len(wk.EncryptedKey) > maxWrappedKeySize {
+		return fmt.Errorf("%w: wrapped key of %d bytes", ErrInvalidEncryptionData, len(wk.EncryptedKey))
+	}
+	return nil
+}
+
+// Marshal returns the JSON to store under MetadataKey, after the checks
+// ParseEncryptionData makes.
+func (ed *EncryptionData) Marshal() ([]byte, error) {
+	if err := ed.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ed)
+}
+
+// regionLength is the plaintext length of a full region.
+func (ed *EncryptionData) regionLength() int64 { return ed.EncryptedRegionInfo.DataLength }

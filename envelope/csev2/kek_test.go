@@ -1,0 +1,200 @@
+package csev2
+
+import (
+	"bytes"
+	"context"
+	"crypto/fips140"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+)
+
+type wycheproofFile struct {
+	TestGroups []struct {
+		KeySize         int    `json:"keySize"`
+		PrivateKeyPkcs8 string `json:"privateKeyPkcs8"`
+		Tests           []struct {
+			TcID   int      `json:"tcId"`
+			Key    string   `json:"key"`
+			Msg    string   `json:"msg"`
+			CT     string   `json:"ct"`
+			Label  string   `json:"label"`
+			Result string   `json:"result"`
+			Flags  []string `json:"flags"`
+		} `json:"tests"`
+	} `json:"testGroups"`
+}
+
+func loadWycheproof(t *testing.T, name string) *wycheproofFile {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/wycheproof/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f wycheproofFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+// TestWycheproofA256KW runs the Wycheproof AES-KW vectors for 256-bit keys
+// through LocalAESKEK: valid ones wrap to ct and unwrap to msg, invalid ones
+// do not unwrap. "acceptable" (8-byte keys, which SP 800-38F does not define)
+// must at least never unwrap to anything but msg.
+func TestWycheproofA256KW(t *testing.T) {
+	ctx := context.Background()
+	n := 0
+	for _, g := range loadWycheproof(t, "aes_wrap_test.json").TestGroups {
+		if g.KeySize != 256 {
+			continue
+		}
+		for _, tc := range g.Tests {
+			n++
+			kek, err := LocalAESKEK("wycheproof", mustHex(t, tc.Key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, ct := mustHex(t, tc.Msg), mustHex(t, tc.CT)
+			got, err := kek.UnwrapKey(ctx, AlgorithmA256KW, ct)
+			switch tc.Result {
+			case "valid":
+				if err != nil || !bytes.Equal(got, msg) {
+					t.Errorf("tc %d: unwrap: %v", tc.TcID, err)
+				}
+				w, err := kek.WrapKey(ctx, AlgorithmA256KW, msg)
+				if err != nil || !bytes.Equal(w, ct) {
+					t.Errorf("tc %d: wrap: %v", tc.TcID, err)
+				}
+			case "invalid":
+				if err == nil {
+					t.Errorf("tc %d (%v): invalid ciphertext unwrapped", tc.TcID, tc.Flags)
+				}
+			case "acceptable":
+				if err == nil && !bytes.Equal(got, msg) {
+					t.Errorf("tc %d: unwrapped to the wrong key", tc.TcID)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no 256-bit vectors")
+	}
+	kek, _ := LocalAESKEK("k", make([]byte, 32))
+	if _, err := kek.UnwrapKey(ctx, "RSA-OAEP", make([]byte, 40)); err == nil {
+		t.Error("A256KW key accepted algorithm RSA-OAEP")
+	}
+	if _, err := LocalAESKEK("k", make([]byte, 16)); err == nil {
+		t.Error("16-byte A256KW key accepted")
+	}
+}
+
+// TestWycheproofRSAOAEP runs the Wycheproof RSA-OAEP vectors (empty label,
+// as Key Vault's algorithms use) through LocalRSAKEK's unwrap. In FIPS
+// 140-only mode the SHA-1 file must be refused with ErrNotApproved.
+func TestWycheproofRSAOAEP(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ file, alg string }{
+		{"rsa_oaep_2048_sha256_mgf1sha256_test.json", AlgorithmRSAOAEP256},
+		{"rsa_oaep_2048_sha1_mgf1sha1_test.json", AlgorithmRSAOAEP},
+	} {
+		n := 0
+		for _, g := range loadWycheproof(t, c.file).TestGroups {
+			k, err := x509.ParsePKCS8PrivateKey(mustHex(t, g.PrivateKeyPkcs8))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kek, err := LocalRSAKEK("wycheproof", k.(*rsa.PrivateKey), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range g.Tests {
+				if tc.Label != "" {
+					continue
+				}
+				n++
+				got, err := kek.UnwrapKey(ctx, c.alg, mustHex(t, tc.CT))
+				if c.alg == AlgorithmRSAOAEP && fips140.Enforced() {
+					if !errors.Is(err, ErrNotApproved) {
+						t.Fatalf("%s tc %d: %v, want ErrNotApproved", c.file, tc.TcID, err)
+					}
+					continue
+				}
+				switch tc.Result {
+				case "valid":
+					if err != nil || !bytes.Equal(got, mustHex(t, tc.Msg)) {
+						t.Errorf("%s tc %d: %v", c.file, tc.TcID, err)
+					}
+				case "invalid":
+					if err == nil {
+						t.Errorf("%s tc %d: invalid ciphertext decrypted", c.file, tc.TcID)
+					}
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no vectors with an empty label", c.file)
+		}
+	}
+}
+
+func TestLocalRSAKEK(t *testing.T) {
+	ctx := context.Background()
+	priv := loadRSAKey(t)
+	kek, err := LocalRSAKEK("rsa", priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{9}, 40)
+	for _, alg := range []string{AlgorithmRSAOAEP256, AlgorithmRSAOAEP} {
+		w, err := kek.WrapKey(ctx, alg, key)
+		if alg == AlgorithmRSAOAEP && fips140.Enforced() {
+			if !errors.Is(err, ErrNotApproved) || !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("RSA-OAEP wrap in FIPS 140-only mode: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := kek.UnwrapKey(ctx, alg, w)
+		if err != nil || !bytes.Equal(got, key) {
+			t.Fatalf("%s: %v", alg, err)
+		}
+	}
+	pubOnly, err := LocalRSAKEK("rsa", nil, &priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pubOnly.WrapKey(ctx, AlgorithmRSAOAEP256, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubOnly.UnwrapKey(ctx, AlgorithmRSAOAEP256, w); err == nil {
+		t.Error("public-only key unwrapped")
+	}
+	if _, err := kek.UnwrapKey(ctx, "RSA1_5", w); err == nil {
+		t.Error("RSA1_5 accepted")
+	}
+	if _, err := LocalRSAKEK("rsa", nil, nil); err == nil {
+		t.Error("no key accepted")
+	}
+}
+
+func TestParseKeyVaultID(t *testing.T) {
+	name, version, err := parseKeyVaultID("https://v.vault.azure.net/keys/cse/0123abcd")
+	if err != nil || name != "cse" || version != "0123abcd" {
+		t.Fatalf("%q %q %v", name, version, err)
+	}
+	for _, bad := range []string{"", "cse", "https://v.vault.azure.net/keys/cse", "https://v.vault.azure.net/secrets/cse/1", "https://v.vault.azure.net/keys/cse/1/extra", "://"} {
+		if _, _, err := parseKeyVaultID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := KeyVaultKEK(nil, "https://v.vault.azure.net/keys/cse/1"); err == nil {
+		t.Error("nil client accepted")
+	}
+}

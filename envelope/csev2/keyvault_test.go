@@ -1,0 +1,77 @@
+package csev2
+
+import (
+	"bytes"
+	"context"
+	"crypto/fips140"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/geoseal/geoseal/internal/kvtest"
+)
+
+// TestKeyVaultKEK wraps and unwraps CEKs in a Key Vault (the kvtest HTTPS
+// server, through the real azkeys client and its challenge flow): RSA keys
+// with RSA-OAEP-256 and a Managed-HSM-style AES key with A256KW. A blob keeps
+// decrypting after its key rotates, because the versioned key id is stored.
+func TestKeyVaultKEK(t *testing.T) {
+	kv := kvtest.NewServer(t)
+	client, err := azkeys.NewClient(kv.URL, kv.Credential(), kv.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := KeyVaultKEK(client, kv.KeyURL("unversioned")); err == nil {
+		t.Fatal("versionless key URL accepted")
+	}
+	for _, c := range []struct {
+		kid, alg string
+	}{
+		{kv.CreateRSAKey("cse-rsa", 2048), AlgorithmRSAOAEP256},
+		{kv.CreateOctHSMKey("cse-hsm"), AlgorithmA256KW},
+	} {
+		kek, err := KeyVaultKEK(client, c.kid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt := testPlaintext(5000)
+		var ct []byte
+		var ed *EncryptionData
+		if fips140.Enforced() {
+			_, err := NewWriter(ctx, io.Discard, kek, &WriterOptions{KeyWrapAlgorithm: c.alg})
+			if !errors.Is(err, ErrNotApproved) {
+				t.Fatalf("NewWriter in FIPS 140-only mode: %v", err)
+			}
+			// Reading still works: wrap in the vault, seal with the test's GCM.
+			cek := bytes.Repeat([]byte{3}, 32)
+			prefix := versionPrefix(Protocol20)
+			wrapped, err := kek.WrapKey(ctx, c.alg, append(prefix[:], cek...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct = testSeal(t, cek, NoncePython, DefaultRegionLength, pt)
+			ed = &EncryptionData{
+				WrappedContentKey:   WrappedContentKey{KeyID: c.kid, EncryptedKey: wrapped, Algorithm: c.alg},
+				EncryptionAgent:     EncryptionAgent{Protocol: Protocol20, EncryptionAlgorithm: AlgorithmAESGCM256},
+				EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: DefaultRegionLength, NonceLength: NonceSize},
+			}
+		} else {
+			ct, ed = encrypt(t, kek, &WriterOptions{KeyWrapAlgorithm: c.alg}, pt)
+		}
+		if ed.WrappedContentKey.KeyID != c.kid || ed.WrappedContentKey.Algorithm != c.alg {
+			t.Fatalf("metadata: %+v", ed.WrappedContentKey)
+		}
+		name, _, _ := parseKeyVaultID(c.kid)
+		kv.RotateKey(name)
+		r, err := NewReader(ctx, bytes.NewReader(ct), ed, Keys(kek), nil)
+		if err != nil {
+			t.Fatalf("%s after rotation: %v", c.alg, err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%s: %v", c.alg, err)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package csev2
+
+import (
+	"bytes"
+	"context"
+	"crypto/fips140"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/geoseal/geoseal/internal/testenv"
+)
+
+// pythonPeer is Debian's python3 with azure-storage-blob 12.15.0b1 (package
+// python3-azure-storage) and cryptography, the real CSE v2 peer.
+const pythonPeer = "/usr/bin/python3"
+
+func requirePython(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command(pythonPeer, "-c", "import azure.storage.blob, cryptography; from azure.storage.blob._encryption import _ENCRYPTION_PROTOCOL_V2").CombinedOutput()
+	if err != nil {
+		testenv.Missing(t, "Python azure-storage-blob with CSE v2", fmt.Errorf("%v: %s", err, out),
+			"apt-get install python3-azure-storage python3-cryptography")
+	}
+}
+
+type pyKEK struct {
+	spec, alg, kid string
+	kek            KeyEncryptionKey
+}
+
+func pythonKEKs(t *testing.T) []pyKEK {
+	aesKey := bytes.Repeat([]byte{0x42}, 32)
+	aes, err := LocalAESKEK("local:py-aes", aesKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := filepath.Abs("testdata/rsa2048.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa, err := LocalRSAKEK("local:py-rsa", loadRSAKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []pyKEK{
+		{"aes:" + hex.EncodeToString(aesKey), AlgorithmA256KW, "local:py-aes", aes},
+		{"rsa:" + pem, AlgorithmRSAOAEP256, "local:py-rsa", rsa},
+		{"rsa:" + pem, AlgorithmRSAOAEP, "local:py-rsa", rsa},
+	}
+}
+
+func runPython(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(pythonPeer, append([]string{"testdata/interop.py"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("interop.py %s: %v\n%s", args[0], err, out)
+	}
+}
+
+// TestPythonWritesGeosealReads: the Python SDK uploads CSE v2 (single-shot
+// and chunked) and geoseal downloads it whole and by ranges.
+func TestPythonWritesGeosealReads(t *testing.T) {
+	requirePython(t)
+	e := newBlobEnv(t)
+	ctx := context.Background()
+	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
+	dir := t.TempDir()
+	for _, k := range pythonKEKs(t) {
+		for _, c := range []struct {
+			size, maxPut int
+		}{{0, 0}, {1000, 0}, {DefaultRegionLength + 999, 1 << 20}} {
+			name := fmt.Sprintf("py-%s-%d", k.alg, c.size)
+			pt := testPlaintext(c.size)
+			in := filepath.Join(dir, name)
+			if err := os.WriteFile(in, pt, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"upload", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, in}
+			if c.maxPut > 0 {
+				args = append(args, strconv.Itoa(c.maxPut))
+			}
+			runPython(t, args...)
+
+			b := e.container.NewBlobClient(name)
+			got, err := readAllClose(Download(ctx, b, Keys(k.kek), nil))
+			if k.alg == AlgorithmRSAOAEP && fips140.Enforced() {
+				if !errors.Is(err, ErrNotApproved) {
+					t.Fatalf("%s: RSA-OAEP in FIPS 140-only mode: %v", name, err)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%s: Download: %v (%d bytes, want %d)", name, err, len(got), len(pt))
+			}
+			for _, r := range [][2]int64{{0, 10}, {DefaultRegionLength - 5, 10}, {int64(c.size) - 3, 3}, {5, 0}} {
+				if r[0] < 0 {
+					continue
+				}
+				got, err := readAllClose(DownloadRange(ctx, b, r[0], r[1], Keys(k.kek), nil))
+				end := int64(c.size)
+				if r[1] > 0 {
+					end = min(end, r[0]+r[1])
+				}
+				want := []byte{}
+				if r[0] < end {
+					want = pt[r[0]:end]
+				}
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s: DownloadRange(%d, %d): %v", name, r[0], r[1], err)
+				}
+			}
+		}
+	}
+}
+
+// TestGeosealWritesPythonReads: geoseal uploads CSE v2 in every nonce scheme
+// and wrap algorithm, and the Python SDK (require_encryption, a key resolver)
+// downloads it whole and by a range. In FIPS 140-only mode geoseal refuses to
+// write, which is checked instead.
+func TestGeosealWritesPythonReads(t *testing.T) {
+	requirePython(t)
+	e := newBlobEnv(t)
+	ctx := context.Background()
+	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
+	dir := t.TempDir()
+	for _, k := range pythonKEKs(t) {
+		for _, scheme := range []NonceScheme{NonceJava, NoncePython, NonceDotNet} {
+			for _, size := range []int{0, 1, DefaultRegionLength + 1} {
+				if size > 1 && k.alg != AlgorithmA256KW {
+					continue // one big blob per scheme is enough
+				}
+				name := fmt.Sprintf("go-%s-%v-%d", k.alg, scheme, size)
+				pt := testPlaintext(size)
+				bb := e.container.NewBlockBlobClient(name)
+				_, err := Upload(ctx, bb, bytes.NewReader(pt), k.kek, &UploadOptions{
+					Encryption: &WriterOptions{NonceScheme: scheme, KeyWrapAlgorithm: k.alg},
+				})
+				if fips140.Enforced() {
+					if !errors.Is(err, ErrNotApproved) {
+						t.Fatalf("%s: Upload in FIPS 140-only mode: %v", name, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := filepath.Join(dir, name)
+				runPython(t, "download", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, out)
+				got, err := os.ReadFile(out)
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("%s: Python read %d bytes, want %d (%v)", name, len(got), len(pt), err)
+				}
+				if size > 10 {
+					off := DefaultRegionLength - 4
+					runPython(t, "download", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, out, strconv.Itoa(off), "5")
+					got, _ := os.ReadFile(out)
+					if !bytes.Equal(got, pt[off:off+5]) {
+						t.Fatalf("%s: Python ranged read %x, want %x", name, got, pt[off:off+5])
+					}
+				}
+			}
+		}
+	}
+}
