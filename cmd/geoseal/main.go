@@ -1,4 +1,20 @@
-// Command geoseal is the command-line tool over the geoseal packages.
+// Command geoseal is the command-line tool over the geoseal packages:
+// the same encryption, keyrings and region guard a Go service embeds, for
+// scripts and people.
+//
+//	geoseal keygen       write a new local AES-256 key file (mode 0600)
+//	geoseal encrypt      encrypt a file into a geoseal object (or Azure CSE v2)
+//	geoseal decrypt      decrypt one, whole or a range; nothing is left on failure
+//	geoseal inspect      show an object's header without a key
+//	geoseal put, get     upload (after the region guard allows the account) and download blobs
+//	geoseal rewrap       rotate a blob's keys without re-encrypting it
+//	geoseal rewrap-all   the same for a whole container
+//	geoseal region       check an account location against EAR, ITAR or your policy
+//
+// Keys come from files (--key-file, --rsa-public, --rsa-private), Azure Key
+// Vault (--keyvault) or a PKCS#11 HSM (--pkcs11-*); several at once wrap
+// each object's data key for each of them. `geoseal help COMMAND` documents
+// every flag.
 //
 // Usage:
 //
@@ -93,6 +109,27 @@ func usage(w io.Writer) {
 		fmt.Fprintf(&b, "\t%-10s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintf(&b, "\t%-10s %s\n", "help", "show this help, or a command's help: geoseal help <command>")
-	b.WriteString("\nExit codes: 0 success, 1 usage or data error; see each command for others.\n")
+	b.WriteString(`
+Getting started:
+
+	geoseal keygen --out my.key
+	geoseal encrypt --in drawing.step --out drawing.step.gs --key-file my.key --context project=x-57
+	geoseal inspect --in drawing.step.gs
+	geoseal decrypt --in drawing.step.gs --out drawing.step --key-file my.key
+	geoseal region check --policy itar --primary southeastasia --secondary eastasia
+	geoseal put --container designs --in drawing.step --key-file my.key --policy itar --primary eastus --secondary westus
+
+Environment:
+
+	AZURE_STORAGE_CONNECTION_STRING  the storage account of put, get, rewrap, rewrap-all
+	                                 (unless --account-url is given)
+	GEOSEAL_PKCS11_PIN               the PKCS#11 user PIN (--pkcs11-* flags)
+	AZURE_CLIENT_ID, AZURE_TENANT_ID, ...  azidentity's default credential chain
+	                                 (--keyvault, --account-url, --arm-account)
+	GODEBUG=fips140=on|only          FIPS 140-3 mode; "only" refuses what is not approved
+
+Exit codes: 0 success, 1 usage or data error, 3 refused by the region policy
+(region check, put, rewrap, rewrap-all).
+`)
 	io.WriteString(w, b.String())
 }

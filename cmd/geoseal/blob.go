@@ -1,0 +1,640 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/keyring"
+	"github.com/geoseal/geoseal/region"
+)
+
+// envConnectionString is the Azure CLI's and SDKs' variable for a storage
+// connection string (Azurite's, for example).
+const envConnectionString = "AZURE_STORAGE_CONNECTION_STRING"
+
+// armClientOptions is a hook for tests, which answer ARM with armstorage's
+// fake server.
+var armClientOptions *arm.ClientOptions
+
+// policyUnrestricted must be spelled out to write without export-control
+// checks: forgetting --policy is an error, never a silent allow-all.
+const policyUnrestricted = "unrestricted"
+
+func init() {
+	register(command{name: "put", summary: "encrypt a file and upload it to a blob, after the region guard allows the account", run: runPut, help: helpFor(putHelp)})
+	register(command{name: "get", summary: "download and decrypt a blob (whole or a range)", run: runGet, help: helpFor(getHelp)})
+	register(command{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", run: runRewrap, help: helpFor(rewrapHelp)})
+	register(command{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container", run: runRewrapAll, help: helpFor(rewrapAllHelp)})
+}
+
+const containerHelp = `Container (where the blobs are):
+
+	--container NAME        the container (required)
+	--account-url URL       https://ACCOUNT.blob.core.windows.net, with
+	                        credentials from azidentity's default chain
+	                        (environment, workload or managed identity, az
+	                        login). Without it, the connection string in
+	                        $AZURE_STORAGE_CONNECTION_STRING is used (Azurite's,
+	                        for example).
+`
+
+const guardHelp = `Region guard (asked before any byte is sent; see geoseal help region):
+
+	--policy NAME           ear, itar, us-only, a policy of --override, or
+	                        "unrestricted" to write WITHOUT export-control
+	                        checks (for data under no export control; it must
+	                        be spelled out)
+	--primary REGION        the account's primary region, e.g. eastus, and
+	--secondary REGION      its secondary if geo-replicated (GRS, RA-GRS, GZRS,
+	                        RA-GZRS): you declare where the account is. Or
+	--arm-account SUB/RG/ACCOUNT
+	                        ask Azure Resource Manager (subscription id,
+	                        resource group, account name) for the account's
+	                        regions and SKU, with the default credential
+	--override FILE         a region/policy override file (geoseal-override/1)
+`
+
+var putHelp = `Usage:
+
+	geoseal put --container NAME --blob NAME --in FILE [keys] --policy NAME
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
+	        [--context KEY=VALUE]... [--chunk-size N] [--create-container] [--json] [--quiet]
+
+put asks the region guard whether the container's storage account may hold
+data under --policy, then encrypts --in ("-": stdin) in this process and
+uploads it as a geoseal object: the header in the first block, the body in
+4 MiB blocks, the block list committed only when everything is staged (a
+failed upload leaves the previous blob, or none). If the guard refuses, put
+exits 3 with the guard's explanation and nothing is sent.
+
+` + containerHelp + `
+` + guardHelp + `
+Keys (at least one; the data key is wrapped for each):
+
+` + keyringHelp("") + `
+Flags:
+
+	--blob NAME             the blob name (default: the base name of --in)
+	--in FILE               the plaintext, or - for stdin
+	--context KEY=VALUE     encryption context pair (repeatable; in the clear)
+	--chunk-size N          plaintext bytes per chunk (power of two, 4 KiB-16 MiB)
+	--create-container      create the container if it does not exist
+	--json                  print the result as JSON (blob, sizes, etag, decision)
+	--quiet                 no progress report
+
+Exit status: 0 uploaded, 3 refused by the region policy, 1 any other error.
+`
+
+var getHelp = `Usage:
+
+	geoseal get --container NAME --blob NAME --out FILE [keys]
+	        [--require-context KEY=VALUE]... [--offset N --length N] [--key-id KID] [--quiet]
+
+get downloads the geoseal object in a blob and writes its plaintext to
+--out ("-": stdout). Every chunk is authenticated before any of its bytes
+are written; on any failure get exits 1 with a one-line reason and leaves no
+--out file. With --offset/--length it fetches only the header and the
+chunks of the range (plus the final chunk when the range reaches the end).
+Reading stores nothing, so the region guard is not asked.
+
+` + containerHelp + `
+Keys (at least one that can unwrap):
+
+` + keyringHelp("") + `
+Flags:
+
+	--blob NAME                  the blob
+	--out FILE                   where to write the plaintext, or - for stdout
+	--require-context KEY=VALUE  refuse an object without this context pair
+	--offset N, --length N       a plaintext range (default: all)
+	--key-id KID                 read Azure client-side encryption v2 blobs (the
+	                             .NET, Java and Python SDKs' format, detected from
+	                             the blob's "encryptiondata" metadata) with
+	                             --key-file (32-byte A256KW key) or --rsa-private
+	                             as the key named KID; a single --keyvault reads
+	                             them without --key-id
+	--quiet                      no progress report
+
+Exit status: 0, or 1 on any error.
+`
+
+var rewrapHelp = `Usage:
+
+	geoseal rewrap --container NAME --blob NAME [keys] [new keys] --policy NAME
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json]
+
+rewrap rotates the key-encryption keys of one blob: it unwraps the object's
+data key with the keys given, wraps it with the new keys (--to-*), and
+replaces only the header block; no chunk is downloaded, re-encrypted or
+uploaded. Afterwards only the new keys open the object. The commit is
+conditional on the blob's ETag: a blob changed meanwhile is left alone. A
+new header is a write, so the region guard is asked first.
+
+` + containerHelp + `
+` + guardHelp + `
+Keys that open the object now:
+
+` + keyringHelp("") + `
+New keys (the object will be wrapped for exactly these):
+
+` + keyringHelp("to-") + `
+Flags:
+
+	--blob NAME   the blob
+	--json        print the result as JSON
+
+Exit status: 0 rewrapped, 3 refused by the region policy, 1 any other error.
+`
+
+var rewrapAllHelp = `Usage:
+
+	geoseal rewrap-all --container NAME [--prefix P] [keys] [new keys] --policy NAME
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json] [--quiet]
+
+rewrap-all does what geoseal rewrap does for every geoseal object in the
+container whose name starts with --prefix, several at a time: the rotation
+of a key-encryption key, or the revocation of a recipient, across a
+container. Blobs that are not geoseal objects are skipped and listed. A blob
+that fails does not stop the others; each failure is printed.
+
+` + containerHelp + `
+` + guardHelp + `
+Keys that open the objects now:
+
+` + keyringHelp("") + `
+New keys:
+
+` + keyringHelp("to-") + `
+Flags:
+
+	--prefix P    only blobs whose names start with P
+	--json        print the result as JSON (rewrapped, skipped, failed)
+	--quiet       no progress report
+
+Exit status: 0 all rewrapped, 3 refused by the region policy, 1 if any blob
+failed or on any other error.
+`
+
+// blobFlags locate a container and build the region guard.
+type blobFlags struct {
+	container, accountURL, blob         string
+	policy, primary, secondary, armAcct string
+	override                            string
+}
+
+func (b *blobFlags) registerContainer(fs *flag.FlagSet) {
+	fs.StringVar(&b.container, "container", "", "container name")
+	fs.StringVar(&b.accountURL, "account-url", "", "blob service URL (default credential)")
+}
+
+func (b *blobFlags) registerGuard(fs *flag.FlagSet) {
+	fs.StringVar(&b.policy, "policy", "", "region policy, or unrestricted")
+	fs.StringVar(&b.primary, "primary", "", "the account's primary region")
+	fs.StringVar(&b.secondary, "secondary", "", "the account's secondary region, if geo-replicated")
+	fs.StringVar(&b.armAcct, "arm-account", "", "SUBSCRIPTION/RESOURCE-GROUP/ACCOUNT to resolve with ARM")
+	fs.StringVar(&b.override, "override", "", "region/policy override file")
+}
+
+// containerClient connects to the container.
+func (b *blobFlags) containerClient() (*container.Client, error) {
+	if b.container == "" {
+		return nil, errors.New("--container is required")
+	}
+	if b.accountURL != "" {
+		u, err := url.Parse(b.accountURL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return nil, fmt.Errorf("--account-url %q: want https://ACCOUNT.blob.core.windows.net", b.accountURL)
+		}
+		cred, err := azureCredential()
+		if err != nil {
+			return nil, fmt.Errorf("credential for --account-url (azidentity default chain): %w", err)
+		}
+		return container.NewClient(strings.TrimSuffix(b.accountURL, "/")+"/"+url.PathEscape(b.container), cred, nil)
+	}
+	cs := os.Getenv(envConnectionString)
+	if cs == "" {
+		return nil, fmt.Errorf("no storage account: give --account-url, or set $%s", envConnectionString)
+	}
+	return container.NewClientFromConnectionString(cs, b.container, nil)
+}
+
+// guard builds the region guard writes are checked with. A read-only
+// command (get) passes write=false and gets an unrestricted guard, which the
+// blob client never consults for reads.
+func (b *blobFlags) guard(write bool) (*region.Guard, error) {
+	if !write {
+		return region.NewGuard(region.Unrestricted(), region.Static("", ""), nil)
+	}
+	if b.policy == "" {
+		return nil, errors.New(`--policy is required for writing: ear, itar, us-only, or "unrestricted" for data under no export control`)
+	}
+	cat, err := loadCatalog(b.override)
+	if err != nil {
+		return nil, err
+	}
+	var p *region.Policy
+	if b.policy == policyUnrestricted {
+		p = region.Unrestricted()
+	} else if p, err = cat.Policy(b.policy); err != nil {
+		return nil, err
+	}
+	var res region.Resolver
+	switch {
+	case b.armAcct != "" && (b.primary != "" || b.secondary != ""):
+		return nil, errors.New("give either --arm-account or --primary/--secondary, not both")
+	case b.armAcct != "":
+		parts := strings.Split(b.armAcct, "/")
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			return nil, fmt.Errorf("--arm-account %q: want SUBSCRIPTION-ID/RESOURCE-GROUP/ACCOUNT", b.armAcct)
+		}
+		cred, err := azureCredential()
+		if err != nil {
+			return nil, fmt.Errorf("credential for --arm-account (azidentity default chain): %w", err)
+		}
+		client, err := armstorage.NewAccountsClient(parts[0], cred, armClientOptions)
+		if err != nil {
+			return nil, err
+		}
+		res = region.ARM(client, parts[1], parts[2], &region.ARMOptions{Catalog: cat})
+	case b.primary != "":
+		res = region.Static(b.primary, b.secondary)
+	default:
+		return nil, errors.New("say where the account is: --primary REGION [--secondary REGION], or --arm-account SUB/RG/ACCOUNT")
+	}
+	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat})
+}
+
+// blobFail prints err on one line and returns 3 for a region refusal,
+// 1 otherwise.
+func blobFail(stderr io.Writer, cmd string, err error) int {
+	var v *region.Violation
+	if errors.As(err, &v) {
+		fmt.Fprintf(stderr, "geoseal %s: nothing was sent. %s\n", cmd, oneLine(v))
+		return exitRefused
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.ErrorCode == string(bloberror.ContainerNotFound) {
+		err = fmt.Errorf("%w (put --create-container creates it)", err)
+	}
+	return fail(stderr, cmd, exitUsage, explain(err))
+}
+
+// decisionJSON is the region decision as put and rewrap print it.
+type decisionJSON struct {
+	Allowed bool   `json:"allowed"`
+	Policy  string `json:"policy"`
+	Reason  string `json:"reason"`
+	Rule    string `json:"rule"`
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func describeKeys(keys []keyring.WrappedKey) string {
+	var s []string
+	for _, k := range keys {
+		s = append(s, fmt.Sprintf("%s %s (%s)", k.Provider, k.KeyID, k.Algorithm))
+	}
+	return strings.Join(s, ", ")
+}
+
+func runPut(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "put"
+	fs := flagSet(cmd, stderr, helpFor(putHelp))
+	var b blobFlags
+	b.registerContainer(fs)
+	b.registerGuard(fs)
+	fs.StringVar(&b.blob, "blob", "", "blob name")
+	in := fs.String("in", "", "plaintext file, or - for stdin")
+	var ec contextFlag
+	fs.Var(&ec, "context", "encryption context KEY=VALUE (repeatable)")
+	chunkSize := fs.Int("chunk-size", 0, "plaintext bytes per chunk")
+	create := fs.Bool("create-container", false, "create the container if missing")
+	asJSON := fs.Bool("json", false, "print JSON")
+	quiet := fs.Bool("quiet", false, "no progress report")
+	keys := keyringFlags{}
+	keys.register(fs)
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
+	}
+	if *in == "" {
+		return usageError(stderr, cmd, "--in is required")
+	}
+	if b.blob == "" {
+		if *in == "-" {
+			return usageError(stderr, cmd, "--blob is required with --in -")
+		}
+		b.blob = filepath.Base(*in)
+	}
+	guard, err := b.guard(true)
+	if err != nil {
+		return usageError(stderr, cmd, "%s", oneLine(err))
+	}
+	cc, err := b.containerClient()
+	if err != nil {
+		return usageError(stderr, cmd, "%s", oneLine(err))
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	// Ask the guard before anything else (the keyring included), so a
+	// refusal costs nothing and says so; Upload asks again itself.
+	if _, err := guard.CheckURL(ctx, cc.URL()); err != nil {
+		return blobFail(stderr, cmd, err)
+	}
+	var cl closers
+	defer cl.close()
+	kr, err := keys.build(ctx, "encrypt", &cl)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	src, size, closeIn, err := openInput(*in, stdin)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer closeIn()
+	if *create {
+		if _, err := cc.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return blobFail(stderr, cmd, err)
+		}
+	}
+	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	p := newProgress(stderr, "uploading "+b.blob, "B", size, *quiet)
+	resp, err := client.Upload(ctx, b.blob, progressReader{src, p}, &envelope.UploadOptions{Context: ec.ctx, ChunkSize: *chunkSize})
+	if err != nil {
+		return blobFail(stderr, cmd, err)
+	}
+	p.done()
+	d := resp.Decision
+	if *asJSON {
+		out := map[string]any{
+			"container": b.container, "blob": b.blob, "url": cc.NewBlobClient(b.blob).URL(),
+			"size": resp.Size, "encrypted_size": resp.EncryptedSize,
+		}
+		if resp.ETag != nil {
+			out["etag"] = string(*resp.ETag)
+		}
+		if d != nil {
+			out["decision"] = decisionJSON{d.Allowed, d.Policy, d.Reason, d.Rule}
+		}
+		printJSON(stdout, out)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "uploaded %s (%d bytes, %d encrypted) to %s/%s\n", *in, resp.Size, resp.EncryptedSize, b.container, b.blob)
+	if d != nil {
+		fmt.Fprintf(stdout, "region guard: allowed under %s: %s\n", d.Policy, d.Reason)
+	}
+	return exitOK
+}
+
+func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "get"
+	fs := flagSet(cmd, stderr, helpFor(getHelp))
+	var b blobFlags
+	b.registerContainer(fs)
+	fs.StringVar(&b.blob, "blob", "", "blob name")
+	out := fs.String("out", "", "plaintext file, or - for stdout")
+	var req contextFlag
+	fs.Var(&req, "require-context", "required context pair KEY=VALUE (repeatable)")
+	offset := fs.Int64("offset", 0, "first plaintext byte")
+	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
+	quiet := fs.Bool("quiet", false, "no progress report")
+	keyID := fs.String("key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
+	keys := keyringFlags{}
+	keys.register(fs)
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
+	}
+	if b.blob == "" || *out == "" {
+		return usageError(stderr, cmd, "--blob and --out are required")
+	}
+	if *offset < 0 || *length < -1 {
+		return usageError(stderr, cmd, "--offset and --length must not be negative")
+	}
+	cc, err := b.containerClient()
+	if err != nil {
+		return usageError(stderr, cmd, "%s", oneLine(err))
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	var cl closers
+	defer cl.close()
+	kr, err := keys.build(ctx, "decrypt", &cl)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	guard, err := b.guard(false)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	// Blobs written with Azure client-side encryption v2 are read too when
+	// the keys can serve as its key-encryption key: a single --keyvault,
+	// or --key-id with one --key-file or --rsa-private.
+	var opts0 *envelope.BlobClientOptions
+	if *keyID != "" || (len(keys.keyVault) == 1 && len(keys.keyFiles)+len(keys.rsaPrivate)+len(keys.pkcs11Keys) == 0) {
+		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
+		if err != nil {
+			return fail(stderr, cmd, exitUsage, err)
+		}
+		opts0 = &envelope.BlobClientOptions{CSEv2: cseBlobReader{resolver}}
+	}
+	client, err := envelope.NewBlobClient(cc, kr, guard, opts0)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	dst, err := createOutput(*out, stdout)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer dst.abort()
+	opts := &envelope.DownloadOptions{RequireContext: req.ctx}
+	var r io.ReadCloser
+	if *offset != 0 || *length >= 0 {
+		if *length == 0 {
+			// DownloadRange reads count 0 as "to the end"; an empty range
+			// is empty.
+			if err := dst.commit(); err != nil {
+				return fail(stderr, cmd, exitUsage, err)
+			}
+			return exitOK
+		}
+		r, err = client.DownloadRange(ctx, b.blob, *offset, max(*length, 0), opts)
+	} else {
+		r, err = client.Download(ctx, b.blob, opts)
+	}
+	if err != nil {
+		return blobFail(stderr, cmd, err)
+	}
+	defer r.Close()
+	p := newProgress(stderr, "downloading "+b.blob, "B", -1, *quiet)
+	if _, err := copyContext(ctx, dst, progressReader{r, p}); err != nil {
+		return blobFail(stderr, cmd, err)
+	}
+	if err := dst.commit(); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	p.done()
+	return exitOK
+}
+
+// cseBlobReader reads Azure CSE v2 blobs for the blob client.
+type cseBlobReader struct{ keys csev2.KeyResolver }
+
+func (c cseBlobReader) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
+	if offset == 0 && count == 0 {
+		return csev2.Download(ctx, b, c.keys, nil)
+	}
+	return csev2.DownloadRange(ctx, b, offset, count, c.keys, nil)
+}
+
+// rewrapSetup parses the flags common to rewrap and rewrap-all and builds
+// the client (opened with the current keys) and the new keys.
+func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*envelope.BlobClient, keyring.Wrapper, int) {
+	guard, err := b.guard(true)
+	if err != nil {
+		return nil, nil, usageError(stderr, cmd, "%s", oneLine(err))
+	}
+	cc, err := b.containerClient()
+	if err != nil {
+		return nil, nil, usageError(stderr, cmd, "%s", oneLine(err))
+	}
+	if _, err := guard.CheckURL(ctx, cc.URL()); err != nil {
+		return nil, nil, blobFail(stderr, cmd, err)
+	}
+	kr, err := keys.build(ctx, "decrypt", cl)
+	if err != nil {
+		return nil, nil, fail(stderr, cmd, exitUsage, err)
+	}
+	newKR, err := to.build(ctx, "encrypt", cl)
+	if err != nil {
+		return nil, nil, fail(stderr, cmd, exitUsage, fmt.Errorf("new keys: %w", err))
+	}
+	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	if err != nil {
+		return nil, nil, fail(stderr, cmd, exitUsage, err)
+	}
+	return client, newKR, exitOK
+}
+
+func runRewrap(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "rewrap"
+	fs := flagSet(cmd, stderr, helpFor(rewrapHelp))
+	var b blobFlags
+	b.registerContainer(fs)
+	b.registerGuard(fs)
+	fs.StringVar(&b.blob, "blob", "", "blob name")
+	asJSON := fs.Bool("json", false, "print JSON")
+	keys, to := keyringFlags{}, keyringFlags{prefix: "to-"}
+	keys.register(fs)
+	to.register(fs)
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
+	}
+	if b.blob == "" {
+		return usageError(stderr, cmd, "--blob is required")
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	var cl closers
+	defer cl.close()
+	client, newKR, code := rewrapSetup(ctx, cmd, &b, &keys, &to, &cl, stderr)
+	if client == nil {
+		return code
+	}
+	resp, err := client.Rewrap(ctx, b.blob, newKR, nil)
+	if err != nil {
+		return blobFail(stderr, cmd, err)
+	}
+	if *asJSON {
+		var wk []wrappedKeyInfo
+		for _, k := range resp.WrappedKeys {
+			wk = append(wk, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
+		}
+		printJSON(stdout, map[string]any{"container": b.container, "blob": b.blob, "header_size": resp.HeaderSize, "wrapped_keys": wk})
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "rewrapped %s/%s: new %d-byte header, wrapped for %s\n", b.container, b.blob, resp.HeaderSize, describeKeys(resp.WrappedKeys))
+	return exitOK
+}
+
+func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "rewrap-all"
+	fs := flagSet(cmd, stderr, helpFor(rewrapAllHelp))
+	var b blobFlags
+	b.registerContainer(fs)
+	b.registerGuard(fs)
+	prefix := fs.String("prefix", "", "only blobs whose names start with this")
+	asJSON := fs.Bool("json", false, "print JSON")
+	quiet := fs.Bool("quiet", false, "no progress report")
+	keys, to := keyringFlags{}, keyringFlags{prefix: "to-"}
+	keys.register(fs)
+	to.register(fs)
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	var cl closers
+	defer cl.close()
+	client, newKR, code := rewrapSetup(ctx, cmd, &b, &keys, &to, &cl, stderr)
+	if client == nil {
+		return code
+	}
+	p := newProgress(stderr, "rewrapping "+b.container, "blobs", -1, *quiet)
+	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
+		Prefix:   *prefix,
+		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
+	})
+	p.done()
+	var v *region.Violation
+	if errors.As(err, &v) && resp.Rewrapped == 0 {
+		return blobFail(stderr, cmd, err)
+	}
+	if *asJSON {
+		failed := []map[string]string{}
+		for _, f := range resp.Failed {
+			failed = append(failed, map[string]string{"blob": f.Blob, "error": oneLine(f.Err)})
+		}
+		skipped := resp.Skipped
+		if skipped == nil {
+			skipped = []string{}
+		}
+		printJSON(stdout, map[string]any{"container": b.container, "prefix": *prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed})
+	} else {
+		fmt.Fprintf(stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, b.container, len(resp.Skipped), len(resp.Failed))
+		for _, s := range resp.Skipped {
+			fmt.Fprintf(stdout, "  skipped %s\n", s)
+		}
+	}
+	for _, f := range resp.Failed {
+		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", f.Blob, oneLine(explain(f.Err)))
+	}
+	if err != nil {
+		if len(resp.Failed) == 0 {
+			return blobFail(stderr, cmd, err)
+		}
+		return exitUsage
+	}
+	return exitOK
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/geoseal/geoseal/envelope/csev2"
+)
+
+// cseFlags are the flags of --format azure-cse-v2.
+type cseFlags struct {
+	keyID        string
+	metadata     string // decrypt: the encryptiondata JSON
+	metadataOut  string // encrypt: where to write it
+	regionLength int64
+}
+
+func (c *cseFlags) registerEncrypt(fs *flag.FlagSet) {
+	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id stored in the metadata")
+	fs.StringVar(&c.metadataOut, "metadata-out", "", "CSE v2: file for the encryptiondata JSON")
+	fs.Int64Var(&c.regionLength, "region-length", 0, "CSE v2: protocol 2.1 region length")
+}
+
+func (c *cseFlags) registerDecrypt(fs *flag.FlagSet) {
+	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id of --key-file or --rsa-private")
+	fs.StringVar(&c.metadata, "metadata", "", "CSE v2: the blob's encryptiondata JSON")
+}
+
+func (c *cseFlags) used() bool {
+	return c.keyID != "" || c.metadata != "" || c.metadataOut != "" || c.regionLength != 0
+}
+
+// cseKEK builds the one key-encryption key CSE v2 allows from the keyring
+// flags. Encrypting takes a public RSA key; decrypting a private one.
+func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+	n := len(keys.keyFiles) + len(keys.rsaPublic) + len(keys.rsaPrivate) + len(keys.keyVault)
+	if n != 1 || len(keys.pkcs11Keys)+len(keys.pkcs11Modules)+len(keys.pkcs11Tokens) > 0 {
+		return nil, nil, errors.New("--format azure-cse-v2 takes exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
+	}
+	if len(keys.keyVault) == 1 {
+		if keyID != "" {
+			return nil, nil, errors.New("--key-id does not apply to --keyvault: the versioned key URL is the key id")
+		}
+		return keyVaultKEK(ctx, keys.keyVault[0], encrypt)
+	}
+	if keyID == "" {
+		return nil, nil, errors.New("--key-id is required with --key-file and --rsa-*: it names the key in the metadata")
+	}
+	var kek csev2.KeyEncryptionKey
+	var err error
+	switch {
+	case len(keys.keyFiles) == 1:
+		var key []byte
+		key, err = readAESKEK(keys.keyFiles[0])
+		if err == nil {
+			kek, err = csev2.LocalAESKEK(keyID, key)
+			clear(key)
+		}
+	case len(keys.rsaPublic) == 1:
+		if !encrypt {
+			return nil, nil, errors.New("--rsa-public cannot decrypt; give --rsa-private")
+		}
+		var pub *rsa.PublicKey
+		pub, err = readRSAPublic(keys.rsaPublic[0])
+		if err == nil {
+			kek, err = csev2.LocalRSAKEK(keyID, nil, pub)
+		}
+	default:
+		var priv *rsa.PrivateKey
+		priv, err = readRSAPrivate(keys.rsaPrivate[0])
+		if err == nil {
+			kek, err = csev2.LocalRSAKEK(keyID, priv, nil)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return kek, csev2.Keys(kek), nil
+}
+
+// keyVaultKEK returns a Key Vault KEK for encrypting (the key's current
+// version, if keyURL names none) and a resolver for decrypting that accepts
+// the metadata's key id when it is keyURL, or a version of it.
+func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+	u, err := url.Parse(keyURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, nil, fmt.Errorf("--keyvault %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] != "keys" || parts[1] == "" {
+		return nil, nil, fmt.Errorf("--keyvault %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
+	}
+	vault := u.Scheme + "://" + u.Host
+	name, version := parts[1], ""
+	if len(parts) == 3 {
+		version = parts[2]
+	}
+	cred, err := azureCredential()
+	if err != nil {
+		return nil, nil, fmt.Errorf("credential for --keyvault (azidentity default chain): %w", err)
+	}
+	client, err := azkeys.NewClient(vault, cred, keyVaultClientOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !encrypt {
+		prefix := vault + "/keys/" + name + "/"
+		resolve := csev2.KeyResolverFunc(func(ctx context.Context, kid string) (csev2.KeyEncryptionKey, error) {
+			rest, ok := strings.CutPrefix(kid, prefix)
+			if !ok || rest == "" || strings.Contains(rest, "/") || (version != "" && rest != version) {
+				return nil, fmt.Errorf("%w: the metadata names %q, not a version of --keyvault %s", csev2.ErrKeyNotFound, kid, keyURL)
+			}
+			return csev2.KeyVaultKEK(client, kid)
+		})
+		return nil, resolve, nil
+	}
+	if version == "" {
+		resp, err := client.GetKey(ctx, name, "", nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--keyvault %s: %w", keyURL, err)
+		}
+		if resp.Key == nil || resp.Key.KID == nil {
+			return nil, nil, fmt.Errorf("--keyvault %s: the vault returned no key id", keyURL)
+		}
+		keyURL = string(*resp.Key.KID)
+	}
+	kek, err := csev2.KeyVaultKEK(client, keyURL)
+	return kek, nil, err
+}
+
+// readSecretFile reads a small key file, refusing one that group or others
+// can access, as the keyring's loaders do.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %v lets others read the key; chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 64<<10 {
+		return nil, fmt.Errorf("%s: too large for a key file", path)
+	}
+	return b, nil
+}
+
+// readAESKEK reads a 32-byte AES key: raw, or base64 as geoseal keygen
+// writes it.
+func readAESKEK(path string) ([]byte, error) {
+	b, err := readSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	if len(b) == 32 {
+		return bytes.Clone(b), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
+	if err != nil || len(key) != 32 {
+		clear(key)
+		return nil, fmt.Errorf("%s: not a 32-byte AES key (raw or base64)", path)
+	}
+	return key, nil
+}
+
+func readRSAPrivate(path string) (*rsa.PrivateKey, error) {
+	b, err := readSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		priv, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an RSA key", path)
+		}
+		return priv, nil
+	case "RSA PRIVATE KEY":
+		priv, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return priv, nil
+	}
+	return nil, fmt.Errorf("%s: PEM block %q is not an RSA private key", path, block.Type)
+}
+
+func readRSAPublic(path string) (*rsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		pub, ok := k.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an RSA key", path)
+		}
+		return pub, nil
+	case "RSA PUBLIC KEY":
+		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return pub, nil
+	}
+	return nil, fmt.Errorf("%s: PEM block %q is not an RSA public key", path, block.Type)
+}
+
+func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "encrypt"
+	if in == "" || out == "" || cse.metadataOut == "" {
+		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata-out")
+	}
+	if cse.metadataOut == "-" && out == "-" {
+		return usageError(stderr, cmd, "--out and --metadata-out cannot both be stdout")
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	kek, _, err := cseKEK(ctx, keys, cse.keyID, true)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	opts := &csev2.WriterOptions{}
+	if cse.regionLength != 0 {
+		opts.Protocol, opts.RegionLength = csev2.Protocol21, cse.regionLength
+	}
+	src, size, closeIn, err := openInput(in, stdin)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer closeIn()
+	dst, err := createOutput(out, stdout)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer dst.abort()
+	if out == "-" && isTerminal(stdout) {
+		return usageError(stderr, cmd, "refusing to write ciphertext to a terminal; use --out FILE or a pipe")
+	}
+	md, err := createOutput(cse.metadataOut, stdout)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer md.abort()
+
+	w, err := csev2.NewWriter(ctx, dst, kek, opts)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	p := newProgress(stderr, "encrypting "+displayName(in), "B", size, quiet)
+	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	if err := w.Close(); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	js, err := w.EncryptionData().Marshal()
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	if _, err := md.Write(append(js, '\n')); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	if err := dst.commit(); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	if err := md.commit(); err != nil {
+		os.Remove(out) // a body without its metadata cannot be decrypted
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	p.done()
+	return exitOK
+}
+
+func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool, offset, length int64, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
+	const cmd = "decrypt"
+	if in == "" || out == "" || cse.metadata == "" {
+		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata")
+	}
+	if ranged && in == "-" {
+		return usageError(stderr, cmd, "--offset and --length need --in to be a file, not stdin")
+	}
+	ctx, cancel := commandContext()
+	defer cancel()
+	mdBytes, err := readBounded(cse.metadata, stdin, csev2.MaxEncryptionDataSize)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	ed, err := csev2.ParseEncryptionData(bytes.TrimSpace(mdBytes))
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, fmt.Errorf("%s: %w", cse.metadata, err))
+	}
+	_, resolver, err := cseKEK(ctx, keys, cse.keyID, false)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	src, size, closeIn, err := openInput(in, stdin)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer closeIn()
+	dst, err := createOutput(out, stdout)
+	if err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	defer dst.abort()
+
+	var plain io.Reader
+	total := size
+	if ranged {
+		f, ok := src.(*os.File)
+		if !ok || size < 0 {
+			return usageError(stderr, cmd, "--offset and --length need --in to be a regular file")
+		}
+		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, nil)
+		if err != nil {
+			return fail(stderr, cmd, exitUsage, err)
+		}
+		start := min(offset, ra.Size())
+		end := ra.Size()
+		if length >= 0 && start+length < end && start+length >= start {
+			end = start + length
+		}
+		total = end - start
+		plain = io.NewSectionReader(ra, start, total)
+	} else {
+		plain, err = csev2.NewReader(ctx, src, ed, resolver, nil)
+		if err != nil {
+			return fail(stderr, cmd, exitUsage, err)
+		}
+	}
+	p := newProgress(stderr, "decrypting "+displayName(in), "B", total, quiet)
+	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	if err := dst.commit(); err != nil {
+		return fail(stderr, cmd, exitUsage, err)
+	}
+	p.done()
+	return exitOK
+}
+
+// readBounded reads at most limit bytes of path ("-": stdin).
+func readBounded(path string, stdin io.Reader, limit int64) ([]byte, error) {
+	var r io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
+}

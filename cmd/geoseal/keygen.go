@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/geoseal/geoseal/keyring"
+)
+
+func init() {
+	register(command{
+		name:    "keygen",
+		summary: "write a new local AES-256 key-encryption key to a file (mode 0600)",
+		run:     runKeygen,
+		help:    helpFor(keygenHelp),
+	})
+}
+
+const keygenHelp = `Usage:
+
+	geoseal keygen --out FILE [--json]
+
+keygen draws a random 256-bit AES key from crypto/rand and writes it, in
+standard base64 on one line, to FILE, created with mode 0600. It never
+overwrites: if FILE exists, keygen fails and leaves it alone. It prints the
+key's id (a fingerprint that reveals nothing about the key), which
+geoseal inspect shows for the objects the key wraps.
+
+Use the file with --key-file in encrypt, decrypt, put, get and rewrap. For
+--format azure-cse-v2 the same file is the A256KW key-encryption key.
+
+A key file is a secret: keep it off shared disks and out of version control,
+or better, keep the key in Azure Key Vault or an HSM (--keyvault, --pkcs11-*).
+
+Flags:
+
+	--out FILE  where to write the key (required; refuses to overwrite)
+	--json      print {"key_file": ..., "key_id": ...} instead of text
+
+Exit status: 0 written, 1 usage error or FILE exists or cannot be written.
+`
+
+func runKeygen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flagSet("keygen", stderr, helpFor(keygenHelp))
+	out := fs.String("out", "", "key file to create")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
+	}
+	if *out == "" || *out == "-" {
+		return usageError(stderr, "keygen", "--out FILE is required (keys are not written to stdout)")
+	}
+	key, err := keyring.GenerateAESKey()
+	if err != nil {
+		return fail(stderr, "keygen", exitUsage, err)
+	}
+	kr, err := keyring.NewAES(key, nil)
+	if err != nil {
+		return fail(stderr, "keygen", exitUsage, err)
+	}
+	encoded := base64.StdEncoding.EncodeToString(key) + "\n"
+	clear(key)
+	// O_EXCL: never replace a key, which would strand every object it wraps.
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fail(stderr, "keygen", exitUsage, err)
+	}
+	if _, err := io.WriteString(f, encoded); err != nil {
+		f.Close()
+		os.Remove(*out)
+		return fail(stderr, "keygen", exitUsage, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(*out)
+		return fail(stderr, "keygen", exitUsage, err)
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(map[string]string{"key_file": *out, "key_id": kr.KeyID()})
+	} else {
+		fmt.Fprintf(stdout, "wrote AES-256 key %s to %s (mode 0600)\n", kr.KeyID(), *out)
+	}
+	return exitOK
+}
