@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
@@ -457,7 +456,7 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
-		opts0 = &envelope.BlobClientOptions{CSEv2: cseBlobReader{resolver}}
+		opts0 = &envelope.BlobClientOptions{CSEv2: csev2.BlobReader(resolver, nil)}
 	}
 	client, err := envelope.NewBlobClient(cc, kr, guard, opts0)
 	if err != nil {
@@ -496,16 +495,6 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	p.done()
 	return exitOK
-}
-
-// cseBlobReader reads Azure CSE v2 blobs for the blob client.
-type cseBlobReader struct{ keys csev2.KeyResolver }
-
-func (c cseBlobReader) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
-	if offset == 0 && count == 0 {
-		return csev2.Download(ctx, b, c.keys, nil)
-	}
-	return csev2.DownloadRange(ctx, b, offset, count, c.keys, nil)
 }
 
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds

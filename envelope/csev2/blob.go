@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/geoseal/geoseal/envelope"
 )
 
 // EncryptionDataFromMetadata returns the parsed "encryptiondata" entry of
@@ -23,6 +24,28 @@ func EncryptionDataFromMetadata(md map[string]*string) (*EncryptionData, error) 
 		}
 	}
 	return nil, ErrNotEncrypted
+}
+
+// BlobReader returns the reader of CSE v2 blobs that an envelope.BlobClient
+// uses when given as BlobClientOptions.CSEv2: its Download and DownloadRange
+// then recognize blobs with "encryptiondata" metadata and read them, whole or
+// by range, with the key-encryption keys kr resolves, so a service moving to
+// geoseal reads the blobs the .NET, Java and Python SDKs wrote through one
+// client.
+func BlobReader(kr KeyResolver, opts *DownloadOptions) envelope.CSEv2Reader {
+	return blobReader{kr, opts}
+}
+
+type blobReader struct {
+	keys KeyResolver
+	opts *DownloadOptions
+}
+
+func (r blobReader) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
+	if offset == 0 && count == 0 {
+		return Download(ctx, b, r.keys, r.opts)
+	}
+	return DownloadRange(ctx, b, offset, count, r.keys, r.opts)
 }
 
 // DownloadOptions configures Download and DownloadRange. A nil
