@@ -134,6 +134,19 @@ func aesKeyID(key []byte) string {
 // anyone on the host can read does not keep anything secret. The check is
 // made on the opened file.
 func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
+	key, err := ReadAESKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	return NewAES(key, opts)
+}
+
+// ReadAESKeyFile returns the raw 32-byte AES key in the file at path, read
+// and checked as LoadAESKeyFile does, for the few uses that need the key
+// itself (such as an Azure CSE v2 key-encryption key). The caller should
+// zero it when done.
+func ReadAESKeyFile(path string) ([]byte, error) {
 	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
@@ -143,8 +156,7 @@ func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	defer clear(key)
-	return NewAES(key, opts)
+	return key, nil
 }
 
 // parseAESKey decodes the contents of an AES key file: 32 raw bytes or

@@ -201,14 +201,9 @@ func rsaOAEP256Open(priv *rsa.PrivateKey, ciphertext, label []byte) ([]byte, err
 // -pubout` writes) or an "RSA PUBLIC KEY" block (PKCS #1). The first PEM
 // block of the file is used.
 func LoadRSAPublicPEM(path string, opts *RSAOptions) (*RSA, error) {
-	// Public keys are not secret: any permissions will do.
-	data, err := readBounded(path, false)
+	pub, err := ReadRSAPublicPEM(path)
 	if err != nil {
 		return nil, err
-	}
-	pub, err := parseRSAPublicPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
 	return NewRSAPublic(pub, opts)
 }
@@ -220,6 +215,32 @@ func LoadRSAPublicPEM(path string, opts *RSAOptions) (*RSA, error) {
 // Like LoadAESKeyFile, it refuses, on Unix systems, a file that group or
 // others can access.
 func LoadRSAPrivatePEM(path string, opts *RSAOptions) (*RSA, error) {
+	priv, err := ReadRSAPrivatePEM(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewRSAPrivate(priv, opts)
+}
+
+// ReadRSAPublicPEM returns the RSA public key in the PEM file at path, read
+// as LoadRSAPublicPEM does, for uses that need the key itself.
+func ReadRSAPublicPEM(path string) (*rsa.PublicKey, error) {
+	// Public keys are not secret: any permissions will do.
+	data, err := readBounded(path, false)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := parseRSAPublicPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// ReadRSAPrivatePEM returns the RSA private key in the PEM file at path,
+// read and checked as LoadRSAPrivatePEM does, for uses that need the key
+// itself.
+func ReadRSAPrivatePEM(path string) (*rsa.PrivateKey, error) {
 	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
@@ -229,7 +250,7 @@ func LoadRSAPrivatePEM(path string, opts *RSAOptions) (*RSA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	return NewRSAPrivate(priv, opts)
+	return priv, nil
 }
 
 // parseRSAPublicPEM decodes the first PEM block of data as an RSA public key.

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/keyring"
 )
 
 // cseFlags are the flags of --format azure-cse-v2.
@@ -63,7 +61,7 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 	switch {
 	case len(keys.keyFiles) == 1:
 		var key []byte
-		key, err = readAESKEK(keys.keyFiles[0])
+		key, err = keyring.ReadAESKeyFile(keys.keyFiles[0])
 		if err == nil {
 			kek, err = csev2.LocalAESKEK(keyID, key)
 			clear(key)
@@ -73,13 +71,13 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 			return nil, nil, errors.New("--rsa-public cannot decrypt; give --rsa-private")
 		}
 		var pub *rsa.PublicKey
-		pub, err = readRSAPublic(keys.rsaPublic[0])
+		pub, err = keyring.ReadRSAPublicPEM(keys.rsaPublic[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, nil, pub)
 		}
 	default:
 		var priv *rsa.PrivateKey
-		priv, err = readRSAPrivate(keys.rsaPrivate[0])
+		priv, err = keyring.ReadRSAPrivatePEM(keys.rsaPrivate[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, priv, nil)
 		}
@@ -140,109 +138,6 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 	return kek, nil, err
 }
 
-// readSecretFile reads a small key file, refusing one that group or others
-// can access, as the keyring's loaders do.
-func readSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %v lets others read the key; chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > 64<<10 {
-		return nil, fmt.Errorf("%s: too large for a key file", path)
-	}
-	return b, nil
-}
-
-// readAESKEK reads a 32-byte AES key: raw, or base64 as geoseal keygen
-// writes it.
-func readAESKEK(path string) ([]byte, error) {
-	b, err := readSecretFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(b)
-	if len(b) == 32 {
-		return bytes.Clone(b), nil
-	}
-	key, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
-	if err != nil || len(key) != 32 {
-		clear(key)
-		return nil, fmt.Errorf("%s: not a 32-byte AES key (raw or base64)", path)
-	}
-	return key, nil
-}
-
-func readRSAPrivate(path string) (*rsa.PrivateKey, error) {
-	b, err := readSecretFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		priv, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("%s: not an RSA key", path)
-		}
-		return priv, nil
-	case "RSA PRIVATE KEY":
-		priv, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return priv, nil
-	}
-	return nil, fmt.Errorf("%s: PEM block %q is not an RSA private key", path, block.Type)
-}
-
-func readRSAPublic(path string) (*rsa.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	switch block.Type {
-	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		pub, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("%s: not an RSA key", path)
-		}
-		return pub, nil
-	case "RSA PUBLIC KEY":
-		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return pub, nil
-	}
-	return nil, fmt.Errorf("%s: PEM block %q is not an RSA public key", path, block.Type)
-}
 
 func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "encrypt"
