@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/geoseal/geoseal/internal/kvurl"
 )
 
 // ProviderKeyVault is the provider name of the Azure Key Vault and Managed
@@ -48,8 +49,6 @@ var ErrKeyVaultKey = errors.New("keyring: unusable Key Vault key")
 const (
 	minKeyVaultRSABits = 2048
 	maxKeyVaultRSABits = 16384
-	// maxKeyVaultKeyURL bounds the key URLs and key ids this keyring parses.
-	maxKeyVaultKeyURL = 2048
 )
 
 // KeyVaultOptions configures a Key Vault keyring. The zero value (or nil) is
@@ -128,9 +127,9 @@ func NewKeyVault(ctx context.Context, keyURL string, cred azcore.TokenCredential
 	if opts == nil {
 		opts = &KeyVaultOptions{}
 	}
-	vault, name, version, err := parseKeyVaultKeyURL(keyURL)
+	vault, name, version, err := kvurl.Parse(keyURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	if cred == nil {
 		return nil, errors.New("keyring: NewKeyVault needs a credential")
@@ -156,7 +155,7 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 	if jwk == nil || jwk.KID == nil || jwk.Kty == nil {
 		return errors.New("the service returned no key, key id or key type")
 	}
-	kidVault, kidName, kidVersion, err := parseKeyVaultKeyURL(string(*jwk.KID))
+	kidVault, kidName, kidVersion, err := kvurl.Parse(string(*jwk.KID))
 	if err != nil || kidVault != k.vault || !strings.EqualFold(kidName, name) || kidVersion == "" {
 		return fmt.Errorf("the service returned the key id %q, not a version of %s/keys/%s", *jwk.KID, k.vault, name)
 	}
@@ -222,59 +221,6 @@ func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("the RSA key has the invalid public exponent %d", E)
 	}
 	return &rsa.PublicKey{N: N, E: int(E)}, nil
-}
-
-// parseKeyVaultKeyURL splits https://{host}/keys/{name}[/{version}] into the
-// vault URL (host lower-cased, default port dropped), the name and the
-// version, which may be empty.
-func parseKeyVaultKeyURL(s string) (vault, name, version string, err error) {
-	bad := func(why string) (string, string, string, error) {
-		return "", "", "", fmt.Errorf("keyring: invalid Key Vault key URL %q: %s; want https://{vault}/keys/{name}[/{version}]", truncateForError(s), why)
-	}
-	if len(s) > maxKeyVaultKeyURL {
-		return bad("too long")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return bad(err.Error())
-	}
-	switch {
-	case u.Scheme != "https":
-		return bad("the scheme must be https")
-	case u.Host == "" || u.User != nil || u.Opaque != "":
-		return bad("no host")
-	case u.RawQuery != "" || u.Fragment != "":
-		return bad("query and fragment are not allowed")
-	}
-	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(u.Path, "/"), "/"), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] != "keys" {
-		return bad("the path must be /keys/{name}[/{version}]")
-	}
-	name = parts[1]
-	if !isKeyVaultName(name, 127, true) {
-		return bad("a key name is 1 to 127 letters, digits and dashes")
-	}
-	if len(parts) == 3 {
-		version = parts[2]
-		if !isKeyVaultName(version, 64, false) {
-			return bad("a key version is 1 to 64 letters and digits")
-		}
-	}
-	host := strings.ToLower(u.Host)
-	host = strings.TrimSuffix(host, ":443")
-	return "https://" + host, name, version, nil
-}
-
-func isKeyVaultName(s string, max int, dash bool) bool {
-	if len(s) == 0 || len(s) > max {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || dash && c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func truncateForError(s string) string {
@@ -354,7 +300,7 @@ func (k *KeyVault) owns(wk WrappedKey) (version string, ok bool) {
 	if wk.Provider != ProviderKeyVault {
 		return "", false
 	}
-	vault, name, version, err := parseKeyVaultKeyURL(wk.KeyID)
+	vault, name, version, err := kvurl.Parse(wk.KeyID)
 	if err != nil || version == "" || vault != k.vault || !strings.EqualFold(name, k.name) {
 		return "", false
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/core/registry"
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/kvurl"
 )
 
 // TinkKeyVaultScheme starts the Tink key URIs of Azure Key Vault and Managed
@@ -103,8 +105,8 @@ func (c *tinkKMSClient) keyURL(keyURI string) (string, error) {
 		return "", fmt.Errorf("keyring: Tink key URI %q is not under the client's prefix %q", truncateForError(keyURI), c.prefix)
 	}
 	keyURL := "https://" + strings.TrimPrefix(keyURI, TinkKeyVaultScheme)
-	if _, _, _, err := parseKeyVaultKeyURL(keyURL); err != nil {
-		return "", err
+	if _, _, _, err := kvurl.Parse(keyURL); err != nil {
+		return "", fmt.Errorf("keyring: %w", err)
 	}
 	return keyURL, nil
 }
@@ -154,9 +156,9 @@ func (a *keyVaultAEAD) EncryptWithContext(ctx context.Context, plaintext, associ
 		return nil, err
 	}
 	wk := wks[0]
-	_, _, version, err := parseKeyVaultKeyURL(wk.KeyID)
+	_, _, version, err := kvurl.Parse(wk.KeyID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	var b cryptobyte.Builder
 	b.AddUint8(tinkKVVersion)

@@ -285,36 +285,6 @@ func FuzzParseTinkKVCiphertext(f *testing.F) {
 	})
 }
 
-func FuzzParseKeyVaultKeyURL(f *testing.F) {
-	for _, s := range []string{
-		"https://contoso.vault.azure.net/keys/k",
-		"https://contoso.managedhsm.azure.net/keys/k/0123456789abcdef0123456789abcdef",
-		"https://Contoso.vault.azure.net:443/keys/K-1/",
-		"https://127.0.0.1:8443/keys/a/b",
-		"http://x/keys/k", "https://x/keys//v", "https://x/keys/k?q", "",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		vault, name, version, err := parseKeyVaultKeyURL(s)
-		if err != nil {
-			return
-		}
-		if !strings.HasPrefix(vault, "https://") || !isKeyVaultName(name, 127, true) || (version != "" && !isKeyVaultName(version, 64, false)) {
-			t.Fatalf("%q parsed to %q %q %q", s, vault, name, version)
-		}
-		// What a key id is rebuilt from parses to the same parts.
-		id := vault + "/keys/" + name
-		if version != "" {
-			id += "/" + version
-		}
-		v2, n2, ver2, err := parseKeyVaultKeyURL(id)
-		if err != nil || v2 != vault || n2 != name || ver2 != version {
-			t.Fatalf("%q -> %q does not reparse: %q %q %q %v", s, id, v2, n2, ver2, err)
-		}
-	})
-}
-
 // ExampleNewTinkKMSClient makes a Tink AEAD of a Managed HSM key (here a
 // local test server's oct-HSM key). With a real HSM the prefix would be
 // "azure-keyvault://contoso.managedhsm.azure.net/keys/".

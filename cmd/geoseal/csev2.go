@@ -8,12 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/internal/kvurl"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -92,18 +92,9 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 // version, if keyURL names none) and a resolver for decrypting that accepts
 // the metadata's key id when it is keyURL, or a version of it.
 func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
-	u, err := url.Parse(keyURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, nil, fmt.Errorf("--keyvault %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
-	}
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] != "keys" || parts[1] == "" {
-		return nil, nil, fmt.Errorf("--keyvault %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
-	}
-	vault := u.Scheme + "://" + u.Host
-	name, version := parts[1], ""
-	if len(parts) == 3 {
-		version = parts[2]
+	vault, name, version, err := kvurl.Parse(keyURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--keyvault: %w", err)
 	}
 	cred, err := azureCredential()
 	if err != nil {
@@ -137,7 +128,6 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 	kek, err := csev2.KeyVaultKEK(client, keyURL)
 	return kek, nil, err
 }
-
 
 func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "encrypt"

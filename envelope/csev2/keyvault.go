@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/geoseal/geoseal/internal/kvurl"
 )
 
 // KeyVaultKEK returns a key-encryption key held in Azure Key Vault or Managed
@@ -32,17 +32,18 @@ func KeyVaultKEK(client *azkeys.Client, keyID string) (KeyEncryptionKey, error) 
 	return &vaultKEK{client: client, id: keyID, name: name, version: version}, nil
 }
 
-// parseKeyVaultID splits https://VAULT/keys/NAME/VERSION.
+// parseKeyVaultID returns the key name and version of a versioned key id,
+// https://VAULT/keys/NAME/VERSION: unwrapping with "the latest version"
+// would break as soon as the key rotates.
 func parseKeyVaultID(keyID string) (name, version string, err error) {
-	u, err := url.Parse(keyID)
-	if err != nil || u.Host == "" {
-		return "", "", fmt.Errorf("csev2: Key Vault key id %q is not a key URL", keyID)
+	_, name, version, err = kvurl.Parse(keyID)
+	if err != nil {
+		return "", "", fmt.Errorf("csev2: Key Vault key id: %w", err)
 	}
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) != 3 || parts[0] != "keys" || parts[1] == "" || parts[2] == "" {
-		return "", "", fmt.Errorf("csev2: Key Vault key id %q is not https://VAULT/keys/NAME/VERSION", keyID)
+	if version == "" {
+		return "", "", fmt.Errorf("csev2: Key Vault key id %q has no version: want https://VAULT/keys/NAME/VERSION", keyID)
 	}
-	return parts[1], parts[2], nil
+	return name, version, nil
 }
 
 type vaultKEK struct {
