@@ -27,9 +27,10 @@ var errReaderClosed = fmt.Errorf("stream: Reader is closed: %w", fs.ErrClosed)
 // To know which chunk is the last, the Reader reads one byte past each
 // full-size chunk before opening it, so it reads from src up to a chunk
 // ahead of what it returns. With opts.Concurrency > 1 it reads up to
-// Concurrency chunks ahead and opens them on that many goroutines. Buffers
-// take at most 2 × ChunkSize × (Concurrency + 1) bytes (2 × ChunkSize
-// without Concurrency) whatever the length of the stream. The goroutines exit at
+// Concurrency chunks ahead and opens them on that many goroutines (and on
+// the calling goroutine while it waits for them). Buffers take at most
+// 2 × ChunkSize × (Concurrency + 1) bytes (2 × ChunkSize without
+// Concurrency) whatever the length of the stream. The goroutines exit at
 // io.EOF, on error, on Close, or when an unfinished Reader is garbage
 // collected.
 //
@@ -189,7 +190,7 @@ func (r *reader) advance() {
 	r.fill()
 	c := r.ready.pop() // fill leaves at least one: srcEnd is set only with one queued
 	if r.pool != nil {
-		<-c.done
+		r.pool.wait(c)
 	}
 	if c.err != nil {
 		r.stop(c.err)
@@ -214,7 +215,7 @@ func (r *reader) stop(err error) {
 		// Wait for the chunks still being opened, so that no goroutine
 		// outlives the error.
 		for r.ready.len() > 0 {
-			<-r.ready.pop().done
+			r.pool.wait(r.ready.pop())
 		}
 	}
 	r.free = nil
@@ -414,7 +415,7 @@ func (m *memOpener) get() *chunk {
 		return newChunk(r.cfg, true)
 	}
 	c := r.ready.pop()
-	<-c.done
+	r.pool.wait(c)
 	m.emit(c)
 	if m.err != nil {
 		r.free = append(r.free, c)
@@ -449,7 +450,7 @@ func (m *memOpener) submit(c *chunk, in []byte, final bool) {
 func (m *memOpener) drain() {
 	for m.r.ready.len() > 0 {
 		c := m.r.ready.pop()
-		<-c.done
+		m.r.pool.wait(c)
 		m.emit(c)
 		m.r.free = append(m.r.free, c)
 	}

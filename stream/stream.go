@@ -153,7 +153,9 @@ type Options struct {
 
 	// Concurrency is the number of chunks sealed or opened in parallel by
 	// worker goroutines. Zero or one means all work happens in the calling
-	// goroutine. At most 1024.
+	// goroutine. Above one, the calling goroutine also seals or opens queued
+	// chunks while it waits for the one it must write or return next, rather
+	// than sleep. At most 1024.
 	Concurrency int
 
 	// AAD is authenticated with every chunk but not encrypted or stored.

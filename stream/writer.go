@@ -21,6 +21,7 @@ var errWriterClosed = fmt.Errorf("stream: Writer is closed: %w", fs.ErrClosed)
 // or ErrTooLarge), Write and Close return that error.
 //
 // With opts.Concurrency > 1, chunks are sealed by that many goroutines
+// (and by the goroutine calling Write or Close, while it waits for them)
 // and written to dst in order, from the goroutine calling Write or Close.
 // Write does not keep p after it returns. The goroutines exit on Close or
 // on error, or when an unclosed Writer is garbage collected.
@@ -276,7 +277,7 @@ func (w *writer) submit(c *chunk, in []byte, final bool) {
 // finish waits for the worker to seal c and writes it, unless an earlier
 // chunk failed.
 func (w *writer) finish(c *chunk) {
-	<-c.done
+	w.pool.wait(c)
 	c.in = nil
 	if w.err == nil {
 		w.write(c.out)
