@@ -49,8 +49,10 @@ func Parse(s string) (vault, name, version string, err error) {
 			return bad("a key version is 1 to 64 letters and digits")
 		}
 	}
-	host := strings.ToLower(u.Host)
-	host = strings.TrimSuffix(host, ":443")
+	host := strings.TrimSuffix(strings.ToLower(u.Host), ":443")
+	if u.Hostname() == "" || host == "" {
+		return bad("no host")
+	}
 	return "https://" + host, name, version, nil
 }
 

@@ -23,7 +23,7 @@ func TestParse(t *testing.T) {
 	for _, bad := range []string{
 		"", "http://x/keys/k", "https://x/keys//v", "https://x/keys/k?q", "https://x/keys/k#f",
 		"https://x/secrets/k", "https://x/keys", "https://x/keys/k/v/w", "https://x/keys/k_1",
-		"https://u@x/keys/k", "https:///keys/k", "https://x/keys/k/v-1", "https://x/keys/" + strings.Repeat("a", 128),
+		"https://u@x/keys/k", "https:///keys/k", "https://:443/keys/0", "https://:8443/keys/k", "https://x/keys/k/v-1", "https://x/keys/" + strings.Repeat("a", 128),
 		"https://x/keys/k/" + strings.Repeat("a", 65), "https://x/keys/" + strings.Repeat("a", MaxLen),
 	} {
 		if _, _, _, err := Parse(bad); err == nil || !strings.Contains(err.Error(), "invalid Key Vault key URL") {
