@@ -7,7 +7,7 @@ GO          ?= go
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-FUZZTIME    ?= 5s
+FUZZTIME    ?= 30000x
 PY          := /usr/bin/python3
 
 .PHONY: all deps test lint unit fips fuzz demo bench clean
@@ -48,7 +48,7 @@ fips:
 	@echo "== go test under GODEBUG=fips140=only"; GODEBUG=fips140=only $(GO) test -count=1 ./...
 
 fuzz:
-	@echo "== fuzz targets, $(FUZZTIME) each"; FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+	@echo "== fuzz targets, $(FUZZTIME) executions each"; FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 ## demo: every example end to end against Azurite and SoftHSM2 (each starts
 ## what it needs in temp dirs and stops it), with a header per example.
