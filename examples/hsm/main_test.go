@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/geoseal/geoseal/examples/internal/exenv"
@@ -12,9 +13,18 @@ import (
 	"github.com/geoseal/geoseal/internal/testenv"
 )
 
+// SoftHSM2 reads its configuration once per process, and run makes a token
+// of its own, so run runs once per test binary (go test -count=N repeats
+// TestRun against that one run's report).
+var (
+	runOnce sync.Once
+	runOut  bytes.Buffer
+	runErr  error
+)
+
 func TestRun(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), &out)
+	runOnce.Do(func() { runErr = run(context.Background(), &runOut) })
+	out, err := &runOut, runErr
 	if errors.Is(err, exenv.ErrAzuriteMissing) {
 		testenv.Missing(t, "Azurite", err, "make deps")
 	}
