@@ -190,7 +190,7 @@ func TestKeyVaultFlags(t *testing.T) {
 	kv.CreateRSAKey("other", 2048)
 	kv.ResetCounts()
 	code, _, stderr := runCLI(t, "decrypt", "--format", "azure-cse-v2", "--in", obj+".cse", "--metadata", obj+".json", "--out", out+"3", "--keyvault", kv.KeyURL("other"))
-	if code != 1 || !strings.Contains(stderr, "not a version of --keyvault") || kv.Counts().UnwrapKey != 0 {
+	if code != 1 || !strings.Contains(stderr, "not a version of "+kv.KeyURL("other")) || kv.Counts().UnwrapKey != 0 {
 		t.Errorf("other key: exit %d, %q, counts %+v", code, stderr, kv.Counts())
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/envelope/csev2"
@@ -105,15 +104,8 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 		return nil, nil, err
 	}
 	if !encrypt {
-		prefix := vault + "/keys/" + name + "/"
-		resolve := csev2.KeyResolverFunc(func(ctx context.Context, kid string) (csev2.KeyEncryptionKey, error) {
-			rest, ok := strings.CutPrefix(kid, prefix)
-			if !ok || rest == "" || strings.Contains(rest, "/") || (version != "" && rest != version) {
-				return nil, fmt.Errorf("%w: the metadata names %q, not a version of --keyvault %s", csev2.ErrKeyNotFound, kid, keyURL)
-			}
-			return csev2.KeyVaultKEK(client, kid)
-		})
-		return nil, resolve, nil
+		resolve, err := csev2.KeyVaultResolver(client, keyURL)
+		return nil, resolve, err
 	}
 	if version == "" {
 		resp, err := client.GetKey(ctx, name, "", nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
@@ -30,6 +31,29 @@ func KeyVaultKEK(client *azkeys.Client, keyID string) (KeyEncryptionKey, error) 
 		return nil, err
 	}
 	return &vaultKEK{client: client, id: keyID, name: name, version: version}, nil
+}
+
+// KeyVaultResolver returns a KeyResolver for blobs whose key id names a
+// version of the Key Vault or Managed HSM key at keyURL
+// (https://VAULT/keys/NAME): it resolves each such key id to a KeyVaultKEK,
+// so blobs written before and after a rotation of the key all decrypt, and
+// refuses any other key id with ErrKeyNotFound before a request is made. A
+// keyURL with a version accepts that version only.
+func KeyVaultResolver(client *azkeys.Client, keyURL string) (KeyResolver, error) {
+	if client == nil {
+		return nil, errors.New("csev2: nil azkeys.Client")
+	}
+	vault, name, version, err := kvurl.Parse(keyURL)
+	if err != nil {
+		return nil, fmt.Errorf("csev2: %w", err)
+	}
+	return KeyResolverFunc(func(_ context.Context, keyID string) (KeyEncryptionKey, error) {
+		v, n, ver, err := kvurl.Parse(keyID)
+		if err != nil || v != vault || !strings.EqualFold(n, name) || ver == "" || (version != "" && ver != version) {
+			return nil, fmt.Errorf("%w: the metadata names %q, not a version of %s", ErrKeyNotFound, keyID, keyURL)
+		}
+		return KeyVaultKEK(client, keyID)
+	}), nil
 }
 
 // parseKeyVaultID returns the key name and version of a versioned key id,

@@ -75,3 +75,67 @@ func TestKeyVaultKEK(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyVaultResolver resolves the key ids of blobs written under two
+// versions of a vault key from the unversioned key URL, and refuses, before
+// any request, key ids of another key or vault, and other versions when the
+// URL pins one.
+func TestKeyVaultResolver(t *testing.T) {
+	kv := kvtest.NewServer(t)
+	client, err := azkeys.NewClient(kv.URL, kv.Credential(), kv.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v1 := kv.CreateOctHSMKey("resolver")
+	v2 := kv.RotateKey("resolver")
+	other := kv.CreateOctHSMKey("other")
+
+	anyVersion, err := KeyVaultResolver(client, kv.KeyURL("resolver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := KeyVaultResolver(client, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cek := append(bytes.Repeat([]byte{0}, 8), bytes.Repeat([]byte{5}, 32)...)
+	for _, kid := range []string{v1, v2} {
+		kek, err := anyVersion.Resolve(ctx, kid)
+		if err != nil {
+			t.Fatalf("resolve %s: %v", kid, err)
+		}
+		if kek.KeyID() != kid {
+			t.Fatalf("resolved %s to %s", kid, kek.KeyID())
+		}
+		wrapped, err := kek.WrapKey(ctx, AlgorithmA256KW, cek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := kek.UnwrapKey(ctx, AlgorithmA256KW, wrapped)
+		if err != nil || !bytes.Equal(got, cek) {
+			t.Fatalf("unwrap with %s: %v", kid, err)
+		}
+	}
+	kv.ResetCounts()
+	for _, c := range []struct {
+		r   KeyResolver
+		kid string
+	}{
+		{anyVersion, other},
+		{anyVersion, kv.KeyURL("resolver")}, // no version
+		{anyVersion, "https://elsewhere.vault.azure.net/keys/resolver/" + v1[len(v1)-32:]},
+		{anyVersion, "not a url"},
+		{pinned, v2},
+	} {
+		if _, err := c.r.Resolve(ctx, c.kid); !errors.Is(err, ErrKeyNotFound) {
+			t.Errorf("Resolve(%q) = %v, want ErrKeyNotFound", c.kid, err)
+		}
+	}
+	if c := kv.Counts(); c.GetKey+c.WrapKey+c.UnwrapKey != 0 {
+		t.Errorf("refused key ids made requests: %+v", c)
+	}
+	if _, err := KeyVaultResolver(client, "https://x/secrets/k"); err == nil {
+		t.Error("a secret URL accepted as a key URL")
+	}
+}
