@@ -111,7 +111,9 @@ type Wrapper interface {
 //
 // Unwrap considers only the wrapped keys whose Provider and KeyID it owns and
 // returns the first data key one of them yields. When none does, it returns a
-// *NoMatchError. Callers must not modify keys during the call.
+// *NoMatchError. Callers must not modify keys during the call. The returned
+// data key belongs to the caller, who should zero it when done (envelope
+// does); a keyring must not keep a reference to it.
 type Unwrapper interface {
 	Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error)
 }
