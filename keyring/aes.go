@@ -303,9 +303,9 @@ func checkDataKey(dek []byte) error {
 
 // unwrapOwned is the Unwrap loop of the keyrings that hold one key: it tries
 // open on each wrapped key with the given provider and key id, in order,
-// audits each attempt (one record each), and returns the first data key, or a *NoMatchError
-// listing the attempts. It stops early, with ctx's error, if ctx is done.
-// The count of keys must have been checked already.
+// audits each attempt (one record each), and returns the first data key, or
+// a *NoMatchError listing the attempts. It stops early, with ctx's error, if
+// ctx is done. The count of keys must have been checked already.
 func unwrapOwned(ctx context.Context, logger *slog.Logger, provider, keyID string, keys []WrappedKey, open func(WrappedKey) ([]byte, error)) ([]byte, error) {
 	var tried []Attempt
 	for _, wk := range keys {
@@ -324,6 +324,9 @@ func unwrapOwned(ctx context.Context, logger *slog.Logger, provider, keyID strin
 		audit(ctx, logger, "unwrap", provider, keyID, wk.Algorithm, start, err)
 		if err == nil {
 			return dek, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
 		}
 		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
 	}

@@ -320,8 +320,8 @@ func (p *PKCS11) Wrap(ctx context.Context, dek []byte, _ Context) ([]WrappedKey,
 }
 
 func (p *PKCS11) wrap(ctx context.Context, dek []byte) (_ []byte, err error) {
-	if len(dek) != pkcs11DEKSize {
-		return nil, fmt.Errorf("keyring: data key has %d bytes, want %d", len(dek), pkcs11DEKSize)
+	if err := checkDataKey(dek); err != nil {
+		return nil, err
 	}
 	if p.wrapKey == 0 {
 		return nil, fmt.Errorf("keyring: PKCS#11 token has no public key labelled as %q to wrap with", p.keyID)
@@ -374,31 +374,9 @@ func (p *PKCS11) Unwrap(ctx context.Context, keys []WrappedKey, _ Context) ([]by
 	if err := checkCount(keys, p.max); err != nil {
 		return nil, err
 	}
-	var tried []Attempt
-	for _, wk := range keys {
-		if wk.Provider != ProviderPKCS11 || wk.KeyID != p.keyID {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		dek, err := p.unwrap(ctx, wk)
-		audit(ctx, p.logger, "unwrap", ProviderPKCS11, p.keyID, wk.Algorithm, start, err)
-		if err == nil {
-			return dek, nil
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		if errors.Is(err, ErrPKCS11Closed) {
-			return nil, err
-		}
-		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
-	}
-	// No record when no wrapped key is ours: multi-keyrings ask every
-	// keyring about every wrapped key and would flood the audit trail.
-	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
+	return unwrapOwned(ctx, p.logger, ProviderPKCS11, p.keyID, keys, func(wk WrappedKey) ([]byte, error) {
+		return p.unwrap(ctx, wk)
+	})
 }
 
 func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error) {
@@ -446,12 +424,8 @@ func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error
 		healthy = pkcs11SessionAlive(err)
 		return nil, fmt.Errorf("keyring: PKCS#11 reading the unwrapped data key: %w", err)
 	}
-	dek := a[0].Value
-	if len(dek) != pkcs11DEKSize {
-		clear(dek)
-		return nil, fmt.Errorf("keyring: PKCS#11 unwrapped data key has %d bytes, want %d", len(dek), pkcs11DEKSize)
-	}
-	return dek, nil
+	// unwrapOwned checks (and clears) a data key of the wrong size.
+	return a[0].Value, nil
 }
 
 // mech returns the mechanism to wrap and unwrap with, new for every call

@@ -35,11 +35,9 @@ const (
 	// pkcs11MaxSessions bounds the pool: HSMs limit sessions per token
 	// and application, and a larger pool only queues inside the HSM.
 	pkcs11MaxSessions = 256
-	// pkcs11DEKSize is the size of the data keys the keyring wraps.
-	pkcs11DEKSize = 32
 	// pkcs11KWPSize is the RFC 5649 wrapping of a 32-byte key: an 8-byte
 	// integrity check block and the key, already a multiple of 8 bytes.
-	pkcs11KWPSize = 8 + pkcs11DEKSize
+	pkcs11KWPSize = 8 + dataKeySize
 	// pkcs11MinRSABits is the smallest RSA key accepted: below 2048 bits RSA
 	// is not approved for key transport (NIST SP 800-131A).
 	pkcs11MinRSABits = 2048
