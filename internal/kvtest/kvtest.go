@@ -157,17 +157,13 @@ func Start() (*Server, error) {
 			Handler: s,
 			// Clients that do not trust the test certificate are not
 			// worth a log line each.
-			ErrorLog: log.New(discard{}, "", 0),
+			ErrorLog: log.New(io.Discard, "", 0),
 		},
 	}
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	return s, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Close shuts the server down, ending injected latency and waiting for
 // outstanding requests. It may be called more than once.
