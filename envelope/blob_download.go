@@ -277,28 +277,10 @@ func (f *fetcher) produce(start, end, blockSize int64, maxBufs int) {
 func (f *fetcher) get(ft *fetch, off int64) {
 	defer f.wg.Done()
 	defer close(ft.done)
-	ft.err = f.getRange(ft.buf[:ft.n], off)
+	ft.err = getRange(f.ctx, f.b, f.etag, ft.buf[:ft.n], off)
 	if ft.err != nil {
 		f.fail(ft.err)
 	}
-}
-
-func (f *fetcher) getRange(buf []byte, off int64) error {
-	resp, err := f.b.DownloadStream(f.ctx, &blob.DownloadStreamOptions{
-		Range: blob.HTTPRange{Offset: off, Count: int64(len(buf))},
-		AccessConditions: &blob.AccessConditions{
-			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: &f.etag},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("envelope: reading bytes %d-%d: %w", off, off+int64(len(buf))-1, blobChanged(err))
-	}
-	body := resp.NewRetryReader(f.ctx, &blob.RetryReaderOptions{MaxRetries: retryReads})
-	defer body.Close()
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return fmt.Errorf("envelope: reading bytes %d-%d: %w", off, off+int64(len(buf))-1, blobChanged(err))
-	}
-	return nil
 }
 
 func (f *fetcher) fail(err error) {
