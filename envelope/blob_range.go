@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -209,20 +210,7 @@ func readBlobHeader(ctx context.Context, b *blob.Client, etag azcore.ETag, total
 	if err := getRange(ctx, b, etag, buf, 0); err != nil {
 		return nil, err
 	}
-	return readHeader(io.NewSectionReader(bytesReaderAt(buf), 0, int64(len(buf))))
-}
-
-type bytesReaderAt []byte
-
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return readHeader(bytes.NewReader(buf))
 }
 
 // getRange fills buf with the blob's bytes from off, if its ETag is etag.
