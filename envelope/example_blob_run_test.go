@@ -13,7 +13,10 @@ import (
 // This test runs them, where Azurite is available, and checks what they
 // print.
 func TestBlobExamples(t *testing.T) {
-	azurite.ForTest(t) // skips loudly (fails in CI) without Azurite
+	// Skips loudly (fails in CI) without Azurite. The examples share this
+	// emulator rather than start one each.
+	exampleServer = azurite.ForTest(t)
+	t.Cleanup(func() { exampleServer = nil })
 	for _, ex := range []struct {
 		name string
 		run  func()

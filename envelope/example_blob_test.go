@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log"
@@ -14,15 +15,26 @@ import (
 	"github.com/geoseal/geoseal/region"
 )
 
-// exampleContainer starts Azurite (the Blob Storage emulator) and returns
-// a new container on it and a function that stops the emulator. With a
-// real account, build the container.Client from the account URL and an
-// azidentity credential instead.
+// exampleServer, when set, is the emulator the blob examples share:
+// TestBlobExamples sets it to its azurite.ForTest server, so that the
+// examples do not start one emulator each.
+var exampleServer *azurite.Server
+
+// exampleContainer returns a new container on Azurite (the Blob Storage
+// emulator), starting one unless exampleServer is set, and a function that
+// stops what it started. With a real account, build the container.Client
+// from the account URL and an azidentity credential instead.
 func exampleContainer(name string) (*container.Client, func()) {
-	srv, err := azurite.Start(context.Background(), nil)
-	if err != nil {
-		log.Fatal(err)
+	srv, stop := exampleServer, func() {}
+	if srv == nil {
+		var err error
+		if srv, err = azurite.Start(context.Background(), nil); err != nil {
+			log.Fatal(err)
+		}
+		stop = func() { srv.Close() }
 	}
+	// A random suffix keeps names unique on a shared or external emulator.
+	name += "-" + strings.ToLower(rand.Text()[:8])
 	c, err := container.NewClientWithSharedKeyCredential(srv.BlobEndpoint+"/"+name, srv.Credential(), nil)
 	if err != nil {
 		log.Fatal(err)
@@ -30,7 +42,22 @@ func exampleContainer(name string) (*container.Client, func()) {
 	if _, err := c.Create(context.Background(), nil); err != nil {
 		log.Fatal(err)
 	}
-	return c, func() { srv.Close() }
+	return c, stop
+}
+
+// exampleClient returns a BlobClient on ctr that wraps with kr, behind a
+// region guard that allows any location (ExampleBlobClient shows a guard
+// with a policy).
+func exampleClient(ctr *container.Client, kr keyring.Keyring) *envelope.BlobClient {
+	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := envelope.NewBlobClient(ctr, kr, guard, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return client
 }
 
 func exampleKeyring() *keyring.AES {
@@ -94,14 +121,7 @@ func ExampleBlobClient_DownloadRange() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("logs")
 	defer stop()
-	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	client, err := envelope.NewBlobClient(ctr, exampleKeyring(), guard, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := exampleClient(ctr, exampleKeyring())
 	log1 := strings.Repeat("boring line\n", 100000) + "the interesting line\n"
 	if _, err := client.Upload(ctx, "app.log", strings.NewReader(log1), nil); err != nil {
 		log.Fatal(err)
@@ -124,15 +144,8 @@ func ExampleBlobClient_Rewrap() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("archive")
 	defer stop()
-	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
-	if err != nil {
-		log.Fatal(err)
-	}
 	oldKey, newKey := exampleKeyring(), exampleKeyring()
-	client, err := envelope.NewBlobClient(ctr, oldKey, guard, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := exampleClient(ctr, oldKey)
 	if _, err := client.Upload(ctx, "design.step", strings.NewReader("solid model"), nil); err != nil {
 		log.Fatal(err)
 	}
@@ -149,15 +162,8 @@ func ExampleBlobClient_RewrapAll() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("fleet")
 	defer stop()
-	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
-	if err != nil {
-		log.Fatal(err)
-	}
 	oldKey, newKey := exampleKeyring(), exampleKeyring()
-	client, err := envelope.NewBlobClient(ctr, oldKey, guard, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := exampleClient(ctr, oldKey)
 	for _, name := range []string{"tail/1", "tail/2", "tail/3"} {
 		if _, err := client.Upload(ctx, name, strings.NewReader("telemetry "+name), nil); err != nil {
 			log.Fatal(err)
