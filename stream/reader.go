@@ -225,15 +225,8 @@ func (r *reader) stop(err error) {
 // stream ends, and has them opened.
 func (r *reader) fill() {
 	for !r.srcEnd {
-		var c *chunk
-		switch {
-		case len(r.free) > 0:
-			c = r.free[len(r.free)-1]
-			r.free = r.free[:len(r.free)-1]
-		case r.nalloc < r.nslots:
-			r.nalloc++
-			c = newChunk(r.cfg, true)
-		default:
+		c := r.idle()
+		if c == nil {
 			return
 		}
 		r.readChunk(c)
@@ -252,6 +245,21 @@ func (r *reader) fill() {
 			c.run()
 		}
 	}
+}
+
+// idle returns a free chunk, or a new one while fewer than nslots exist,
+// or nil.
+func (r *reader) idle() *chunk {
+	if n := len(r.free); n > 0 {
+		c := r.free[n-1]
+		r.free = r.free[:n-1]
+		return c
+	}
+	if r.nalloc < r.nslots {
+		r.nalloc++
+		return newChunk(r.cfg, true)
+	}
+	return nil
 }
 
 // readChunk reads the next chunk's ciphertext into c.in and decides whether
@@ -294,18 +302,26 @@ func (r *reader) readChunk(c *chunk) {
 	if c.final {
 		r.srcEnd = true
 	}
-	switch {
-	case n < r.cfg.overhead:
-		// Nothing (at the start of the stream) or less than a nonce and a
-		// tag: the rest of the stream is missing.
-		c.err = &ChunkError{Index: c.index, Err: ErrTruncated}
-	case n == r.cfg.overhead && c.index > 0:
-		// Only the first chunk may be empty; a Writer never produces an
-		// empty final chunk after a full one.
-		c.err = &ChunkError{Index: c.index, Err: ErrAuthentication}
-	default:
+	if c.err = r.cfg.lastChunkError(n, c.index); c.err == nil {
 		c.in = buf[:n]
 	}
+}
+
+// lastChunkError returns the error for chunk index of n bytes on the wire
+// if no Writer produces such a chunk, or nil. Only a final chunk can be
+// short enough to fail it; readChunk and memOpener.finish share it.
+func (c *config) lastChunkError(n int, index uint64) error {
+	switch {
+	case n < c.overhead:
+		// Nothing (at the start of the stream) or less than a nonce and a
+		// tag: the rest of the stream is missing.
+		return &ChunkError{Index: index, Err: ErrTruncated}
+	case n == c.overhead && index > 0:
+		// Only the first chunk may be empty; a Writer never produces an
+		// empty final chunk after a full one.
+		return &ChunkError{Index: index, Err: ErrAuthentication}
+	}
+	return nil
 }
 
 // writeToFromMemory decrypts the whole stream, pushed by src.WriteTo into a
@@ -387,13 +403,8 @@ func (m *memOpener) Write(b []byte) (int, error) {
 
 // finish opens the carried bytes as the final chunk.
 func (m *memOpener) finish() {
-	n, index := m.carryN, m.r.index
-	switch {
-	case n < m.r.cfg.overhead:
-		m.err = &ChunkError{Index: index, Err: ErrTruncated}
-	case n == m.r.cfg.overhead && index > 0:
-		m.err = &ChunkError{Index: index, Err: ErrAuthentication}
-	default:
+	n := m.carryN
+	if m.err = m.r.cfg.lastChunkError(n, m.r.index); m.err == nil {
 		c := m.carry
 		m.carry, m.carryN = nil, 0
 		m.submit(c, c.ct[:n], true)
@@ -405,14 +416,8 @@ func (m *memOpener) finish() {
 // be, or nil after an error.
 func (m *memOpener) get() *chunk {
 	r := m.r
-	if n := len(r.free); n > 0 {
-		c := r.free[n-1]
-		r.free = r.free[:n-1]
+	if c := r.idle(); c != nil {
 		return c
-	}
-	if r.nalloc < r.nslots {
-		r.nalloc++
-		return newChunk(r.cfg, true)
 	}
 	c := r.ready.pop()
 	r.pool.wait(c)
