@@ -37,7 +37,7 @@ func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*Reade
 	}
 	c := r.getChunk()
 	defer r.bufs.Put(c)
-	if _, err := r.openChunk(c, r.chunks-1); err != nil {
+	if _, err := r.openChunkInto(c, r.chunks-1, nil); err != nil {
 		return nil, err
 	}
 	clear(c.pt)
@@ -127,10 +127,6 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (r *ReaderAt) getChunk() *chunk { return r.bufs.Get().(*chunk) }
-
-func (r *ReaderAt) openChunk(c *chunk, i uint64) ([]byte, error) {
-	return r.openChunkInto(c, i, nil)
-}
 
 // openChunkInto reads chunk i with c's buffers and opens it into dst, or
 // into c.pt if dst is nil.
