@@ -76,7 +76,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	cc, err := st.NewContainer(ctx, "hsm")
+	cc, err := st.NewContainer(ctx, "hsm", nil)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	cc, err := st.NewContainer(ctx, "keyvault")
+	cc, err := st.NewContainer(ctx, "keyvault", nil)
 	if err != nil {
 		return err
 	}

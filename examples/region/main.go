@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
@@ -50,13 +49,9 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	made, err := st.NewContainer(ctx, "region")
-	if err != nil {
-		return err
-	}
 	// Every request of the uploads below goes through this counter.
 	counter := &exenv.RequestCounter{}
-	cc, err := st.CountedContainer(path.Base(made.URL()), counter)
+	cc, err := st.NewContainer(ctx, "region", counter)
 	if err != nil {
 		return err
 	}
@@ -99,7 +94,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return exenv.Unexpected("the refused upload sent %d requests, %d body bytes", reqs, sent)
 	}
 	r.Line("requests sent to the storage service: %d; bytes sent: %d", reqs, sent)
-	if n, err := countBlobs(ctx, made); err != nil || n != 0 {
+	if n, err := countBlobs(ctx, cc); err != nil || n != 0 {
 		return exenv.Unexpected("the container holds %d blobs (%v) after a refused upload", n, err)
 	}
 	r.Line("the container is still empty")
@@ -112,6 +107,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if client, err = envelope.NewBlobClient(cc, kr, guard, nil); err != nil {
 		return err
 	}
+	counter.Reset() // the listing above was counted too
 	up, err := client.Upload(ctx, "drawing.dwg", bytes.NewReader(data), nil)
 	if err != nil {
 		return exenv.Unexpected("the LRS upload was refused: %v", err)
@@ -146,7 +142,7 @@ func verdict(ok bool) string {
 	return "proscribed"
 }
 
-// countBlobs lists the container, uncounted.
+// countBlobs counts the blobs in the container.
 func countBlobs(ctx context.Context, c *container.Client) (int, error) {
 	n := 0
 	pager := c.NewListBlobsFlatPager(nil)

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -54,12 +53,8 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	made, err := st.NewContainer(ctx, "rotate")
-	if err != nil {
-		return err
-	}
 	counter := &exenv.RequestCounter{}
-	cc, err := st.CountedContainer(path.Base(made.URL()), counter)
+	cc, err := st.NewContainer(ctx, "rotate", counter)
 	if err != nil {
 		return err
 	}
@@ -73,7 +68,11 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	r.Line("old key local-aes %s", oldKey.KeyID())
 	r.Line("new key local-aes %s", newKeyring.KeyID())
-	guard, err := region.NewGuard(mustPolicy("ear"), region.Static(st.Primary, st.Secondary), nil)
+	policy, err := region.LoadPolicy("ear")
+	if err != nil {
+		return err
+	}
+	guard, err := region.NewGuard(policy, region.Static(st.Primary, st.Secondary), nil)
 	if err != nil {
 		return err
 	}
@@ -147,12 +146,4 @@ func run(ctx context.Context, w io.Writer) error {
 
 	fmt.Fprintln(w, "\nrotate: OK")
 	return nil
-}
-
-func mustPolicy(name string) *region.Policy {
-	p, err := region.LoadPolicy(name)
-	if err != nil {
-		panic(err)
-	}
-	return p
 }

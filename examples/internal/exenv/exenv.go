@@ -78,11 +78,10 @@ func Open(ctx context.Context) (*Storage, error) {
 	}, nil
 }
 
-// ConnectionString returns the account's connection string.
-func (s *Storage) ConnectionString() string { return s.connectionString }
-
-// NewContainer creates a container for this run, named after prefix.
-func (s *Storage) NewContainer(ctx context.Context, prefix string) (*container.Client, error) {
+// NewContainer creates a container for this run, named after prefix. When
+// counter is not nil, it counts every request the returned client sends
+// (creating the container is not counted).
+func (s *Storage) NewContainer(ctx context.Context, prefix string, counter *RequestCounter) (*container.Client, error) {
 	name := fmt.Sprintf("%s-%d", strings.ToLower(prefix), time.Now().UnixNano())
 	c, err := container.NewClientFromConnectionString(s.connectionString, name, nil)
 	if err != nil {
@@ -91,7 +90,12 @@ func (s *Storage) NewContainer(ctx context.Context, prefix string) (*container.C
 	if _, err := c.Create(ctx, nil); err != nil {
 		return nil, fmt.Errorf("creating container %s: %w", name, err)
 	}
-	return c, nil
+	if counter == nil {
+		return c, nil
+	}
+	return container.NewClientFromConnectionString(s.connectionString, name, &container.ClientOptions{
+		ClientOptions: azcore.ClientOptions{PerRetryPolicies: []policy.Policy{counter}},
+	})
 }
 
 // Close stops Azurite if Open started it.
@@ -143,26 +147,21 @@ func Unexpected(format string, args ...any) error {
 }
 
 // RequestCounter is an azcore pipeline policy that counts the requests an
-// example sends and the bytes of their bodies: what left the process.
+// example sends and the bytes of their bodies: what left the process, and
+// what came back.
 type RequestCounter struct {
-	mu        sync.Mutex
-	Requests  int
-	BodyBytes int64
-	// ResponseBytes counts the bodies received (Content-Length).
-	ResponseBytes int64
-	Methods       map[string]int
+	mu            sync.Mutex
+	requests      int
+	bodyBytes     int64 // request bodies sent
+	responseBytes int64 // response bodies received (Content-Length)
 }
 
 // Do implements policy.Policy.
 func (c *RequestCounter) Do(req *policy.Request) (*http.Response, error) {
 	c.mu.Lock()
-	c.Requests++
-	if c.Methods == nil {
-		c.Methods = map[string]int{}
-	}
-	c.Methods[req.Raw().Method+" "+req.Raw().URL.Query().Get("comp")]++
+	c.requests++
 	if req.Raw().ContentLength > 0 {
-		c.BodyBytes += req.Raw().ContentLength
+		c.bodyBytes += req.Raw().ContentLength
 	}
 	c.mu.Unlock()
 	resp, err := req.Next()
@@ -170,7 +169,7 @@ func (c *RequestCounter) Do(req *policy.Request) (*http.Response, error) {
 	// return, not bytes received.
 	if err == nil && resp.ContentLength > 0 && req.Raw().Method != http.MethodHead {
 		c.mu.Lock()
-		c.ResponseBytes += resp.ContentLength
+		c.responseBytes += resp.ContentLength
 		c.mu.Unlock()
 	}
 	return resp, err
@@ -179,7 +178,7 @@ func (c *RequestCounter) Do(req *policy.Request) (*http.Response, error) {
 // Reset zeroes the counts.
 func (c *RequestCounter) Reset() {
 	c.mu.Lock()
-	c.Requests, c.BodyBytes, c.ResponseBytes, c.Methods = 0, 0, 0, nil
+	c.requests, c.bodyBytes, c.responseBytes = 0, 0, 0
 	c.mu.Unlock()
 }
 
@@ -187,20 +186,12 @@ func (c *RequestCounter) Reset() {
 func (c *RequestCounter) Received() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ResponseBytes
+	return c.responseBytes
 }
 
 // Counts returns the requests and body bytes counted so far.
 func (c *RequestCounter) Counts() (requests int, bodyBytes int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.Requests, c.BodyBytes
-}
-
-// CountedContainer returns a client for the container c whose requests c
-// counts through counter.
-func (s *Storage) CountedContainer(name string, counter *RequestCounter) (*container.Client, error) {
-	return container.NewClientFromConnectionString(s.connectionString, name, &container.ClientOptions{
-		ClientOptions: azcore.ClientOptions{PerRetryPolicies: []policy.Policy{counter}},
-	})
+	return c.requests, c.bodyBytes
 }
