@@ -132,11 +132,10 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	if count > 0 && offset < psize && count < psize-offset {
 		end = offset + count
 	}
-	oc := opts.reader().orderCheck()
 	if offset >= end {
 		// Nothing to read, but the key must still unwrap: a wrong key is
 		// an error whatever the range.
-		if _, err := newReaderFrom(ctx, strings.NewReader(""), ed, kr, 0, oc); err != nil {
+		if _, err := unwrapOpener(ctx, ed, kr); err != nil {
 			return nil, err
 		}
 		return io.NopCloser(strings.NewReader("")), nil
@@ -146,7 +145,7 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	cend := min((last+1)*(rl+Overhead), csize)
 
 	// Unwrap before downloading, so that a missing key costs no transfer.
-	r, err := newReaderFrom(ctx, nil, ed, kr, first, oc)
+	r, err := newReaderFrom(ctx, nil, ed, kr, first, opts.reader().orderCheck())
 	if err != nil {
 		return nil, err
 	}

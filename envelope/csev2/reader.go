@@ -49,16 +49,22 @@ func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr Ke
 	if err := ed.validate(); err != nil {
 		return nil, err
 	}
+	o, err := unwrapOpener(ctx, ed, kr)
+	if err != nil {
+		return nil, err
+	}
+	return &reader{src: src, o: o, index: first, order: oc}, nil
+}
+
+// unwrapOpener unwraps the content key of the validated ed and returns an
+// opener for its regions. The key itself lives on only in the AEAD.
+func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver) (*opener, error) {
 	cek, err := unwrapCEK(ctx, ed, kr)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(cek)
-	o, err := newOpener(cek, ed.regionLength())
-	if err != nil {
-		return nil, err
-	}
-	return &reader{src: src, o: o, index: first, order: oc}, nil
+	return newOpener(cek, ed.regionLength())
 }
 
 type reader struct {
@@ -171,12 +177,7 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, ed *Encryptio
 	if err != nil {
 		return nil, err
 	}
-	cek, err := unwrapCEK(ctx, ed, kr)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(cek)
-	o, err := newOpener(cek, ed.regionLength())
+	o, err := unwrapOpener(ctx, ed, kr)
 	if err != nil {
 		return nil, err
 	}
