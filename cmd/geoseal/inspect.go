@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -114,9 +113,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		out.WrappedKeys = append(out.WrappedKeys, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			return fail(stderr, "inspect", exitUsage, err)
 		}
 		return exitOK

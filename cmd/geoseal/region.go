@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -85,28 +83,6 @@ func runRegion(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// newFlagSet returns a flag set that reports errors to stderr and, for
-// -h, prints the region help.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("geoseal region "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { regionHelp(stderr) }
-	return fs
-}
-
-// parseFlags parses args and refuses positional arguments, which would
-// otherwise be ignored silently.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
-	if err := fs.Parse(args); err != nil {
-		return false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return false
-	}
-	return true
-}
-
 // loadCatalog returns the embedded catalog, with the override file applied
 // when one is given.
 func loadCatalog(path string) (*region.Catalog, error) {
@@ -134,14 +110,14 @@ type checkOutput struct {
 }
 
 func regionCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", stderr)
+	fs := flagSet("region check", stderr, regionHelp)
 	policyName := fs.String("policy", "", "policy name (required)")
 	primary := fs.String("primary", "", "primary region (required)")
 	secondary := fs.String("secondary", "", "secondary region of a geo-replicated account")
 	asJSON := fs.Bool("json", false, "print JSON")
 	override := fs.String("override", "", "override file")
-	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if *policyName == "" || strings.TrimSpace(*primary) == "" {
 		fmt.Fprintln(stderr, "geoseal region check: --policy and --primary are required")
@@ -173,9 +149,7 @@ func regionCheck(args []string, stdout, stderr io.Writer) int {
 		message = v.Error()
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(checkOutput{Decision: d, Message: message}); err != nil {
+		if err := printJSON(stdout, checkOutput{Decision: d, Message: message}); err != nil {
 			fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
 			return exitUsage
 		}
@@ -255,12 +229,12 @@ type listOutput struct {
 }
 
 func regionList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("list", stderr)
+	fs := flagSet("region list", stderr, regionHelp)
 	policyName := fs.String("policy", "", "policy name: add each region's verdict")
 	asJSON := fs.Bool("json", false, "print JSON")
 	override := fs.String("override", "", "override file")
-	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	cat, err := loadCatalog(*override)
 	if err != nil {
@@ -291,9 +265,7 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 		out.Regions = append(out.Regions, e)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
 			return exitUsage
 		}

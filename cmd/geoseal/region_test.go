@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +198,36 @@ func TestRegionListJSON(t *testing.T) {
 	_, stdout, _ = runCLI(t, "region", "list", "--json")
 	if strings.Contains(stdout, `"verdict"`) {
 		t.Error("verdicts printed without --policy")
+	}
+}
+
+// TestRegionHelpDocumentsEveryFlag is TestHelpDocumentsEveryFlag for the
+// region subcommands, which share one help.
+func TestRegionHelpDocumentsEveryFlag(t *testing.T) {
+	var help bytes.Buffer
+	regionHelp(&help)
+	for _, sub := range []string{"check", "list"} {
+		t.Run(sub, func(t *testing.T) {
+			var defined []string
+			onParse = func(fs *flag.FlagSet) {
+				fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
+			}
+			defer func() { onParse = nil }()
+			code, stdout, stderr := runCLI(t, "region", sub, "-h")
+			if code != 0 {
+				t.Errorf("region %s -h: exit %d", sub, code)
+			}
+			if !strings.Contains(stdout+stderr, "geoseal region check --policy NAME") {
+				t.Errorf("region %s -h does not print the help", sub)
+			}
+			if len(defined) == 0 {
+				t.Fatal("no flags seen")
+			}
+			for _, f := range defined {
+				if !strings.Contains(help.String(), "--"+f+" ") {
+					t.Errorf("region help does not document --%s", f)
+				}
+			}
+		})
 	}
 }
