@@ -64,7 +64,8 @@ type BlobClientOptions struct {
 	// Concurrency is how many blocks or ranges are in flight at once.
 	// Zero means DefaultConcurrency. Upload holds about BlockSize ×
 	// (Concurrency + 1) bytes of buffers, Download RangeSize ×
-	// (Concurrency + 1).
+	// (Concurrency + 2): the first range, which carries the header, is
+	// read while the fetcher fills up to Concurrency + 1 more.
 	Concurrency int
 
 	// MaxWrappedKeys bounds the wrapped keys an object read may list (see
