@@ -91,7 +91,7 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 // version, if keyURL names none) and a resolver for decrypting that accepts
 // the metadata's key id when it is keyURL, or a version of it.
 func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
-	vault, name, version, err := kvurl.Parse(keyURL)
+	vault, _, _, err := kvurl.Parse(keyURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--keyvault: %w", err)
 	}
@@ -107,17 +107,7 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 		resolve, err := csev2.KeyVaultResolver(client, keyURL)
 		return nil, resolve, err
 	}
-	if version == "" {
-		resp, err := client.GetKey(ctx, name, "", nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--keyvault %s: %w", keyURL, err)
-		}
-		if resp.Key == nil || resp.Key.KID == nil {
-			return nil, nil, fmt.Errorf("--keyvault %s: the vault returned no key id", keyURL)
-		}
-		keyURL = string(*resp.Key.KID)
-	}
-	kek, err := csev2.KeyVaultKEK(client, keyURL)
+	kek, err := csev2.CurrentKeyVaultKEK(ctx, client, keyURL)
 	return kek, nil, err
 }
 

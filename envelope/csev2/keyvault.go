@@ -33,6 +33,31 @@ func KeyVaultKEK(client *azkeys.Client, keyID string) (KeyEncryptionKey, error) 
 	return &vaultKEK{client: client, id: keyID, name: name, version: version}, nil
 }
 
+// CurrentKeyVaultKEK is KeyVaultKEK for writing with the current version of
+// a key: when keyURL names no version (https://VAULT/keys/NAME), it asks the
+// vault for the key's current version, one GET, and returns a KEK bound to
+// that versioned key id, which is what the blob's metadata will record.
+func CurrentKeyVaultKEK(ctx context.Context, client *azkeys.Client, keyURL string) (KeyEncryptionKey, error) {
+	if client == nil {
+		return nil, errors.New("csev2: nil azkeys.Client")
+	}
+	_, name, version, err := kvurl.Parse(keyURL)
+	if err != nil {
+		return nil, fmt.Errorf("csev2: %w", err)
+	}
+	if version == "" {
+		resp, err := client.GetKey(ctx, name, "", nil)
+		if err != nil {
+			return nil, fmt.Errorf("csev2: current version of %s: %w", keyURL, err)
+		}
+		if resp.Key == nil || resp.Key.KID == nil {
+			return nil, fmt.Errorf("csev2: current version of %s: the vault returned no key id", keyURL)
+		}
+		keyURL = string(*resp.Key.KID)
+	}
+	return KeyVaultKEK(client, keyURL)
+}
+
 // KeyVaultResolver returns a KeyResolver for blobs whose key id names a
 // version of the Key Vault or Managed HSM key at keyURL
 // (https://VAULT/keys/NAME): it resolves each such key id to a KeyVaultKEK,

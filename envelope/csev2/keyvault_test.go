@@ -139,3 +139,32 @@ func TestKeyVaultResolver(t *testing.T) {
 		t.Error("a secret URL accepted as a key URL")
 	}
 }
+
+// TestCurrentKeyVaultKEK binds an unversioned key URL to the key's current
+// version with one GET, and keeps a versioned URL as it is without any.
+func TestCurrentKeyVaultKEK(t *testing.T) {
+	kv := kvtest.NewServer(t)
+	client, err := azkeys.NewClient(kv.URL, kv.Credential(), kv.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v1 := kv.CreateOctHSMKey("current")
+	v2 := kv.RotateKey("current")
+	kv.ResetCounts()
+	kek, err := CurrentKeyVaultKEK(ctx, client, kv.KeyURL("current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kek.KeyID() != v2 || kv.Counts().GetKey != 1 {
+		t.Fatalf("unversioned URL bound to %s with %d GETs, want %s with 1", kek.KeyID(), kv.Counts().GetKey, v2)
+	}
+	kv.ResetCounts()
+	kek, err = CurrentKeyVaultKEK(ctx, client, v1)
+	if err != nil || kek.KeyID() != v1 || kv.Counts().GetKey != 0 {
+		t.Fatalf("versioned URL: %v, %v, %d GETs", kek, err, kv.Counts().GetKey)
+	}
+	if _, err := CurrentKeyVaultKEK(ctx, client, kv.KeyURL("missing")); err == nil {
+		t.Fatal("a key the vault does not have was accepted")
+	}
+}
