@@ -2,12 +2,9 @@ package envelope
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/subtle"
-	"errors"
-	"fmt"
 	"io"
 
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -42,17 +39,17 @@ type DecryptOptions struct {
 //
 // ctx bounds the key operations; it does not cancel the reads that follow.
 func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *DecryptOptions) (io.Reader, error) {
-	header, err := readHeader(src)
+	header, err := format.ReadHeader(src)
 	if err != nil {
 		return nil, err
 	}
-	_, body, key, err := openObject(ctx, header, u, opts)
+	body, err := openBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
-	r, err := stream.NewReader(src, key, &body)
+	r, err := stream.NewReader(src, body.Key, &body.Options)
 	if err != nil {
-		return nil, bodyError(err)
+		return nil, format.BodyError(err)
 	}
 	return &bodyReader{r: r}, nil
 }
@@ -67,104 +64,37 @@ func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *Decr
 // *stream.ChunkError matching stream.ErrAuthentication, and no byte of it is
 // returned.
 func DecryptAt(ctx context.Context, src io.ReaderAt, size int64, u keyring.Unwrapper, opts *DecryptOptions) (*stream.ReaderAt, error) {
-	header, err := readHeaderAt(src, size)
+	header, err := format.ReadHeaderAt(src, size)
 	if err != nil {
 		return nil, err
 	}
-	_, body, key, err := openObject(ctx, header, u, opts)
+	body, err := openBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
 	off := int64(len(header))
-	ra, err := stream.NewReaderAt(io.NewSectionReader(src, off, size-off), size-off, key, &body)
+	ra, err := stream.NewReaderAt(io.NewSectionReader(src, off, size-off), size-off, body.Key, &body.Options)
 	if err != nil {
-		return nil, bodyError(err)
+		return nil, format.BodyError(err)
 	}
 	return ra, nil
 }
 
-// openObject parses a complete header, unwraps the data key with u and
-// verifies, in this order, the key commitment (in constant time), the
-// header tag and opts.RequireContext. It returns the authenticated header
-// and the options and content key that open the body following it.
-func openObject(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (h *Header, body stream.Options, key []byte, err error) {
+// openBody unlocks the complete header with u (format.Unlock: commitment,
+// tag, opts.RequireContext) and returns what opens the body after it.
+func openBody(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*format.Body, error) {
 	if opts == nil {
 		opts = &DecryptOptions{}
 	}
-	h, f, dek, k, err := unlock(ctx, header, u, opts)
+	_, body, err := format.Unlock(ctx, header, u, &format.UnlockOptions{
+		RequireContext: opts.RequireContext,
+		MaxWrappedKeys: opts.MaxWrappedKeys,
+	})
 	if err != nil {
-		return nil, body, nil, err
+		return nil, err
 	}
-	zero(dek)
-	zero(k.header)
-	body, err = bodyOptions(f, opts.Concurrency)
-	if err != nil {
-		return nil, body, nil, err
-	}
-	return h, body, k.content, nil
-}
-
-// unlock does the work of openObject and returns the data key too, for
-// Rewrap. The caller must zero dek and the keys it does not hand on.
-func unlock(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*Header, *headerFields, []byte, *objectKeys, error) {
-	h, tag, err := parseHeader(header)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := checkSuiteApproved(h.Suite); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	limit := opts.MaxWrappedKeys
-	if limit <= 0 {
-		limit = keyring.DefaultMaxWrappedKeys
-	}
-	if len(h.WrappedKeys) > limit {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: object lists %d wrapped keys, at most %d accepted: %w", len(h.WrappedKeys), limit, keyring.ErrTooManyKeys)
-	}
-	// The context is not authenticated yet, but refusing here saves an
-	// unwrap (and an HSM or Key Vault call) for an object that would be
-	// refused anyway; once the tag verifies, the context checked is the
-	// authentic one.
-	if !h.Context.Contains(opts.RequireContext) {
-		return nil, nil, nil, nil, ErrContextMismatch
-	}
-	if u == nil {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: nil keyring")
-	}
-
-	dek, err := u.Unwrap(ctx, h.WrappedKeys, h.Context)
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: %w", err)
-	}
-	if len(dek) != dekLen {
-		zero(dek)
-		return nil, nil, nil, nil, fmt.Errorf("%w: unwrapped a key of %d bytes", ErrCommitment, len(dek))
-	}
-	k, err := deriveKeys(dek, h.MessageID)
-	if err != nil {
-		zero(dek)
-		return nil, nil, nil, nil, err
-	}
-	fail := func(err error) (*Header, *headerFields, []byte, *objectKeys, error) {
-		zero(dek)
-		zero(k.content)
-		zero(k.header)
-		return nil, nil, nil, nil, err
-	}
-	if subtle.ConstantTimeCompare(k.commitment, h.Commitment[:]) != 1 {
-		return fail(ErrCommitment)
-	}
-	if !hmac.Equal(headerTag(k.header, header[:len(header)-tagLen]), tag[:]) {
-		return fail(ErrHeaderTampered)
-	}
-	f := &headerFields{
-		suite:      h.Suite,
-		chunkSize:  h.ChunkSize,
-		messageID:  h.MessageID,
-		commitment: h.Commitment,
-		context:    h.Context,
-	}
-	return h, f, dek, k, nil
+	body.Options.Concurrency = opts.Concurrency
+	return body, nil
 }
 
 // bodyReader reports failures of the body as ErrBodyTampered.
@@ -173,19 +103,7 @@ type bodyReader struct{ r io.Reader }
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {
-		err = bodyError(err)
+		err = format.BodyError(err)
 	}
 	return n, err
-}
-
-// bodyError adds ErrBodyTampered to the chain of a stream error that
-// means the ciphertext itself is wrong, and leaves other errors (a failing
-// source, bad options) as they are.
-func bodyError(err error) error {
-	for _, target := range []error{stream.ErrAuthentication, stream.ErrTruncated, stream.ErrTrailingData, stream.ErrTooLarge, stream.ErrInvalidSize} {
-		if errors.Is(err, target) {
-			return fmt.Errorf("%w: %w", ErrBodyTampered, err)
-		}
-	}
-	return fmt.Errorf("envelope: %w", err)
 }

@@ -11,6 +11,8 @@ import (
 	mathrand "math/rand/v2"
 	"testing"
 
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/format/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 	"go.uber.org/goleak"
@@ -70,7 +72,7 @@ func suites() []stream.Suite {
 func TestRoundTrip(t *testing.T) {
 	// Goroutines of other tests (idle HTTP connections) are not ours.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	const cs = 4 << 10
 	for _, suite := range suites() {
 		for _, size := range []int{0, 1, cs - 1, cs, cs + 1, 3 * cs, 3*cs + 17} {
@@ -125,7 +127,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestNotGeoseal(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	for _, in := range [][]byte{nil, []byte("x"), []byte("hello, this is plain text, long enough"), make([]byte, 1000)} {
 		if _, err := decryptBytes(kr, in, nil); !errors.Is(err, ErrNotGeoseal) {
 			t.Errorf("Decrypt(%q...): %v, want ErrNotGeoseal", in[:min(len(in), 8)], err)
@@ -140,8 +142,8 @@ func TestNotGeoseal(t *testing.T) {
 }
 
 func TestWrongKeyring(t *testing.T) {
-	obj := encryptBytes(t, newTestAES(t), []byte("secret"), nil)
-	other := newTestAES(t)
+	obj := encryptBytes(t, formattest.NewAES(t), []byte("secret"), nil)
+	other := formattest.NewAES(t)
 	_, err := decryptBytes(other, obj, nil)
 	var nm *keyring.NoMatchError
 	if !errors.As(err, &nm) {
@@ -160,7 +162,7 @@ func TestWrongKeyring(t *testing.T) {
 // every byte and appends bytes: all fail with a typed error, and no byte of
 // a chunk that failed is returned.
 func TestObjectTamper(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	const cs = 4 << 10
 	pt := randomBytes(2*cs + 100)
 	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs, Context: keyring.Context{"k": "v"}})
@@ -174,7 +176,7 @@ func TestObjectTamper(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: decrypted", what)
 		}
-		if classify(err) == "other" {
+		if formattest.Classify(err) == "other" {
 			t.Fatalf("%s: untyped error %v", what, err)
 		}
 		if !wantPrefixOK && len(got) > 0 {
@@ -234,7 +236,7 @@ func TestObjectTamper(t *testing.T) {
 // TestTransplant puts the header of one object on the body of another
 // written to the same key with the same context.
 func TestTransplant(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	opts := &EncryptOptions{ChunkSize: 4 << 10, Context: keyring.Context{"k": "v"}}
 	for _, size := range []int{0, 100, 10000} {
 		a := encryptBytes(t, kr, randomBytes(size), opts)
@@ -259,33 +261,33 @@ func TestTransplant(t *testing.T) {
 // rejected by both.
 func TestCommitment(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newTestAES(t), newTestAES(t)
+	alice, bob := formattest.NewAES(t), formattest.NewAES(t)
 	deks := [2][]byte{randomBytes(32), randomBytes(32)}
 	recipients := [2]*keyring.AES{alice, bob}
-	f := testFields()
-	var keys []keyring.WrappedKey
+	h := &format.Header{ChunkSize: 4 << 10, Context: keyring.Context{"project": "x-57"}}
+	rand.Read(h.MessageID[:])
 	for i, r := range recipients {
-		w, err := r.Wrap(ctx, deks[i], f.context)
+		w, err := r.Wrap(ctx, deks[i], h.Context)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, w...)
+		h.WrappedKeys = append(h.WrappedKeys, w...)
 	}
 	// The body of each key, sealed with its content key and the object's
 	// body AAD.
 	pts := [2][]byte{[]byte("what alice should read"), []byte("what bob should read!")}
 	var bodies [2][]byte
 	for i, dek := range deks {
-		k, err := deriveKeys(dek, f.messageID)
+		k, err := format.DeriveKeys(dek, h.MessageID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts, err := bodyOptions(&f, 1)
+		opts, err := format.BodyOptions(h)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		w, err := stream.NewWriter(&buf, k.content, &opts)
+		w, err := stream.NewWriter(&buf, k.Content, &opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +301,7 @@ func TestCommitment(t *testing.T) {
 	for c := range 2 {
 		for tg := range 2 {
 			for b := range 2 {
-				obj := append(craftHeader(t, f, keys, deks[c], deks[tg]), bodies[b]...)
+				obj := append(formattest.Craft(t, h, deks[c], deks[tg]), bodies[b]...)
 				readers := 0
 				for r, rec := range recipients {
 					got, err := decryptBytes(rec, obj, nil)
@@ -334,7 +336,7 @@ func TestCommitment(t *testing.T) {
 
 func TestRewrap(t *testing.T) {
 	ctx := context.Background()
-	oldKR, newKR, third := newTestAES(t), newTestAES(t), newTestAES(t)
+	oldKR, newKR, third := formattest.NewAES(t), formattest.NewAES(t), formattest.NewAES(t)
 	pt := randomBytes(10000)
 	ec := keyring.Context{"project": "x-57"}
 	obj := encryptBytes(t, oldKR, pt, &EncryptOptions{ChunkSize: 4 << 10, Context: ec})
@@ -392,7 +394,7 @@ func TestRewrap(t *testing.T) {
 }
 
 func TestRequireContextObject(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	obj := encryptBytes(t, kr, []byte("secret"), &EncryptOptions{Context: keyring.Context{"project": "x-57"}})
 	for _, f := range []func(keyring.Unwrapper, []byte, *DecryptOptions) ([]byte, error){decryptBytes, decryptAtBytes} {
 		if got, err := f(kr, obj, &DecryptOptions{RequireContext: keyring.Context{"project": "x-58"}}); !errors.Is(err, ErrContextMismatch) || len(got) != 0 {
@@ -408,7 +410,7 @@ func TestRequireContextObject(t *testing.T) {
 // concurrency on, and checks that no goroutine is left behind.
 func TestConcurrentNoLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	pt := randomBytes(20 << 10)
 	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: 4 << 10, Concurrency: 4})
 	r, err := Decrypt(context.Background(), bytes.NewReader(obj), kr, &DecryptOptions{Concurrency: 4})
@@ -436,7 +438,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestEncryptWritesNothingOnError(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	var buf bytes.Buffer
 	if _, err := Encrypt(context.Background(), &buf, kr, &EncryptOptions{Concurrency: -1}); err == nil {
 		t.Fatal("negative concurrency accepted")
