@@ -162,7 +162,7 @@ func totalSize(contentRange *string, contentLength *int64) (int64, error) {
 
 // downloadReader is the plaintext reader Download returns.
 type downloadReader struct {
-	r      io.Reader // *stream reader, which is an io.Closer
+	r      *stream.Reader
 	f      *fetcher
 	cancel context.CancelCauseFunc
 	once   sync.Once
@@ -179,9 +179,7 @@ func (d *downloadReader) Read(p []byte) (int, error) {
 // Close stops the requests in flight and releases the buffers.
 func (d *downloadReader) Close() error {
 	d.once.Do(func() {
-		if c, ok := d.r.(io.Closer); ok {
-			c.Close()
-		}
+		d.r.Close()
 		d.cancel(errReaderClosed)
 		d.f.Close()
 	})

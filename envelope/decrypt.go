@@ -37,8 +37,10 @@ type DecryptOptions struct {
 // io.EOF. A caller that must not act on a partial plaintext should buffer
 // it until Read returns io.EOF.
 //
-// ctx bounds the key operations; it does not cancel the reads that follow.
-func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *DecryptOptions) (io.Reader, error) {
+// With opts.Concurrency > 1 the Reader opens chunks on goroutines of its
+// own: Close it (see Reader.Close). ctx bounds the key operations; it does
+// not cancel the reads that follow.
+func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *DecryptOptions) (*Reader, error) {
 	header, err := format.ReadHeader(src)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,7 @@ func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *Decr
 	if err != nil {
 		return nil, format.BodyError(err)
 	}
-	return &bodyReader{r: r}, nil
+	return &Reader{r: r}, nil
 }
 
 // DecryptAt opens the object of the given size in src for random access,
@@ -97,13 +99,40 @@ func openBody(ctx context.Context, header []byte, u keyring.Unwrapper, opts *Dec
 	return body, nil
 }
 
-// bodyReader reports failures of the body as ErrBodyTampered.
-type bodyReader struct{ r io.Reader }
+// A Reader is the plaintext of an object, as Decrypt returns it. It reads
+// the body through a stream.Reader and reports a body that fails to
+// authenticate with an error matching ErrBodyTampered (and the
+// *stream.ChunkError naming the chunk).
+//
+// A Reader that opens chunks in parallel (DecryptOptions.Concurrency > 1)
+// owns goroutines until io.EOF, an error, or Close. Close every Reader not
+// read to the end; one abandoned without Close keeps its goroutines and
+// buffers until the garbage collector finds it unreachable.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct{ r *stream.Reader }
 
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
+// Read reads up to len(p) bytes of authenticated plaintext into p. It
+// returns io.EOF only at the authenticated end of the object.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
 	if err != nil && err != io.EOF {
 		err = format.BodyError(err)
 	}
 	return n, err
 }
+
+// WriteTo writes the plaintext to dst until the end of the object or an
+// error, straight from the chunk buffers; io.Copy uses it.
+func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
+	n, err := r.r.WriteTo(dst)
+	if err != nil {
+		err = format.BodyError(err)
+	}
+	return n, err
+}
+
+// Close stops the Reader's goroutines, waiting for them to exit, and
+// releases its buffers; Read fails afterwards. It is safe to call more
+// than once and returns nil.
+func (r *Reader) Close() error { return r.r.Close() }

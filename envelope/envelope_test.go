@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	mathrand "math/rand/v2"
 	"testing"
 
@@ -42,6 +43,7 @@ func decryptBytes(u keyring.Unwrapper, object []byte, opts *DecryptOptions) ([]b
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	return io.ReadAll(r)
 }
 
@@ -426,6 +428,72 @@ func TestConcurrentNoLeak(t *testing.T) {
 	bad[len(bad)-5] ^= 1
 	if got, err := decryptBytes(kr, bad, &DecryptOptions{Concurrency: 4}); !errors.Is(err, ErrBodyTampered) || !bytes.HasPrefix(pt, got) {
 		t.Fatalf("tampered: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestReaderClose closes Readers half way through an object, at every
+// concurrency, and checks that Close leaves no goroutine behind, may be
+// called twice, and makes Read and WriteTo fail.
+func TestReaderClose(t *testing.T) {
+	kr := formattest.NewAES(t)
+	const cs = 4 << 10
+	pt := randomBytes(40 * cs)
+	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs})
+	for _, conc := range []int{0, 1, 2, 3, 4, 8, 16} {
+		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			r, err := Decrypt(context.Background(), bytes.NewReader(obj), kr, &DecryptOptions{Concurrency: conc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			half := make([]byte, len(pt)/2+1)
+			if _, err := io.ReadFull(r, half); err != nil || !bytes.Equal(half, pt[:len(half)]) {
+				t.Fatalf("reading half: %v", err)
+			}
+			for range 2 {
+				if err := r.Close(); err != nil {
+					t.Fatalf("Close = %v", err)
+				}
+			}
+			if n, err := r.Read(half); n != 0 || !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("Read after Close = %d, %v; want fs.ErrClosed", n, err)
+			}
+			if n, err := r.WriteTo(io.Discard); n != 0 || !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("WriteTo after Close = %d, %v; want fs.ErrClosed", n, err)
+			}
+		})
+	}
+}
+
+// TestReaderWriteTo reads whole and tampered objects through WriteTo
+// (io.Copy), which reports a tampered body as Read does.
+func TestReaderWriteTo(t *testing.T) {
+	kr := formattest.NewAES(t)
+	const cs = 4 << 10
+	pt := randomBytes(5*cs + 7)
+	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs})
+	bad := bytes.Clone(obj)
+	bad[len(bad)-cs] ^= 1
+	for _, conc := range []int{0, 3} {
+		for _, tc := range []struct {
+			name string
+			obj  []byte
+			want error
+		}{{"intact", obj, nil}, {"tampered", bad, ErrBodyTampered}} {
+			r, err := Decrypt(context.Background(), bytes.NewReader(tc.obj), kr, &DecryptOptions{Concurrency: conc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			n, err := io.Copy(&out, r)
+			r.Close()
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) || n != int64(out.Len()) || !bytes.HasPrefix(pt, out.Bytes()) {
+				t.Errorf("%s, concurrency %d: io.Copy = %d, %v; want %v", tc.name, conc, n, err, tc.want)
+			}
+			if tc.want == nil && !bytes.Equal(out.Bytes(), pt) {
+				t.Errorf("%s, concurrency %d: other plaintext", tc.name, conc)
+			}
+		}
 	}
 }
 

@@ -51,6 +51,15 @@
 // flight) whatever the length of the stream, and allocates nothing per
 // chunk once running.
 //
+// # Goroutines
+//
+// With Options.Concurrency > 1 a Writer or Reader seals or opens chunks on
+// that many goroutines of its own. They exit at the end of the stream, on
+// the first error, or on Close, which returns only once they have: Close
+// every Writer, and every Reader not read to the end. One abandoned
+// without Close keeps them until the garbage collector finds it
+// unreachable.
+//
 // # FIPS 140
 //
 // The default suite, AES-256-GCM, uses only crypto/cipher.NewGCMWithRandomNonce

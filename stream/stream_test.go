@@ -309,7 +309,7 @@ func TestReaderClose(t *testing.T) {
 	if _, err := r.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.(io.Closer).Close(); err != nil {
+	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Read(buf); !errors.Is(err, fs.ErrClosed) {

@@ -7,14 +7,16 @@ import (
 )
 
 // workers seals or opens chunks on a fixed number of goroutines for one
-// Writer or Reader. The goroutines start with the first chunk and exit when
-// stop is called: by Close, at the end of the stream, after an error, or by
-// a cleanup when the Writer or Reader is dropped unfinished. They hold no
-// reference to the Writer or Reader, so that the cleanup can run.
+// Writer or Reader. The goroutines start with the first chunk and exit once
+// stopped: close stops them and waits (Close, the end of the stream, an
+// error); stop alone is for the cleanup of a Writer or Reader dropped
+// unfinished, which must not block. They hold no reference to the Writer
+// or Reader, so that the cleanup can run.
 type workers struct {
 	n       int
 	jobs    chan *chunk
 	started atomic.Bool
+	running sync.WaitGroup // one per goroutine started
 
 	mu      sync.Mutex // guards starting and stopping
 	stopped bool
@@ -40,8 +42,12 @@ func (w *workers) start() {
 	if w.stopped || w.started.Load() {
 		return
 	}
+	w.running.Add(w.n)
 	for range w.n {
-		go work(w.jobs)
+		go func() {
+			defer w.running.Done()
+			work(w.jobs)
+		}()
 	}
 	w.started.Store(true)
 }
@@ -133,6 +139,13 @@ func (w *workers) stop() {
 		w.stopped = true
 		close(w.jobs)
 	}
+}
+
+// close stops the goroutines and returns once they have exited, after
+// running the chunks already submitted.
+func (w *workers) close() {
+	w.stop()
+	w.running.Wait()
 }
 
 // queue is a fixed-capacity FIFO of chunks in stream order.
