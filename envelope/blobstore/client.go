@@ -15,12 +15,16 @@ import (
 
 // A Client stores geoseal objects as block blobs in one Azure Blob Storage
 // container and reads them back. It is safe for concurrent use by many
-// goroutines, and cheap: it holds no state per blob.
+// goroutines. Its only state per blob is a bounded cache (16 MiB) of the
+// ciphertext of headers and final chunks it opened, valid while the
+// blob's ETag is unchanged, which spares two GETs when a blob is opened
+// again; nothing in it is trusted without being authenticated again.
 type Client struct {
 	container *container.Client
 	keyring   keyring.Keyring
 	guard     *region.Guard
 	opts      ClientOptions
+	opened    openCache
 }
 
 // ClientOptions configure a Client. Nil means the defaults; the transfer

@@ -67,9 +67,17 @@ type geosealContent struct {
 // openGeoseal opens the geoseal object in the blob whose state is st:
 // read the header and the final chunk, unlock, authenticate.
 func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (content, error) {
-	header, plan, lay, final, err := readHeaderAndFinal(ctx, b, st)
-	if err != nil {
-		return nil, err
+	var header, final []byte
+	var plan objectMetadata
+	var lay layout
+	cached := c.opened.get(b.URL(), st.etag)
+	if cached != nil {
+		header, plan, lay, final = cached.header, cached.plan, cached.lay, cached.final
+	} else {
+		var err error
+		if header, plan, lay, final, err = readHeaderAndFinal(ctx, b, st); err != nil {
+			return nil, err
+		}
 	}
 	h, body, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
 	if err != nil {
@@ -84,6 +92,9 @@ func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, 
 	ra, err := stream.NewReaderAt(src, lay.bodySize, body.Key, &body.Options)
 	if err != nil {
 		return nil, format.BodyError(err)
+	}
+	if cached == nil {
+		c.opened.put(&openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: plan, lay: lay})
 	}
 	props.Size = ra.Size()
 	props.Context = h.Context

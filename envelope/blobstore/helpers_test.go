@@ -213,3 +213,5 @@ func mdGet(md map[string]*string, k string) string {
 	v, _ := metadataValue(md, k)
 	return v
 }
+
+func azETag(s string) azcore.ETag { return azcore.ETag(s) }
