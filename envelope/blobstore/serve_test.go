@@ -310,4 +310,3 @@ func TestServeBlobNoLeak(t *testing.T) {
 	s.transport.CloseIdleConnections()
 	goleak.VerifyNone(t, setupDone, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }
-
