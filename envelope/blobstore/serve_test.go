@@ -295,7 +295,7 @@ func TestServeBlobNoLeak(t *testing.T) {
 	setupDone := goleak.IgnoreCurrent()
 	for range 3 {
 		// A client that reads a little and hangs up.
-		resp, err := http.Get(s.srv.URL + "/doc")
+		resp, err := s.srv.Client().Get(s.srv.URL + "/doc")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,5 +308,5 @@ func TestServeBlobNoLeak(t *testing.T) {
 	s.srv.CloseClientConnections()
 	s.srv.Client().CloseIdleConnections()
 	s.transport.CloseIdleConnections()
-	goleak.VerifyNone(t, setupDone, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+	goleak.VerifyNone(t, setupDone)
 }
