@@ -22,8 +22,9 @@ type Counter struct {
 	Sent     atomic.Int64 // request body bytes
 	Received atomic.Int64 // response body bytes read by the client
 
-	inflightPuts atomic.Int64
-	MaxPuts      atomic.Int64 // most PUTs in flight at once
+	inflightPuts, inflightGets atomic.Int64
+	MaxPuts                    atomic.Int64 // most PUTs in flight at once
+	MaxGets                    atomic.Int64 // most GETs in flight at once (until their bodies are closed)
 
 	mu        sync.Mutex
 	intercept func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error)
@@ -31,7 +32,7 @@ type Counter struct {
 
 // Reset zeroes the counts.
 func (c *Counter) Reset() {
-	for _, n := range []*atomic.Int64{&c.Requests, &c.Gets, &c.Heads, &c.Puts, &c.Sent, &c.Received, &c.MaxPuts} {
+	for _, n := range []*atomic.Int64{&c.Requests, &c.Gets, &c.Heads, &c.Puts, &c.Sent, &c.Received, &c.MaxPuts, &c.MaxGets} {
 		n.Store(0)
 	}
 }
@@ -79,36 +80,56 @@ func (t *Transport) Do(req *http.Request) (*http.Response, error) {
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	c := t.c
 	c.Requests.Add(1)
+	var done func()
 	switch req.Method {
 	case http.MethodGet:
 		c.Gets.Add(1)
+		done = inflight(&c.inflightGets, &c.MaxGets)
 	case http.MethodHead:
 		c.Heads.Add(1)
 	case http.MethodPut:
 		c.Puts.Add(1)
-		n := c.inflightPuts.Add(1)
-		defer c.inflightPuts.Add(-1)
-		for {
-			m := c.MaxPuts.Load()
-			if n <= m || c.MaxPuts.CompareAndSwap(m, n) {
-				break
-			}
-		}
+		defer inflight(&c.inflightPuts, &c.MaxPuts)()
 	}
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countingBody{ReadCloser: req.Body, n: &c.Sent}
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
+		if done != nil {
+			done()
+		}
 		return nil, err
 	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.Received}
+	resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.Received, done: done}
 	return resp, nil
+}
+
+// inflight counts one more in flight, records the maximum, and returns the
+// function that counts it done.
+func inflight(n, maxSeen *atomic.Int64) func() {
+	v := n.Add(1)
+	for {
+		m := maxSeen.Load()
+		if v <= m || maxSeen.CompareAndSwap(m, v) {
+			break
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { n.Add(-1) }) }
 }
 
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n    *atomic.Int64
+	done func() // called on Close
+}
+
+func (b *countingBody) Close() error {
+	if b.done != nil {
+		b.done()
+	}
+	return b.ReadCloser.Close()
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
