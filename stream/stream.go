@@ -3,7 +3,6 @@ package stream
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/fips140"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/geoseal/geoseal/internal/fips"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -99,8 +99,9 @@ const (
 
 // ErrNotApproved is returned by the constructors for a suite that is not
 // FIPS 140 approved (ChaCha20Poly1305) when the process runs in FIPS 140-only
-// mode (GODEBUG=fips140=only). It wraps errors.ErrUnsupported.
-var ErrNotApproved = fmt.Errorf("stream: suite not approved in FIPS 140-only mode: %w", errors.ErrUnsupported)
+// mode (GODEBUG=fips140=only). It matches errors.ErrUnsupported, and the
+// ErrNotApproved of every other geoseal package (keyring.ErrNotApproved...).
+var ErrNotApproved = fips.NotApproved("stream: suite not approved in FIPS 140-only mode")
 
 // Errors a Reader or ReaderAt returns for ciphertext it refuses. They come
 // wrapped in a *ChunkError naming the chunk; match them with errors.Is.
@@ -233,7 +234,7 @@ func newConfig(key []byte, opts *Options) (*config, error) {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
 	case ChaCha20Poly1305:
-		if fips140.Enforced() {
+		if fips.Enforced() {
 			return nil, fmt.Errorf("stream: %v: %w", opts.Suite, ErrNotApproved)
 		}
 		x, err := chacha20poly1305.NewX(key)
