@@ -21,7 +21,8 @@ type ReaderAt struct {
 
 // NewReaderAt returns a ReaderAt over the stream of size bytes (the
 // encrypted size) in src. key and opts must be those the stream was written
-// with; opts.Concurrency is ignored.
+// with; opts.Concurrency is ignored. The ReaderAt keeps no reference to
+// key.
 //
 // NewReaderAt reads and authenticates the final chunk, so Size is the
 // trusted plaintext size: a stream cut or extended at a chunk boundary, or a
