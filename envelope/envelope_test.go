@@ -381,17 +381,23 @@ func TestRewrap(t *testing.T) {
 	if _, err := decryptBytes(oldKR, rewrapped, nil); !errors.As(err, &nm) {
 		t.Errorf("old key on the rewrapped object: %v, want *keyring.NoMatchError", err)
 	}
+
 	// Rewrapping needs the key, and verifies the header.
-	if _, err := Rewrap(ctx, obj[:h.Size], newKR, newKR); !errors.As(err, &nm) {
-		t.Errorf("Rewrap without the key: %v, want *keyring.NoMatchError", err)
-	}
 	bad := bytes.Clone(obj[:h.Size])
 	bad[h.Size-1] ^= 1
-	if _, err := Rewrap(ctx, bad, oldKR, newKR); !errors.Is(err, ErrHeaderTampered) {
-		t.Errorf("Rewrap of a tampered header: %v, want ErrHeaderTampered", err)
-	}
-	if _, err := Rewrap(ctx, obj, oldKR, newKR); !errors.Is(err, ErrInvalidHeader) {
-		t.Errorf("Rewrap of a whole object: %v, want ErrInvalidHeader", err)
+	for _, tc := range []struct {
+		name   string
+		header []byte
+		u      keyring.Unwrapper
+		class  string // formattest.Classify of the error
+	}{
+		{"without the key", obj[:h.Size], newKR, "no match"},
+		{"a tampered header", bad, oldKR, "tampered"},
+		{"a whole object", obj, oldKR, "invalid"},
+	} {
+		if got, err := Rewrap(ctx, tc.header, tc.u, newKR); formattest.Classify(err) != tc.class || got != nil {
+			t.Errorf("Rewrap of %s: %v, want a %q error", tc.name, err, tc.class)
+		}
 	}
 }
 

@@ -49,26 +49,14 @@ const KeySize = 32
 // DefaultChunkSize is the plaintext size of every chunk but the last when
 // Options.ChunkSize is zero.
 //
-// Why 64 KiB, by benchmark (internal/benchcmp -chunk N, its cmd/rss -chunk
-// N, and BenchmarkReadAt here, on a shared 2-core VM, so noisy):
-//   - Against raw AES-256-GCM on the same chunks, the stream costs the same
-//     at every chunk size (encryption 0.95-1.05×), so the ratio does not
-//     decide it.
-//   - Absolute sequential speed grows with the chunk because every chunk
-//     pays for its random nonce (about 2 µs here, a getrandom call per
-//     Seal outside FIPS mode) and a call or two: one goroutine encrypted
-//     about 3.5 GB/s at 64 KiB, 3.8 at 128 KiB, 4.4 at 256 KiB and 3.9 at
-//     1 MiB (best of three). 16 KiB lost up to a quarter.
-//   - Random access pays for whole chunks: a 4 KiB ReadAt took 7 µs at
-//     16 KiB, 29 µs at 64 KiB, 140 µs at 256 KiB and 870 µs at 1 MiB, and a
-//     ranged blob read fetches up to two chunks more than it asks for.
-//   - Memory is 2 × ChunkSize × (Concurrency + 2); 64 KiB keeps a chunk's
-//     buffers in L2.
-//
-// 64 KiB (as in age and minio/sio) keeps ranged reads cheap at a modest
-// sequential cost; callers that only stream can pass 256 KiB. It still
-// allows 2^32 × 64 KiB = 256 TiB per content key, more than the largest
-// Azure block blob (about 190.7 TiB).
+// 64 KiB, as in age and minio/sio, keeps random access cheap (a ReadAt
+// opens whole chunks, and a ranged blob read fetches up to two chunks more
+// than it asks for) and a chunk's buffers in L2, at a modest cost in
+// sequential speed, which grows with the chunk because every chunk pays for
+// its random nonce: callers that only stream can pass 256 KiB. It allows
+// 2^32 × 64 KiB = 256 TiB per content key, more than the largest Azure block
+// blob (about 190.7 TiB). The measurements behind the choice are in
+// BENCHMARKS.md at the root of the module.
 const DefaultChunkSize = 64 << 10
 
 const (
