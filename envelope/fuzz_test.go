@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/format"
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 )
 
