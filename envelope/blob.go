@@ -108,8 +108,8 @@ const (
 // checks them against the authenticated header, failing with
 // ErrInvalidMetadata on any disagreement.
 const (
-	// MetadataVersion marks a blob as a geoseal object; its value is "v1".
-	MetadataVersion    = "geoseal"
+	// metaVersion marks a blob as a geoseal object; its value is "v1".
+	metaVersion        = "geoseal"
 	metaVersionValue   = "v1"
 	metaHeaderLength   = "geosealheaderlength"
 	metaChunkSize      = "geosealchunksize"
@@ -249,12 +249,12 @@ func parseObjectMetadata(md map[string]*string) (m objectMetadata, ok bool, err 
 		}
 		return "", false
 	}
-	v, ok := get(MetadataVersion)
+	v, ok := get(metaVersion)
 	if !ok {
 		return m, false, nil
 	}
 	if v != metaVersionValue {
-		return m, true, fmt.Errorf("%w: %s=%q", ErrInvalidMetadata, MetadataVersion, v)
+		return m, true, fmt.Errorf("%w: %s=%q", ErrInvalidMetadata, metaVersion, v)
 	}
 	num := func(k string, lo, hi int64) (int64, error) {
 		s, ok := get(k)

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/rangesrc"
 	"github.com/geoseal/geoseal/stream"
 )
 
@@ -141,7 +142,7 @@ func (c *BlobClient) DownloadRange(ctx context.Context, blobName string, offset,
 	if p.finalSeparate {
 		ra, err = stream.NewReaderAt(src, bodySize, body.Key, &body.Options)
 	} else {
-		ra, err = stream.NewRangeReaderAt(src, bodySize, body.Key, &body.Options)
+		ra, err = stream.NewReaderAt(rangesrc.Partial{ReaderAt: src}, bodySize, body.Key, &body.Options)
 	}
 	if err != nil {
 		return fail(f.explain(err))

@@ -272,7 +272,7 @@ list:
 				continue
 			}
 			name := *item.Name
-			if !hasMetadata(item.Metadata, MetadataVersion) {
+			if !hasMetadata(item.Metadata, metaVersion) {
 				mu.Lock()
 				resp.Skipped = append(resp.Skipped, name)
 				mu.Unlock()

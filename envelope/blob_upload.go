@@ -166,7 +166,7 @@ func setObjectMetadata(md map[string]*string, headerLen int, body *stream.Option
 		return err
 	}
 	s := func(v string) *string { return &v }
-	md[MetadataVersion] = s(metaVersionValue)
+	md[metaVersion] = s(metaVersionValue)
 	md[metaHeaderLength] = s(strconv.Itoa(headerLen))
 	md[metaChunkSize] = s(strconv.Itoa(body.ChunkSize))
 	md[metaSuite] = s(strconv.Itoa(int(code)))

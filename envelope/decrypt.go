@@ -45,15 +45,11 @@ func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *Decr
 	if err != nil {
 		return nil, err
 	}
-	body, err := openBody(ctx, header, u, opts)
+	body, err := unlockBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
-	r, err := stream.NewReader(src, body.Key, &body.Options)
-	if err != nil {
-		return nil, format.BodyError(err)
-	}
-	return &Reader{r: r}, nil
+	return openBody(src, body)
 }
 
 // DecryptAt opens the object of the given size in src for random access,
@@ -70,21 +66,39 @@ func DecryptAt(ctx context.Context, src io.ReaderAt, size int64, u keyring.Unwra
 	if err != nil {
 		return nil, err
 	}
-	body, err := openBody(ctx, header, u, opts)
+	body, err := unlockBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
 	off := int64(len(header))
-	ra, err := stream.NewReaderAt(io.NewSectionReader(src, off, size-off), size-off, body.Key, &body.Options)
+	return openBodyAt(io.NewSectionReader(src, off, size-off), size-off, body)
+}
+
+// openBody returns the Reader of the body in src and zeroes the content
+// key: the stream.Reader keeps no copy of it.
+func openBody(src io.Reader, body *format.Body) (*Reader, error) {
+	defer body.Zero()
+	r, err := stream.NewReader(src, body.Key, &body.Options)
+	if err != nil {
+		return nil, format.BodyError(err)
+	}
+	return &Reader{r: r}, nil
+}
+
+// openBodyAt returns the ReaderAt of the body of the given size in src and
+// zeroes the content key: the stream.ReaderAt keeps no copy of it.
+func openBodyAt(src io.ReaderAt, size int64, body *format.Body) (*stream.ReaderAt, error) {
+	defer body.Zero()
+	ra, err := stream.NewReaderAt(src, size, body.Key, &body.Options)
 	if err != nil {
 		return nil, format.BodyError(err)
 	}
 	return ra, nil
 }
 
-// openBody unlocks the complete header with u (format.Unlock: commitment,
+// unlockBody unlocks the complete header with u (format.Unlock: commitment,
 // tag, opts.RequireContext) and returns what opens the body after it.
-func openBody(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*format.Body, error) {
+func unlockBody(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*format.Body, error) {
 	if opts == nil {
 		opts = &DecryptOptions{}
 	}

@@ -52,7 +52,14 @@ func Encrypt(ctx context.Context, dst io.Writer, w keyring.Wrapper, opts *Encryp
 		return nil, err
 	}
 	body.Options.Concurrency = opts.Concurrency
-	sw, err := stream.NewWriter(&headerFirst{w: dst, header: header}, body.Key, &body.Options)
+	return sealBody(&headerFirst{w: dst, header: header}, body)
+}
+
+// sealBody returns the stream.Writer of an object's body and zeroes the
+// content key: the Writer keeps no copy of it.
+func sealBody(dst io.Writer, body *format.Body) (io.WriteCloser, error) {
+	defer body.Zero()
+	sw, err := stream.NewWriter(dst, body.Key, &body.Options)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/format"
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 	"go.uber.org/goleak"
@@ -381,17 +381,23 @@ func TestRewrap(t *testing.T) {
 	if _, err := decryptBytes(oldKR, rewrapped, nil); !errors.As(err, &nm) {
 		t.Errorf("old key on the rewrapped object: %v, want *keyring.NoMatchError", err)
 	}
+
 	// Rewrapping needs the key, and verifies the header.
-	if _, err := Rewrap(ctx, obj[:h.Size], newKR, newKR); !errors.As(err, &nm) {
-		t.Errorf("Rewrap without the key: %v, want *keyring.NoMatchError", err)
-	}
 	bad := bytes.Clone(obj[:h.Size])
 	bad[h.Size-1] ^= 1
-	if _, err := Rewrap(ctx, bad, oldKR, newKR); !errors.Is(err, ErrHeaderTampered) {
-		t.Errorf("Rewrap of a tampered header: %v, want ErrHeaderTampered", err)
-	}
-	if _, err := Rewrap(ctx, obj, oldKR, newKR); !errors.Is(err, ErrInvalidHeader) {
-		t.Errorf("Rewrap of a whole object: %v, want ErrInvalidHeader", err)
+	for _, tc := range []struct {
+		name   string
+		header []byte
+		u      keyring.Unwrapper
+		class  string // formattest.Classify of the error
+	}{
+		{"without the key", obj[:h.Size], newKR, "no match"},
+		{"a tampered header", bad, oldKR, "tampered"},
+		{"a whole object", obj, oldKR, "invalid"},
+	} {
+		if got, err := Rewrap(ctx, tc.header, tc.u, newKR); formattest.Classify(err) != tc.class || got != nil {
+			t.Errorf("Rewrap of %s: %v, want a %q error", tc.name, err, tc.class)
+		}
 	}
 }
 
@@ -525,5 +531,70 @@ func TestEncryptWritesNothingOnError(t *testing.T) {
 	w.Write([]byte("x"))
 	if err := w.Close(); err == nil || fw.writes == 0 {
 		t.Errorf("Close on a failing destination: %v after %d writes", err, fw.writes)
+	}
+}
+
+// TestContentKeyZeroed checks that the steps Encrypt, Decrypt and
+// DecryptAt hand the derived content key to zero it once the stream is set
+// up, and that the stream still works with the key gone from memory.
+func TestContentKeyZeroed(t *testing.T) {
+	ctx := context.Background()
+	kr := formattest.NewAES(t)
+	pt := randomBytes(3*(4<<10) + 5)
+	header, body, err := format.New(ctx, kr, &format.Params{ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed := func(what string, key []byte) {
+		t.Helper()
+		if len(key) != stream.KeySize || !bytes.Equal(key, make([]byte, stream.KeySize)) {
+			t.Errorf("%s: the content key is still in memory (%d bytes)", what, len(key))
+		}
+	}
+
+	var obj bytes.Buffer
+	w, err := sealBody(&headerFirst{w: &obj, header: header}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("Encrypt", body.Key)
+	if _, err := w.Write(pt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	bodyBytes := obj.Bytes()[len(header):]
+	_, body, err = format.Unlock(ctx, header, kr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openBody(bytes.NewReader(bodyBytes), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("Decrypt", body.Key)
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("Decrypt after zeroing: %d bytes, %v", len(got), err)
+	}
+
+	_, body, err = format.Unlock(ctx, header, kr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := openBodyAt(bytes.NewReader(bodyBytes), int64(len(bodyBytes)), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("DecryptAt", body.Key)
+	got := make([]byte, len(pt))
+	if n, err := ra.ReadAt(got, 0); n != len(pt) || (err != nil && err != io.EOF) || !bytes.Equal(got, pt) {
+		t.Errorf("DecryptAt after zeroing: %d bytes, %v", n, err)
+	}
+
+	// And through the public functions, end to end.
+	if got, err := decryptBytes(kr, obj.Bytes(), nil); err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("Decrypt: %d bytes, %v", len(got), err)
 	}
 }

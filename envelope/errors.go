@@ -8,7 +8,9 @@ import "github.com/geoseal/geoseal/internal/format"
 // object lists more wrapped keys than DecryptOptions.MaxWrappedKeys,
 // errors.Is matches keyring.ErrTooManyKeys. An object whose suite is not
 // approved in FIPS 140-only mode fails with an error matching
-// stream.ErrNotApproved (and errors.ErrUnsupported).
+// stream.ErrNotApproved, which matches keyring.ErrNotApproved and
+// errors.ErrUnsupported too: any refusal in that mode matches whichever
+// ErrNotApproved the caller imported.
 var (
 	// ErrNotGeoseal means the input does not start with the geoseal magic
 	// bytes: it is not a geoseal object (or not one at all).

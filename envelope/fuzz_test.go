@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/format"
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -40,10 +40,7 @@ func seedObjects(f *testing.F, kr keyring.Wrapper, fill byte) [][]byte {
 // fuzzer does not know the key, so any other byte that comes out would be
 // unauthenticated data.
 func FuzzDecrypt(f *testing.F) {
-	kr, err := keyring.NewAES(vectorKEK(1), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	kr := vectorKeyring(f, []string{hex.EncodeToString(vectorKEK(1))})
 	for _, obj := range seedObjects(f, kr, 'p') {
 		f.Add(obj)
 	}

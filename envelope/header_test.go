@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/format"
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 )
 
 // TestHostileHeaderAllocation feeds headers that claim huge lengths and

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/internal/softhsm"
 	"github.com/geoseal/geoseal/keyring"

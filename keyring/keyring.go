@@ -81,6 +81,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/geoseal/geoseal/internal/fips"
 )
 
 // A WrappedKey is a data key encrypted under a key-encryption key. It is
@@ -145,7 +147,7 @@ const DefaultMaxWrappedKeys = 16
 // are refused because they would use an algorithm that is not FIPS 140
 // approved while the process runs in FIPS 140-only mode. It also matches
 // errors.ErrUnsupported.
-var ErrNotApproved = fmt.Errorf("keyring: algorithm not approved in FIPS 140-only mode: %w", errors.ErrUnsupported)
+var ErrNotApproved = fips.NotApproved("keyring: algorithm not approved in FIPS 140-only mode")
 
 // ErrTooManyKeys is returned by Unwrap, before any key is tried, when the
 // list of wrapped keys is longer than the keyring accepts.

@@ -17,6 +17,12 @@
 // key must not be reused across streams. envelope derives a fresh content
 // key for every object.
 //
+// The constructors expand the key into the cipher's own state and keep no
+// reference to the caller's slice: zero it as soon as the Writer, Reader or
+// ReaderAt is made, as envelope does. (The expanded key inside crypto/aes or
+// chacha20poly1305 cannot be wiped from outside; it becomes garbage with the
+// stream.)
+//
 // # Format
 //
 // Chunk i of the stream is nonce || ciphertext || tag, as produced by the

@@ -13,7 +13,7 @@ var errWriterClosed = fmt.Errorf("stream: Writer is closed: %w", fs.ErrClosed)
 // NewWriter returns a WriteCloser that encrypts what is written to it and
 // writes the stream to dst. key must be KeySize (32) bytes of uniformly
 // random key material used for this one stream (see the package
-// documentation); opts may be nil.
+// documentation); the Writer keeps no reference to it. opts may be nil.
 //
 // Writes are buffered into chunks: the stream is complete only after Close,
 // which seals the final chunk (also for an empty plaintext) and writes it.

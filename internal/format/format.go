@@ -115,22 +115,14 @@ const (
 // documents them there.
 var (
 	ErrNotGeoseal         = errors.New("envelope: not a geoseal object")
-	ErrUnsupportedVersion = errUnsupported("envelope: unsupported format version")
-	ErrUnsupportedSuite   = errUnsupported("envelope: unsupported cipher suite")
+	ErrUnsupportedVersion = fmt.Errorf("envelope: unsupported format version: %w", errors.ErrUnsupported)
+	ErrUnsupportedSuite   = fmt.Errorf("envelope: unsupported cipher suite: %w", errors.ErrUnsupported)
 	ErrInvalidHeader      = errors.New("envelope: invalid header")
 	ErrCommitment         = errors.New("envelope: data key does not match the header's key commitment")
 	ErrHeaderTampered     = errors.New("envelope: header authentication failed")
 	ErrBodyTampered       = errors.New("envelope: body authentication failed")
 	ErrContextMismatch    = errors.New("envelope: encryption context does not match the required pairs")
 )
-
-// unsupportedError is an error that also matches errors.ErrUnsupported.
-type unsupportedError string
-
-func errUnsupported(msg string) error { return unsupportedError(msg) }
-
-func (e unsupportedError) Error() string        { return string(e) }
-func (e unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // A Header is the decoded header of an object. After Parse its fields are
 // not authenticated; after Unlock they are.

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/format"
-	"github.com/geoseal/geoseal/internal/format/formattest"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )

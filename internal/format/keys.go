@@ -2,7 +2,6 @@ package format
 
 import (
 	"context"
-	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -11,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/geoseal/geoseal/internal/fips"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -269,7 +269,7 @@ func unlock(ctx context.Context, raw []byte, u keyring.Unwrapper, opts *UnlockOp
 // checkSuiteApproved refuses, in FIPS 140-only mode, a suite that is not
 // approved, before any key is wrapped or unwrapped for it.
 func checkSuiteApproved(s stream.Suite) error {
-	if s != stream.AES256GCM && fips140.Enforced() {
+	if s != stream.AES256GCM && fips.Enforced() {
 		return fmt.Errorf("envelope: suite %v: %w", s, stream.ErrNotApproved)
 	}
 	return nil
