@@ -51,9 +51,10 @@ type UploadOptions struct {
 	// to.Ptr(azcore.ETagAny) to never overwrite a blob, IfMatch to replace
 	// only the version read before. They are checked before anything is
 	// staged, and again by the commit; a condition that fails leaves the
-	// blob untouched and returns an error matching ErrBlobChanged, with
-	// the service's error (bloberror.ConditionNotMet, BlobAlreadyExists)
-	// in the chain. A lease ID in them is sent with every block.
+	// blob untouched and returns an error matching ErrBlobChanged (with the
+	// service's error, bloberror.ConditionNotMet or BlobAlreadyExists, in
+	// the chain when the service refused). A lease ID in them is sent with
+	// every block.
 	AccessConditions *blob.AccessConditions
 
 	// Progress, when set, is called after each block is staged with the
