@@ -47,11 +47,20 @@ func TestNewClientRequiresGuard(t *testing.T) {
 	if err == nil || f.wire.Requests.Load() != 0 {
 		t.Fatalf("reserved metadata name: got %v after %d requests, want an error before any", err, f.wire.Requests.Load())
 	}
-	_, err = f.client.Upload(context.Background(), "x", strings.NewReader("x"), &UploadOptions{
-		Metadata: map[string]*string{"EncryptionData": to.Ptr("{}")},
-	})
-	if err == nil || f.wire.Requests.Load() != 0 {
-		t.Fatalf("encryptiondata metadata: got %v after %d requests, want an error before any", err, f.wire.Requests.Load())
+	for name, o := range map[string]*UploadOptions{
+		"encryptiondata metadata": {Metadata: map[string]*string{"EncryptionData": to.Ptr("{}")}},
+		"chunk size":              {ChunkSize: 5000},
+		"suite":                   {Suite: 9},
+		"block size":              {BlockSize: 1000},
+		"concurrency":             {Concurrency: -2},
+	} {
+		_, err = f.client.Upload(context.Background(), "x", strings.NewReader("x"), o)
+		if err == nil || f.wire.Requests.Load() != 0 {
+			t.Errorf("bad %s: got %v after %d requests, want an error before any", name, err, f.wire.Requests.Load())
+		}
+	}
+	if _, err := f.client.Upload(context.Background(), "x", nil, nil); err == nil || f.wire.Requests.Load() != 0 {
+		t.Errorf("nil reader: %v after %d requests", err, f.wire.Requests.Load())
 	}
 }
 

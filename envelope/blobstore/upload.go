@@ -140,6 +140,7 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, opts *Upl
 	if err != nil {
 		return UploadResponse{}, err
 	}
+	defer body.Zero()
 	body.Options.Concurrency = cryptoConcurrency(plan.concurrency)
 
 	st := newStager(ctx, bb, pin, plan, opts)
@@ -214,6 +215,12 @@ func (c *Client) planUpload(r io.Reader, opts *UploadOptions) (uploadPlan, error
 	chunk := opts.ChunkSize
 	if chunk == 0 {
 		chunk = stream.DefaultChunkSize
+	}
+	if err := format.CheckChunkSize(chunk); err != nil {
+		return uploadPlan{}, err
+	}
+	if _, err := format.SuiteCode(opts.Suite); err != nil {
+		return uploadPlan{}, err
 	}
 	hint, err := encryptedHint(sourceSize(r), &stream.Options{ChunkSize: chunk, Suite: opts.Suite})
 	if err != nil {
