@@ -786,8 +786,9 @@ func TestBinaryPKCS11(t *testing.T) {
 }
 
 type cseVector struct {
-	encryptionData, keyID      string
+	encryptionData, keyID      string // keyID: the id of kek
 	ciphertext, plaintext, kek []byte
+	rsaPrivate, rsaKeyID       string // the vectors' RSA key: a PEM file (mode 0600) and its id
 	valid                      bool
 }
 
@@ -798,6 +799,8 @@ func csev2Vector(t *testing.T, name string) cseVector {
 	var vf struct {
 		AESKEK  string `json:"aes_kek"`
 		AESKID  string `json:"aes_kid"`
+		RSAKey  string `json:"rsa_key"`
+		RSAKID  string `json:"rsa_kid"`
 		Vectors []struct {
 			Name, Encryptiondata, Ciphertext, Result string
 			PlaintextSize                            int `json:"plaintext_size"`
@@ -823,7 +826,9 @@ func csev2Vector(t *testing.T, name string) cseVector {
 		for i := range pt {
 			pt[i] = byte(i*31 + i>>11)
 		}
-		return cseVector{v.Encryptiondata, vf.AESKID, ct, pt, kek, v.Result == "valid"}
+		// A private key file must be private (mode 0600) to be read.
+		rsaPEM := writeFile(t, filepath.Join(t.TempDir(), "rsa.pem"), readFile(t, filepath.Join("../../envelope/csev2/testdata", vf.RSAKey)))
+		return cseVector{v.Encryptiondata, vf.AESKID, ct, pt, kek, rsaPEM, vf.RSAKID, v.Result == "valid"}
 	}
 	t.Fatalf("no vector %s", name)
 	return cseVector{}

@@ -112,6 +112,7 @@ are written; on any failure get exits 1 with a one-line reason and leaves no
 chunks of the range (plus the final chunk when the range reaches the end).
 Reading stores nothing, so the region guard is not asked.
 
+` + outHelp + `
 ` + containerHelp + `
 Keys (at least one that can unwrap):
 

@@ -170,7 +170,7 @@ func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool,
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	if err := md.commit(); err != nil {
-		os.Remove(out) // a body without its metadata cannot be decrypted
+		dst.undo() // a body without its metadata cannot be decrypted
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	p.done()

@@ -40,6 +40,7 @@ object has been authenticated. On stdout, only authenticated chunks are
 written, but a failure part way leaves the chunks before it written: use a
 file when a partial plaintext must never be seen.
 
+` + outHelp + `
 Keys (at least one that can unwrap; --rsa-public cannot):
 
 ` + keyringHelp("") + `
