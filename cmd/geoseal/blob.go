@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
@@ -103,7 +104,8 @@ Exit status: 0 uploaded, 3 refused by the region policy, 1 any other error.
 var getHelp = `Usage:
 
 	geoseal get --container NAME --blob NAME --out FILE [keys]
-	        [--require-context KEY=VALUE]... [--offset N --length N] [--key-id KID] [--quiet]
+	        [--require-context KEY=VALUE]... [--offset N --length N]
+	        [--format azure-cse-v2 [--key-id KID]] [--quiet]
 
 get downloads the geoseal object in a blob and writes its plaintext to
 --out ("-": stdout). Every chunk is authenticated before any of its bytes
@@ -123,12 +125,19 @@ Flags:
 	--out FILE                   where to write the plaintext, or - for stdout
 	--require-context KEY=VALUE  refuse an object without this context pair
 	--offset N, --length N       a plaintext range (default: all)
-	--key-id KID                 read Azure client-side encryption v2 blobs (the
-	                             .NET, Java and Python SDKs' format, detected from
-	                             the blob's "encryptiondata" metadata) with
-	                             --key-file (32-byte A256KW key) or --rsa-private
-	                             as the key named KID; a single --keyvault reads
-	                             them without --key-id
+	--format FORMAT              geoseal (default): read geoseal objects only; or
+	                             azure-cse-v2: read Azure client-side encryption
+	                             v2 blobs too (the .NET, Java and Python SDKs'
+	                             format, told apart by the blob's "encryptiondata"
+	                             metadata), with one key: --key-file (32-byte
+	                             A256KW key) or --rsa-private with --key-id, or a
+	                             single --keyvault. With --require-context every
+	                             CSE v2 blob is refused: the format has no context
+	                             to check (nor any authenticated metadata), so it
+	                             cannot hold the pairs required.
+	--allow-cse-v2               the same as --format azure-cse-v2
+	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
+	                             blob's metadata names it
 	--quiet                      no progress report
 
 Exit status: 0, or 1 on any error.
@@ -420,6 +429,8 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	offset := fs.Int64("offset", 0, "first plaintext byte")
 	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
 	quiet := fs.Bool("quiet", false, "no progress report")
+	format := fs.String("format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
+	allowCSEv2 := fs.Bool("allow-cse-v2", false, "the same as --format azure-cse-v2")
 	keyID := fs.String("key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
 	keys := keyringFlags{}
 	keys.register(fs)
@@ -431,6 +442,17 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *offset < 0 || *length < -1 {
 		return usageError(stderr, cmd, "--offset and --length must not be negative")
+	}
+	readCSEv2 := *allowCSEv2
+	switch *format {
+	case formatCSEv2:
+		readCSEv2 = true
+	case formatGeoseal:
+	default:
+		return usageError(stderr, cmd, "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+	}
+	if *keyID != "" && !readCSEv2 {
+		return usageError(stderr, cmd, "--key-id needs --format azure-cse-v2")
 	}
 	cc, err := b.containerClient()
 	if err != nil {
@@ -448,11 +470,16 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
-	// Blobs written with Azure client-side encryption v2 are read too when
-	// the keys can serve as its key-encryption key: a single --keyvault,
-	// or --key-id with one --key-file or --rsa-private.
+	// Blobs written with Azure client-side encryption v2 are read only when
+	// asked for: the format authenticates none of its metadata and has no
+	// context, and with an RSA key anyone holding the public key can write
+	// one, so a blob swapped for one must not be read silently. A read
+	// that requires context refuses them whatever the flags say.
 	var opts0 *envelope.BlobClientOptions
-	if *keyID != "" || (len(keys.keyVault) == 1 && len(keys.keyFiles)+len(keys.rsaPrivate)+len(keys.pkcs11Keys) == 0) {
+	switch {
+	case len(req.ctx) > 0:
+		opts0 = &envelope.BlobClientOptions{CSEv2: refuseCSEv2{}}
+	case readCSEv2:
 		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
@@ -496,6 +523,23 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	p.done()
 	return exitOK
+}
+
+// errCSEv2NoContext is how get refuses an Azure client-side encryption v2
+// blob when --require-context is given: the format has no encryption
+// context, so it can hold none of the pairs required. It matches
+// envelope.ErrContextMismatch, as a geoseal object lacking a pair does.
+var errCSEv2NoContext = fmt.Errorf("%w: Azure client-side encryption v2 has no encryption context", envelope.ErrContextMismatch)
+
+// refuseCSEv2 is the CSE v2 reader of a get that requires context: it
+// refuses every such blob before its key is unwrapped. (The blob client
+// will refuse them itself under RequireContext once issue 11.2's library
+// half lands; this keeps the CLI closed until then, and costs nothing
+// after.)
+type refuseCSEv2 struct{}
+
+func (refuseCSEv2) DownloadCSEv2(context.Context, *blob.Client, int64, int64) (io.ReadCloser, error) {
+	return nil, errCSEv2NoContext
 }
 
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds

@@ -454,7 +454,7 @@ func TestBinaryGetSpecialFiles(t *testing.T) {
 	runOutCases(t, env, []outCase{
 		{name: "get", args: []string{"get", "--container", "out", "--blob", "obj", "--out", "OUT", "--key-file", k}, check: isPlain(plain)},
 		{name: "get range", args: []string{"get", "--container", "out", "--blob", "obj", "--out", "OUT", "--key-file", k, "--offset", "70000", "--length", "100"}, check: isPlain(plain[70000:70100])},
-		{name: "get azure-cse-v2", args: []string{"get", "--container", "out", "--blob", "cse", "--out", "OUT", "--rsa-private", v.rsaPrivate, "--key-id", v.rsaKeyID},
+		{name: "get azure-cse-v2", args: []string{"get", "--format", "azure-cse-v2", "--container", "out", "--blob", "cse", "--out", "OUT", "--rsa-private", v.rsaPrivate, "--key-id", v.rsaKeyID},
 			check: isPlain(v.plaintext)},
 	})
 }
