@@ -321,7 +321,7 @@ func printJSON(w io.Writer, v any) error {
 func describeKeys(keys []keyring.WrappedKey) string {
 	var s []string
 	for _, k := range keys {
-		s = append(s, fmt.Sprintf("%s %s (%s)", k.Provider, k.KeyID, k.Algorithm))
+		s = append(s, fmt.Sprintf("%s %s (%s)", quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm)))
 	}
 	return strings.Join(s, ", ")
 }
@@ -657,12 +657,13 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		printJSON(stdout, map[string]any{"container": b.container, "prefix": *prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed})
 	} else {
 		fmt.Fprintf(stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, b.container, len(resp.Skipped), len(resp.Failed))
+		// Blob names are chosen by whoever can write to the container.
 		for _, s := range resp.Skipped {
-			fmt.Fprintf(stdout, "  skipped %s\n", s)
+			fmt.Fprintf(stdout, "  skipped %s\n", quoteUntrusted(s))
 		}
 	}
 	for _, f := range resp.Failed {
-		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", f.Blob, oneLine(explain(f.Err)))
+		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", quoteUntrusted(f.Blob), oneLine(explain(f.Err)))
 	}
 	if err != nil {
 		if len(resp.Failed) == 0 {
