@@ -130,30 +130,12 @@ var sinkKinds = []struct {
 // fifoReader reads everything written to the FIFO at path, from the time
 // a writer opens it until the writer closes it.
 func fifoReader(t *testing.T, path string) func(*testing.T) []byte {
-	got := make(chan []byte, 1)
-	go func() {
-		f, err := os.Open(path) // waits for a writer
-		if err != nil {
-			got <- nil
-			return
+	return collectAsync("FIFO", func() (io.ReadCloser, error) { return os.Open(path) }, func() {
+		// Release the reader, waiting in open, if the FIFO is still there.
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
 		}
-		b, _ := io.ReadAll(f)
-		f.Close()
-		got <- b
-	}()
-	return func(t *testing.T) []byte {
-		select {
-		case b := <-got:
-			return b
-		case <-time.After(10 * time.Second):
-			t.Error("the command never wrote to the FIFO (its reader is still waiting)")
-			// Release the reader if the FIFO is still there.
-			if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-				f.Close()
-			}
-			return nil
-		}
-	}
+	})
 }
 
 // socketReader listens on a Unix socket at path and returns what the first
@@ -165,15 +147,22 @@ func socketReader(t *testing.T, path string) func(*testing.T) []byte {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return collectAsync("socket", func() (io.ReadCloser, error) { return ln.Accept() }, func() { ln.Close() })
+}
+
+// collectAsync reads, in a goroutine, all that the reader open returns
+// yields. The function it returns waits for the reading to end, 10 s at
+// most (then the test fails and release must unblock open).
+func collectAsync(what string, open func() (io.ReadCloser, error), release func()) func(*testing.T) []byte {
 	got := make(chan []byte, 1)
 	go func() {
-		c, err := ln.Accept()
+		r, err := open()
 		if err != nil {
 			got <- nil
 			return
 		}
-		b, _ := io.ReadAll(c)
-		c.Close()
+		b, _ := io.ReadAll(r)
+		r.Close()
 		got <- b
 	}()
 	return func(t *testing.T) []byte {
@@ -181,8 +170,8 @@ func socketReader(t *testing.T, path string) func(*testing.T) []byte {
 		case b := <-got:
 			return b
 		case <-time.After(10 * time.Second):
-			t.Error("the command never connected to the socket")
-			ln.Close()
+			t.Errorf("the command never wrote to the %s (its reader is still waiting)", what)
+			release()
 			return nil
 		}
 	}
@@ -243,6 +232,15 @@ func runOutCases(t *testing.T, env []string, cases []outCase) {
 	}
 }
 
+// isPlain checks that what was written is want.
+func isPlain(want []byte) func(*testing.T, []byte) {
+	return func(t *testing.T, got []byte) {
+		if !bytes.Equal(got, want) {
+			t.Errorf("wrote %d bytes that are not the %d bytes of plaintext", len(got), len(want))
+		}
+	}
+}
+
 // TestBinaryOutSpecialFiles gives every file-writing command a device, a
 // FIFO, a socket and symbolic links as --out: each is written, none is
 // replaced by a regular file.
@@ -263,13 +261,6 @@ func TestBinaryOutSpecialFiles(t *testing.T) {
 		geoseal(t, nil, nil, "encrypt", "--format", "azure-cse-v2", "--in", in, "--out", cseBody, "--metadata-out", cseMD, "--key-file", cseKEK, "--key-id", "kid").want(t, 0)
 	}
 
-	isPlain := func(want []byte) func(*testing.T, []byte) {
-		return func(t *testing.T, got []byte) {
-			if !bytes.Equal(got, want) {
-				t.Errorf("wrote %d bytes that are not the %d bytes of plaintext", len(got), len(want))
-			}
-		}
-	}
 	// decrypts checks that what was written is an object that decrypts.
 	decrypts := func(extra ...string) func(*testing.T, []byte) {
 		return func(t *testing.T, got []byte) {
@@ -443,13 +434,6 @@ func TestBinaryGetSpecialFiles(t *testing.T) {
 		Metadata: map[string]*string{"encryptiondata": &v.encryptionData},
 	}); err != nil {
 		t.Fatal(err)
-	}
-	isPlain := func(want []byte) func(*testing.T, []byte) {
-		return func(t *testing.T, got []byte) {
-			if !bytes.Equal(got, want) {
-				t.Errorf("wrote %d bytes that are not the %d bytes of plaintext", len(got), len(want))
-			}
-		}
 	}
 	runOutCases(t, env, []outCase{
 		{name: "get", args: []string{"get", "--container", "out", "--blob", "obj", "--out", "OUT", "--key-file", k}, check: isPlain(plain)},
