@@ -127,9 +127,35 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	}
 	var loc Location
 	if hsm {
-		loc, err = k.findHSM(ctx, host)
+		client, err := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		if err != nil {
+			return Location{}, err
+		}
+		loc, err = findByHost(ctx, k, "Managed HSM", host, client.NewListBySubscriptionPager(nil),
+			func(r armkeyvault.ManagedHsmsClientListBySubscriptionResponse) []*armkeyvault.ManagedHsm {
+				return r.Value
+			},
+			func(h *armkeyvault.ManagedHsm) (string, *string) {
+				if h.Properties == nil {
+					return "", h.Location
+				}
+				return deref(h.Properties.HsmURI), h.Location
+			},
+			hsmLocation)
 	} else {
-		loc, err = k.findVault(ctx, host)
+		client, err := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		if err != nil {
+			return Location{}, err
+		}
+		loc, err = findByHost(ctx, k, "key vault", host, client.NewListBySubscriptionPager(nil),
+			func(r armkeyvault.VaultsClientListBySubscriptionResponse) []*armkeyvault.Vault { return r.Value },
+			func(v *armkeyvault.Vault) (string, *string) {
+				if v.Properties == nil {
+					return "", v.Location
+				}
+				return deref(v.Properties.VaultURI), v.Location
+			},
+			func(v *armkeyvault.Vault) Location { return vaultLocation(*v.Location, deref(v.ID)) })
 	}
 	if err != nil {
 		return Location{}, err
@@ -148,60 +174,39 @@ func (k *keyVaultResolver) notFound(host string, listed int, what string) Locati
 			"declare its region (region.StaticKeyVault, CLI --keyvault-region) or give the vault's subscription", what, host, listed, k.subscription)}}
 }
 
-func (k *keyVaultResolver) findVault(ctx context.Context, host string) (Location, error) {
-	client, err := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
-	if err != nil {
-		return Location{}, err
-	}
+// findByHost pages through a subscription's vaults (or Managed HSMs) for
+// the one whose URI has host, reading at most maxVaultsListed of them.
+// describe returns an item's URI and location.
+func findByHost[R, I any](ctx context.Context, k *keyVaultResolver, what, host string,
+	pages interface {
+		More() bool
+		NextPage(context.Context) (R, error)
+	},
+	items func(R) []*I, describe func(*I) (uri string, location *string), locate func(*I) Location) (Location, error) {
 	listed := 0
-	pager := client.NewListBySubscriptionPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	for pages.More() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return Location{}, fmt.Errorf("region: ARM listing the key vaults of subscription %s: %w", k.subscription, err)
+			return Location{}, fmt.Errorf("region: ARM listing the %ss of subscription %s: %w", what, k.subscription, err)
 		}
-		for _, v := range page.Value {
+		for _, it := range items(page) {
 			if listed++; listed > maxVaultsListed {
-				return Location{}, fmt.Errorf("region: more than %d key vaults in subscription %s; declare the key's region instead", maxVaultsListed, k.subscription)
+				return Location{}, fmt.Errorf("region: more than %d %ss in subscription %s; declare the key's region instead", maxVaultsListed, what, k.subscription)
 			}
-			if v == nil || v.Properties == nil || !sameHost(deref(v.Properties.VaultURI), host) {
+			if it == nil {
 				continue
 			}
-			if v.Location == nil || *v.Location == "" {
-				return Location{}, fmt.Errorf("region: ARM reported no location for key vault %s", host)
-			}
-			return vaultLocation(*v.Location, deref(v.ID)), nil
-		}
-	}
-	return k.notFound(host, listed, "key vault"), nil
-}
-
-func (k *keyVaultResolver) findHSM(ctx context.Context, host string) (Location, error) {
-	client, err := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
-	if err != nil {
-		return Location{}, err
-	}
-	listed := 0
-	pager := client.NewListBySubscriptionPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return Location{}, fmt.Errorf("region: ARM listing the Managed HSMs of subscription %s: %w", k.subscription, err)
-		}
-		for _, h := range page.Value {
-			if listed++; listed > maxVaultsListed {
-				return Location{}, fmt.Errorf("region: more than %d Managed HSMs in subscription %s; declare the key's region instead", maxVaultsListed, k.subscription)
-			}
-			if h == nil || h.Properties == nil || !sameHost(deref(h.Properties.HsmURI), host) {
+			uri, location := describe(it)
+			if !sameHost(uri, host) {
 				continue
 			}
-			if h.Location == nil || *h.Location == "" {
-				return Location{}, fmt.Errorf("region: ARM reported no location for Managed HSM %s", host)
+			if location == nil || *location == "" {
+				return Location{}, fmt.Errorf("region: ARM reported no location for %s %s", what, host)
 			}
-			return hsmLocation(h), nil
+			return locate(it), nil
 		}
 	}
-	return k.notFound(host, listed, "Managed HSM"), nil
+	return k.notFound(host, listed, what), nil
 }
 
 // hsmLocation: a Managed HSM pool stays in its region; multi-region
