@@ -340,7 +340,11 @@ func (g *Guard) judgeRegions(loc Location, holder string) (Verdict, *Verdict) {
 		sv = p.judge("secondary", loc.Secondary, sr, sKnown, g.catalog.AsOf())
 		if loc.SecondarySource == SecondaryPair {
 			sv.Inferred = true
-			sv.Reason += fmt.Sprintf(" (inferred: no secondary was reported, so the catalog pair of %s was assumed)", pr.Name)
+			why := "no secondary was reported, so the catalog pair of " + pr.Name + " was assumed"
+			if loc.ReplicatesToPair {
+				why = "Key Vault replicates a vault to its region's pair, and the catalog pairs " + pr.Name + " with " + sr.Name
+			}
+			sv.Reason += " (inferred: " + why + ")"
 			if sv.Allowed && !p.unrestricted && !pr.PairConfirmed {
 				sv.Allowed, sv.Rule, sv.Citation, sv.Effective = false, RuleInferredSecondary, p.Citation, ""
 				sv.Reason = fmt.Sprintf("secondary region %s was inferred (no secondary was reported; it is the catalog pair of %s), "+

@@ -254,6 +254,9 @@ func TestDeclaredLocations(t *testing.T) {
 		if !tc.allowed && d.Rule != tc.rule {
 			t.Errorf("key vault %s: rule %s; want %s", tc.vault, d.Rule, tc.rule)
 		}
+		if tc.vault == "southeastasia" && !strings.Contains(err.Error(), "(inferred: Key Vault replicates a vault to its region's pair, and the catalog pairs southeastasia with eastasia)") {
+			t.Errorf("key vault %s: the refusal does not say why eastasia counts: %v", tc.vault, err)
+		}
 		if len(d.KeyLocations) != 1 || len(d.Copies) == 0 || d.Copies[0].Holder != "key vault (declared)" {
 			t.Errorf("key vault %s: key locations %+v copies %+v", tc.vault, d.KeyLocations, d.Copies)
 		}
