@@ -32,6 +32,7 @@ type fakeARM struct {
 	vaults   []*armkeyvault.Vault
 	hsms     []*armkeyvault.ManagedHsm
 	fail     bool // GetProperties answers 403
+	failKV   bool // listing vaults and HSMs answers 403
 
 	getProps, orsLists, vaultLists atomic.Int32
 }
@@ -134,6 +135,10 @@ func (f *fakeARM) options() *arm.ClientOptions {
 				f.vaultLists.Add(1)
 				f.mu.Lock()
 				defer f.mu.Unlock()
+				if f.failKV {
+					resp.AddResponseError(http.StatusForbidden, "AuthorizationFailed")
+					return
+				}
 				// Two pages, so the resolver must follow NextLink.
 				half := len(f.vaults) / 2
 				resp.AddPage(http.StatusOK, armkeyvault.VaultsClientListBySubscriptionResponse{VaultListResult: armkeyvault.VaultListResult{Value: f.vaults[:half]}}, nil)
@@ -146,6 +151,10 @@ func (f *fakeARM) options() *arm.ClientOptions {
 				f.vaultLists.Add(1)
 				f.mu.Lock()
 				defer f.mu.Unlock()
+				if f.failKV {
+					resp.AddResponseError(http.StatusForbidden, "AuthorizationFailed")
+					return
+				}
 				resp.AddPage(http.StatusOK, armkeyvault.ManagedHsmsClientListBySubscriptionResponse{ManagedHsmListResult: armkeyvault.ManagedHsmListResult{Value: f.hsms}}, nil)
 				return
 			},

@@ -285,6 +285,11 @@ func (g *Guard) judgeReplicas(d *Decision, dests []Location) {
 // be resolved, has only its Unknown entries, judged by the caller).
 func (g *Guard) addCopies(d *Decision, loc Location, holder string) {
 	if loc.Primary == "" {
+		if len(loc.Unknown) == 0 && !g.policy.unrestricted {
+			// A resolver that answers with no region and no reason is
+			// broken; deny rather than judge nothing.
+			d.refuse(RuleUnresolved, g.policy.Citation, holder+": the resolver reported no region")
+		}
 		return
 	}
 	pv, sv := g.judgeRegions(loc, holder)

@@ -2,6 +2,7 @@ package region
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -263,5 +264,21 @@ func TestDeclaredLocations(t *testing.T) {
 	}
 	if _, err := NewGuard(itar, Static("eastus", ""), &GuardOptions{KeyVaults: []Resolver{nil}}); err == nil {
 		t.Error("nil key vault resolver accepted")
+	}
+}
+
+// emptyResolver answers with an empty location and no error: a broken
+// resolver of the caller's own.
+type emptyResolver struct{}
+
+func (emptyResolver) Resolve(context.Context) (Location, error) { return Location{}, nil }
+
+func TestEmptyKeyLocationIsRefused(t *testing.T) {
+	itar, _ := LoadPolicy("itar")
+	g, _ := NewGuard(itar, Static("eastus", ""), &GuardOptions{KeyVaults: []Resolver{emptyResolver{}}})
+	d, err := g.Check(t.Context())
+	checkDecision(t, "empty key location", d, err, false)
+	if d.Rule != RuleUnresolved || !strings.Contains(err.Error(), "the resolver reported no region") {
+		t.Fatalf("rule %s: %v", d.Rule, err)
 	}
 }

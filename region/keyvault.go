@@ -127,9 +127,9 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	}
 	var loc Location
 	if hsm {
-		client, err := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
-		if err != nil {
-			return Location{}, err
+		client, cerr := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		if cerr != nil {
+			return Location{}, cerr
 		}
 		loc, err = findByHost(ctx, k, "Managed HSM", host, client.NewListBySubscriptionPager(nil),
 			func(r armkeyvault.ManagedHsmsClientListBySubscriptionResponse) []*armkeyvault.ManagedHsm {
@@ -143,9 +143,9 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 			},
 			hsmLocation)
 	} else {
-		client, err := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
-		if err != nil {
-			return Location{}, err
+		client, cerr := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		if cerr != nil {
+			return Location{}, cerr
 		}
 		loc, err = findByHost(ctx, k, "key vault", host, client.NewListBySubscriptionPager(nil),
 			func(r armkeyvault.VaultsClientListBySubscriptionResponse) []*armkeyvault.Vault { return r.Value },

@@ -460,6 +460,25 @@ func TestARMLocation(t *testing.T) {
 	}
 }
 
+// TestKeyVaultListingFails: when ARM will not list the vaults, the key's
+// location is an error, never an empty location the guard could pass.
+func TestKeyVaultListingFails(t *testing.T) {
+	for _, keyURL := range []string{"https://kv1.vault.azure.net/keys/k", "https://hsm1.managedhsm.azure.net/keys/k"} {
+		f := newFakeARM()
+		f.addAccount("acct", "eastus", "", armstorage.SKUNameStandardLRS)
+		f.addVault("kv1", "eastus")
+		f.addHSM("hsm1", "eastus")
+		f.failKV = true
+		p, _ := LoadPolicy("itar")
+		g, _ := NewGuard(p, f.resolver(t, "acct", 0), &GuardOptions{KeyVaults: []Resolver{f.keyVault(keyURL)}})
+		d, err := g.CheckURL(t.Context(), acctURL)
+		var re *azcore.ResponseError
+		if d != nil || !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: decision %v, err %v; want no decision and the 403", keyURL, d, err)
+		}
+	}
+}
+
 func TestKeyVaultURLs(t *testing.T) {
 	for _, bad := range []string{"http://kv.vault.azure.net/keys/k", "https://kv.example.com/keys/k", "https://kv.vault.azure.net/secrets/s", "::"} {
 		if _, err := KeyVaultARM(&azfake.TokenCredential{}, fakeSub, bad, nil).Resolve(t.Context()); err == nil {
