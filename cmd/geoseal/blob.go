@@ -66,7 +66,14 @@ const guardHelp = `Region guard (asked before any byte is sent; see geoseal help
 	--arm-account SUB/RG/ACCOUNT
 	                        ask Azure Resource Manager (subscription id,
 	                        resource group, account name) for the account's
-	                        regions and SKU, with the default credential
+	                        regions, SKU, failover state, object replication
+	                        and settings, with the default credential; the
+	                        vault of every --keyvault key is then located in
+	                        that subscription too (armkeyvault)
+	--keyvault-region REGION
+	                        the region of the vault holding the --keyvault
+	                        keys, declared (like --primary); its pair counts,
+	                        as Key Vault replicates there
 	--override FILE         a region/policy override file (geoseal-override/1)
 `
 
@@ -204,7 +211,7 @@ failed or on any other error.
 type blobFlags struct {
 	container, accountURL, blob         string
 	policy, primary, secondary, armAcct string
-	override                            string
+	keyVaultRegion, override            string
 }
 
 func (b *blobFlags) registerContainer(fs *flag.FlagSet) {
@@ -217,6 +224,7 @@ func (b *blobFlags) registerGuard(fs *flag.FlagSet) {
 	fs.StringVar(&b.primary, "primary", "", "the account's primary region")
 	fs.StringVar(&b.secondary, "secondary", "", "the account's secondary region, if geo-replicated")
 	fs.StringVar(&b.armAcct, "arm-account", "", "SUBSCRIPTION/RESOURCE-GROUP/ACCOUNT to resolve with ARM")
+	fs.StringVar(&b.keyVaultRegion, "keyvault-region", "", "declared region of the --keyvault keys' vault")
 	fs.StringVar(&b.override, "override", "", "region/policy override file")
 }
 
@@ -245,8 +253,10 @@ func (b *blobFlags) containerClient() (*container.Client, error) {
 
 // guard builds the region guard writes are checked with. A read-only
 // command (get) passes write=false and gets an unrestricted guard, which the
-// blob client never consults for reads.
-func (b *blobFlags) guard(write bool) (*region.Guard, error) {
+// blob client never consults for reads. keyVaultURLs are the --keyvault keys
+// the written data keys are wrapped for: their vaults are located with ARM
+// when the account is, or declared with --keyvault-region.
+func (b *blobFlags) guard(write bool, keyVaultURLs []string) (*region.Guard, error) {
 	if !write {
 		return region.NewGuard(region.Unrestricted(), region.Static("", ""), nil)
 	}
@@ -264,6 +274,7 @@ func (b *blobFlags) guard(write bool) (*region.Guard, error) {
 		return nil, err
 	}
 	var res region.Resolver
+	var keyVaults []region.Resolver
 	switch {
 	case b.armAcct != "" && (b.primary != "" || b.secondary != ""):
 		return nil, errors.New("give either --arm-account or --primary/--secondary, not both")
@@ -280,13 +291,22 @@ func (b *blobFlags) guard(write bool) (*region.Guard, error) {
 		if err != nil {
 			return nil, err
 		}
-		res = region.ARM(client, parts[1], parts[2], &region.ARMOptions{Catalog: cat})
+		opts := &region.ARMOptions{Credential: cred, ClientOptions: armClientOptions}
+		res = region.ARM(client, parts[1], parts[2], opts)
+		if b.keyVaultRegion == "" {
+			for _, u := range keyVaultURLs {
+				keyVaults = append(keyVaults, region.KeyVaultARM(cred, parts[0], u, opts))
+			}
+		}
 	case b.primary != "":
 		res = region.Static(b.primary, b.secondary)
 	default:
 		return nil, errors.New("say where the account is: --primary REGION [--secondary REGION], or --arm-account SUB/RG/ACCOUNT")
 	}
-	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat})
+	if b.keyVaultRegion != "" {
+		keyVaults = []region.Resolver{region.StaticKeyVault(b.keyVaultRegion)}
+	}
+	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat, KeyVaults: keyVaults})
 }
 
 // blobFail prints err on one line and returns 3 for a region refusal,
@@ -306,10 +326,10 @@ func blobFail(stderr io.Writer, cmd string, err error) int {
 
 // decisionJSON is the region decision as put and rewrap print it.
 type decisionJSON struct {
-	Allowed bool   `json:"allowed"`
-	Policy  string `json:"policy"`
-	Reason  string `json:"reason"`
-	Rule    string `json:"rule"`
+	Allowed bool        `json:"allowed"`
+	Policy  string      `json:"policy"`
+	Reason  string      `json:"reason"`
+	Rule    region.Rule `json:"rule"`
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -354,7 +374,7 @@ func runPut(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		b.blob = filepath.Base(*in)
 	}
-	guard, err := b.guard(true)
+	guard, err := b.guard(true, keys.keyVault)
 	if err != nil {
 		return usageError(stderr, cmd, "%s", oneLine(err))
 	}
@@ -466,7 +486,7 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
-	guard, err := b.guard(false)
+	guard, err := b.guard(false, nil)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
@@ -545,7 +565,9 @@ func (refuseCSEv2) DownloadCSEv2(context.Context, *blob.Client, int64, int64) (i
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds
 // the client (opened with the current keys) and the new keys.
 func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*envelope.BlobClient, keyring.Wrapper, int) {
-	guard, err := b.guard(true)
+	// The new header is wrapped for the new keys: theirs are the vaults
+	// that will hold the means of decryption.
+	guard, err := b.guard(true, to.keyVault)
 	if err != nil {
 		return nil, nil, usageError(stderr, cmd, "%s", oneLine(err))
 	}
