@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the local AES keyring, as recorded in
@@ -276,7 +278,7 @@ func (k *AES) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte
 	}
 	return unwrapOwned(ctx, k.logger, ProviderAES, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
 		if wk.Algorithm != AlgorithmAES {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderAES)
+			return nil, fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderAES)
 		}
 		if len(wk.Ciphertext) != aesWrappedSize {
 			return nil, fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)

@@ -81,6 +81,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // A WrappedKey is a data key encrypted under a key-encryption key. It is
@@ -185,6 +187,11 @@ type Attempt struct {
 // NoMatchError is returned by Unwrap when no wrapped key could be unwrapped.
 // Tried lists the wrapped keys that were attempted (empty when none belonged
 // to the keyring) and Available the ones the object offered.
+//
+// The strings of wrapped keys come from the object, which an attacker may
+// have written: Error quotes them (see internal/untrusted), so that they
+// cannot carry terminal escapes or fake lines into a message. Callers that
+// print the fields themselves must do the same.
 type NoMatchError struct {
 	Tried     []Attempt
 	Available []WrappedKey
@@ -202,7 +209,7 @@ func (e *NoMatchError) Error() string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%s %q", k.Provider, k.KeyID)
+			fmt.Fprintf(&b, "%s %s", untrusted.Quote(k.Provider), untrusted.Quote(k.KeyID))
 		}
 		return b.String()
 	}
@@ -211,7 +218,7 @@ func (e *NoMatchError) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s %q (%s): %v", a.Provider, a.KeyID, a.Algorithm, a.Err)
+		fmt.Fprintf(&b, "%s %s (%s): %v", untrusted.Quote(a.Provider), untrusted.Quote(a.KeyID), untrusted.Quote(a.Algorithm), a.Err)
 	}
 	return b.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/geoseal/geoseal/internal/kvurl"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // ProviderKeyVault is the provider name of the Azure Key Vault and Managed
@@ -157,7 +158,7 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 	}
 	kidVault, kidName, kidVersion, err := kvurl.Parse(string(*jwk.KID))
 	if err != nil || kidVault != k.vault || !strings.EqualFold(kidName, name) || kidVersion == "" {
-		return fmt.Errorf("the service returned the key id %q, not a version of %s/keys/%s", *jwk.KID, k.vault, name)
+		return fmt.Errorf("the service returned the key id %s, not a version of %s/keys/%s", untrusted.Quote(string(*jwk.KID)), k.vault, name)
 	}
 	k.name, k.version = kidName, kidVersion
 	k.kid = k.vault + "/keys/" + k.name + "/" + k.version
@@ -203,7 +204,7 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 		}
 		k.alg = alg
 	default:
-		return fmt.Errorf("key type %s cannot wrap keys; use an RSA or oct-HSM key", *jwk.Kty)
+		return fmt.Errorf("key type %s cannot wrap keys; use an RSA or oct-HSM key", untrusted.Quote(string(*jwk.Kty)))
 	}
 	return nil
 }
@@ -221,13 +222,6 @@ func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("the RSA key has the invalid public exponent %d", E)
 	}
 	return &rsa.PublicKey{N: N, E: int(E)}, nil
-}
-
-func truncateForError(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
 }
 
 // KeyID returns the versioned key id that Wrap records:
@@ -325,18 +319,18 @@ func (k *KeyVault) unwrapOne(ctx context.Context, wk WrappedKey, version string)
 			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes, want %d", wk.Algorithm, n, dataKeySize+8)
 		}
 	default:
-		return nil, fmt.Errorf("keyring: algorithm %q is not one this Key Vault key unwraps: %w", wk.Algorithm, errors.ErrUnsupported)
+		return nil, fmt.Errorf("keyring: algorithm %s is not one this Key Vault key unwraps: %w", untrusted.Quote(wk.Algorithm), errors.ErrUnsupported)
 	}
 	resp, err := k.client.UnwrapKey(ctx, k.name, version, azkeys.KeyOperationParameters{
 		Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(wk.Algorithm)),
 		Value:     wk.Ciphertext,
 	}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s: %w", wk.KeyID, err)
+		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s: %w", untrusted.Quote(wk.KeyID), err)
 	}
 	if len(resp.Result) != dataKeySize {
 		clear(resp.Result)
-		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s returned %d bytes, want a %d-byte data key", wk.KeyID, len(resp.Result), dataKeySize)
+		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s returned %d bytes, want a %d-byte data key", untrusted.Quote(wk.KeyID), len(resp.Result), dataKeySize)
 	}
 	return resp.Result, nil
 }

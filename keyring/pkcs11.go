@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // PKCS11 is a keyring whose key-encryption key lives in an HSM reached
@@ -381,7 +383,7 @@ func (p *PKCS11) Unwrap(ctx context.Context, keys []WrappedKey, _ Context) ([]by
 
 func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error) {
 	if wk.Algorithm != p.algorithm {
-		return nil, fmt.Errorf("keyring: PKCS#11 wrapped key uses %q, this key %q", wk.Algorithm, p.algorithm)
+		return nil, fmt.Errorf("keyring: PKCS#11 wrapped key uses %s, this key %q", untrusted.Quote(wk.Algorithm), p.algorithm)
 	}
 	if len(wk.Ciphertext) != p.wrappedSize {
 		return nil, fmt.Errorf("keyring: PKCS#11 %s wrapped key has %d bytes, want %d", p.algorithm, len(wk.Ciphertext), p.wrappedSize)

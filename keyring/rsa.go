@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the local RSA keyring, as recorded in
@@ -169,7 +171,7 @@ func (k *RSA) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte
 	}
 	return unwrapOwned(ctx, k.logger, ProviderRSA, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
 		if wk.Algorithm != AlgorithmRSA {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderRSA)
+			return nil, fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderRSA)
 		}
 		if k.priv == nil {
 			return nil, ErrNoPrivateKey

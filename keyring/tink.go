@@ -9,6 +9,8 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the Tink keyring, as recorded in its
@@ -138,7 +140,7 @@ func (k *TinkAEAD) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([
 	}
 	return unwrapOwned(ctx, k.logger, ProviderTink, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
 		if wk.Algorithm != AlgorithmTink {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderTink)
+			return nil, fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderTink)
 		}
 		if len(wk.Ciphertext) > maxTinkCiphertext {
 			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes, at most %d accepted", ProviderTink, len(wk.Ciphertext), maxTinkCiphertext)
