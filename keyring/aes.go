@@ -1,24 +1,21 @@
 package keyring
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"runtime"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
 
 	"github.com/geoseal/geoseal/internal/untrusted"
 )
@@ -54,9 +51,6 @@ const (
 	// label of our own cannot be confused with anything else computed from
 	// the key.
 	aesKeyIDLabel = "geoseal keyring local-aes key id v1"
-
-	// maxKeyFileSize bounds what the key file loaders read.
-	maxKeyFileSize = 64 << 10
 )
 
 // AESOptions configures a local AES keyring. The zero value (or nil) is
@@ -136,97 +130,12 @@ func aesKeyID(key []byte) string {
 // anyone on the host can read does not keep anything secret. The check is
 // made on the opened file.
 func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
-	key, err := ReadAESKeyFile(path)
+	key, err := keyfile.ReadAESKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(key)
 	return NewAES(key, opts)
-}
-
-// ReadAESKeyFile returns the raw 32-byte AES key in the file at path, read
-// and checked as LoadAESKeyFile does, for the few uses that need the key
-// itself (such as an Azure CSE v2 key-encryption key). The caller should
-// zero it when done.
-func ReadAESKeyFile(path string) ([]byte, error) {
-	data, err := readKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	key, err := parseAESKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
-	}
-	return key, nil
-}
-
-// parseAESKey decodes the contents of an AES key file: 32 raw bytes or
-// their base64 encoding. The result is a new slice the caller should zero.
-func parseAESKey(data []byte) ([]byte, error) {
-	if len(data) == AESKeySize {
-		if isPrintableText(data) {
-			// 32 random bytes are all printable ASCII with probability
-			// about 1e-14; text this long is a password or a hex string.
-			return nil, errors.New("AES key file holds 32 bytes of text, not a random key: write the raw key bytes or their base64 encoding (geoseal keygen)")
-		}
-		return bytes.Clone(data), nil
-	}
-	text := bytes.TrimSpace(data)
-	if len(text) != base64.StdEncoding.EncodedLen(AESKeySize) {
-		return nil, fmt.Errorf("AES key file holds %d bytes: want %d raw bytes or %d base64 characters", len(data), AESKeySize, base64.StdEncoding.EncodedLen(AESKeySize))
-	}
-	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := base64.StdEncoding.Strict().Decode(key, text)
-	if err != nil || n != AESKeySize {
-		clear(key)
-		// The base64 error names an offset, never the bytes.
-		return nil, errors.New("AES key file is neither 32 raw bytes nor valid base64 of 32 bytes")
-	}
-	return key[:n], nil
-}
-
-func isPrintableText(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// readKeyFile reads a secret key file, refusing files that are too large,
-// not regular, or (on Unix) accessible to group or others.
-func readKeyFile(path string) ([]byte, error) { return readBounded(path, true) }
-
-// readBounded reads at most maxKeyFileSize bytes of a regular file. If
-// secret, it also refuses (on Unix) a file accessible to group or others.
-func readBounded(path string, secret bool) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("keyring: key file %s is not a regular file", path)
-	}
-	if secret && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keyring: key file %s has mode %04o: it must not be accessible to group or others (chmod 600)", path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		clear(data)
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if len(data) > maxKeyFileSize {
-		clear(data)
-		return nil, fmt.Errorf("keyring: key file %s is larger than %d bytes", path, maxKeyFileSize)
-	}
-	return data, nil
 }
 
 // KeyID returns the key's fingerprint, the KeyID of the wrapped keys it

@@ -3,8 +3,6 @@ package keyring
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -228,6 +226,9 @@ func TestRSAKeyID(t *testing.T) {
 	}
 }
 
+// TestLoadRSAPEM checks that the loaders read PEM files through
+// internal/keyfile (whose tests cover the formats and checks) and make the
+// keyring of the key.
 func TestLoadRSAPEM(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -244,83 +245,30 @@ func TestLoadRSAPEM(t *testing.T) {
 		}
 		return p
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pkix, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub, err := LoadRSAPublicPEM(write("pkix.pem", "PUBLIC KEY", pkix, 0o644), nil)
+	if err != nil || pub.KeyID() != want {
+		t.Fatalf("LoadRSAPublicPEM: %v", err)
+	}
 	dek := testDEK(t)
-	var wrapped []WrappedKey
-	for name, path := range map[string]string{
-		"PKIX":  write("pkix.pem", "PUBLIC KEY", pkix, 0o644),
-		"PKCS1": write("pkcs1pub.pem", "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&priv.PublicKey), 0o644),
-	} {
-		k, err := LoadRSAPublicPEM(path, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if k.KeyID() != want {
-			t.Fatalf("%s: key id %s, want %s", name, k.KeyID(), want)
-		}
-		keys, err := k.Wrap(ctx, dek, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wrapped = append(wrapped, keys...)
-	}
-	for name, path := range map[string]string{
-		"PKCS8": write("pkcs8.pem", "PRIVATE KEY", pkcs8, 0o600),
-		"PKCS1": write("pkcs1.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o400),
-	} {
-		k, err := LoadRSAPrivatePEM(path, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		for _, wk := range wrapped {
-			if got, err := k.Unwrap(ctx, []WrappedKey{wk}, nil); err != nil || !bytes.Equal(got, dek) {
-				t.Fatalf("%s: %v", name, err)
-			}
-		}
-	}
-
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys, err := pub.Wrap(ctx, dek, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecPKCS8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
-	ecPKIX, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
-	for name, path := range map[string]string{
-		"group-readable private": write("open.pem", "PRIVATE KEY", pkcs8, 0o644),
-		"EC private":             write("ec.pem", "PRIVATE KEY", ecPKCS8, 0o600),
-		"public as private":      write("pub-as-priv.pem", "PUBLIC KEY", pkix, 0o600),
-		"encrypted":              write("enc.pem", "ENCRYPTED PRIVATE KEY", pkcs8, 0o600),
-		"garbage DER":            write("garbage.pem", "PRIVATE KEY", []byte{0x30, 0x03, 1, 2, 3}, 0o600),
-		"not PEM":                write("der.pem", "", nil, 0o600),
-	} {
-		if _, err := LoadRSAPrivatePEM(path, nil); err == nil {
-			t.Errorf("LoadRSAPrivatePEM %s: loaded", name)
-		}
+	full, err := LoadRSAPrivatePEM(write("pkcs1.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o600), nil)
+	if err != nil || full.KeyID() != want {
+		t.Fatalf("LoadRSAPrivatePEM: %v", err)
 	}
-	for name, path := range map[string]string{
-		"EC public":        write("ecpub.pem", "PUBLIC KEY", ecPKIX, 0o644),
-		"private":          write("priv-as-pub.pem", "PRIVATE KEY", pkcs8, 0o600),
-		"garbage":          write("garbagepub.pem", "PUBLIC KEY", []byte("nope"), 0o644),
-		"certificate type": write("cert.pem", "CERTIFICATE", pkix, 0o644),
-	} {
-		if _, err := LoadRSAPublicPEM(path, nil); err == nil {
-			t.Errorf("LoadRSAPublicPEM %s: loaded", name)
-		}
+	if got, err := full.Unwrap(ctx, keys, nil); err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("Unwrap: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "empty.pem"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	if _, err := LoadRSAPrivatePEM(write("open.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o644), nil); err == nil {
+		t.Error("loaded a private key file readable by others")
 	}
-	if _, err := LoadRSAPublicPEM(filepath.Join(dir, "empty.pem"), nil); err == nil {
-		t.Error("empty file loaded")
-	}
-	if _, err := LoadRSAPrivatePEM(filepath.Join(dir, "missing.pem"), nil); !errors.Is(err, os.ErrNotExist) {
+	if _, err := LoadRSAPublicPEM(filepath.Join(dir, "missing.pem"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
