@@ -122,8 +122,8 @@ func aesKeyID(key []byte) string {
 // LoadAESKeyFile returns a keyring for the AES-256 key in the file at path.
 // The file holds either the 32 raw key bytes, or their standard base64
 // encoding (44 characters) optionally surrounded by white space, as written
-// by `geoseal keygen`. A file of 32 printable characters is refused: it is a
-// password or a hex string, not a key.
+// by `geoseal keygen`. A key of 32 printable characters, raw or base64
+// encoded, is refused: it is a password or a hex string, not a random key.
 //
 // On Unix systems the file must not be readable or writable by group or
 // others (mode 0600 or 0400, as ssh requires of private keys): a key file

@@ -375,6 +375,14 @@ func TestLoadAESKeyFile(t *testing.T) {
 	if _, err := LoadAESKeyFile(open, nil); err == nil {
 		t.Error("loaded a key file readable by others")
 	}
+	// A password, even base64 encoded, is not a key (issue 11.5).
+	password := filepath.Join(dir, "password")
+	if err := os.WriteFile(password, []byte(base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 123"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadAESKeyFile(password, nil); err == nil {
+		t.Error("loaded a base64-encoded 32-character password as a key")
+	}
 	if _, err := LoadAESKeyFile(filepath.Join(dir, "missing"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}

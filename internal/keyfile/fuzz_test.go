@@ -17,6 +17,7 @@ func FuzzParseAESKey(f *testing.F) {
 	f.Add([]byte(base64.StdEncoding.EncodeToString(key) + "\n"))
 	f.Add([]byte(" " + base64.StdEncoding.EncodeToString(key)))
 	f.Add([]byte(base64.URLEncoding.EncodeToString(key)))
+	f.Add([]byte(base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 123"))))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := parseAESKey(data)

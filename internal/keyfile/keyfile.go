@@ -45,8 +45,9 @@ const maxSize = 64 << 10
 // ReadAESKeyFile returns the raw 32-byte AES-256 key in the file at path.
 // The file holds either the 32 raw key bytes, or their standard base64
 // encoding (44 characters) optionally surrounded by white space, as `geoseal
-// keygen` writes. A file of 32 printable characters is refused: it is a
-// password or a hex string, not a key.
+// keygen` writes. A key that is 32 printable characters, raw or base64
+// encoded, is refused: it is a password or a hex string, not a random key,
+// and as easy to guess.
 //
 // On Unix systems the file must not be readable or writable by group or
 // others (mode 0600 or 0400); the check is made on the opened file. The
@@ -85,7 +86,14 @@ func parseAESKey(data []byte) ([]byte, error) {
 		// The base64 error names an offset, never the bytes.
 		return nil, errors.New("AES key file is neither 32 raw bytes nor valid base64 of 32 bytes")
 	}
-	return key[:n], nil
+	key = key[:n]
+	// The text check applies to the key, whatever its encoding in the file:
+	// base64 of a 32-character password is still a password.
+	if err := checkNotText(key); err != nil {
+		clear(key)
+		return nil, err
+	}
+	return key, nil
 }
 
 // checkNotText refuses a 32-byte key made of printable ASCII. 32 random
@@ -97,7 +105,7 @@ func checkNotText(key []byte) error {
 			return nil
 		}
 	}
-	return errors.New("AES key file holds 32 bytes of text, not a random key: write the raw key bytes or their base64 encoding (geoseal keygen)")
+	return errors.New("AES key file holds a key of 32 printable characters (raw or base64), a password or a hex string rather than a random key: make one with geoseal keygen")
 }
 
 // ReadRSAPublicPEM returns the RSA public key in the PEM file at path: a

@@ -74,17 +74,19 @@ func TestReadAESKeyFile(t *testing.T) {
 		data []byte
 		mode os.FileMode
 	}{
-		"group readable": {key, 0o640},
-		"world readable": {key, 0o604},
-		"short":          {key[:31], 0o600},
-		"long":           {append(bytes.Clone(key), 0), 0o600},
-		"bad base64":     {[]byte(strings.Repeat("!", 44)), 0o600},
-		"base64 of 33":   {[]byte(base64.StdEncoding.EncodeToString(make([]byte, 33))), 0o600},
-		"url base64":     {[]byte(strings.ReplaceAll(strings.ReplaceAll(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 16)), "+", "-"), "/", "_")), 0o600},
-		"empty":          {nil, 0o600},
-		"password":       {[]byte("correct horse battery staple 123"), 0o600},
-		"hex":            {[]byte(hex.EncodeToString(key[:16])), 0o600},
-		"huge":           {make([]byte, 100<<10), 0o600},
+		"group readable":  {key, 0o640},
+		"world readable":  {key, 0o604},
+		"short":           {key[:31], 0o600},
+		"long":            {append(bytes.Clone(key), 0), 0o600},
+		"bad base64":      {[]byte(strings.Repeat("!", 44)), 0o600},
+		"base64 of 33":    {[]byte(base64.StdEncoding.EncodeToString(make([]byte, 33))), 0o600},
+		"url base64":      {[]byte(strings.ReplaceAll(strings.ReplaceAll(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 16)), "+", "-"), "/", "_")), 0o600},
+		"empty":           {nil, 0o600},
+		"password":        {[]byte("correct horse battery staple 123"), 0o600},
+		"base64 password": {[]byte(base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 123")) + "\n"), 0o600},
+		"base64 hex":      {[]byte(base64.StdEncoding.EncodeToString([]byte(hex.EncodeToString(key[:16])))), 0o600},
+		"hex":             {[]byte(hex.EncodeToString(key[:16])), 0o600},
+		"huge":            {make([]byte, 100<<10), 0o600},
 	} {
 		_, err := ReadAESKeyFile(writeFile(t, dir, strings.ReplaceAll(name, " ", "_"), c.data, c.mode))
 		if err == nil {
