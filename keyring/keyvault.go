@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/kvurl"
 	"github.com/geoseal/geoseal/internal/untrusted"
 )
@@ -41,16 +42,10 @@ const (
 
 // ErrKeyVaultKey is matched by the error NewKeyVault returns when the Key
 // Vault key exists but cannot serve as a key-encryption key: an RSA key
-// smaller than 2048 bits, an elliptic-curve key, a disabled, expired or
+// smaller than MinRSABits, an elliptic-curve key, a disabled, expired or
 // not-yet-valid key, or one whose key_ops do not allow wrapKey and
 // unwrapKey.
 var ErrKeyVaultKey = errors.New("keyring: unusable Key Vault key")
-
-// Bounds on what the Key Vault keyring sends and accepts.
-const (
-	minKeyVaultRSABits = 2048
-	maxKeyVaultRSABits = 16384
-)
 
 // KeyVaultOptions configures a Key Vault keyring. The zero value (or nil) is
 // valid.
@@ -210,18 +205,15 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 }
 
 func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
-	if len(n) == 0 || len(n) > maxKeyVaultRSABits/8 || len(e) == 0 || len(e) > 4 {
+	// Bound the encodings before any big-number work.
+	if len(n) == 0 || len(n) > maxRSABits/8 || len(e) == 0 || len(e) > 4 {
 		return nil, fmt.Errorf("the RSA key has a %d-byte modulus and a %d-byte exponent", len(n), len(e))
 	}
-	N := new(big.Int).SetBytes(n)
-	E := new(big.Int).SetBytes(e).Int64()
-	if bits := N.BitLen(); bits < minKeyVaultRSABits {
-		return nil, fmt.Errorf("the RSA key has %d bits; at least %d are required", bits, minKeyVaultRSABits)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	if err := keyfile.CheckRSAPublicKey(pub); err != nil {
+		return nil, err
 	}
-	if E < 3 || E%2 == 0 {
-		return nil, fmt.Errorf("the RSA key has the invalid public exponent %d", E)
-	}
-	return &rsa.PublicKey{N: N, E: int(E)}, nil
+	return pub, nil
 }
 
 // KeyID returns the versioned key id that Wrap records:
@@ -311,7 +303,7 @@ func (k *KeyVault) unwrapOne(ctx context.Context, wk WrappedKey, version string)
 	// of a wrapped 32-byte key.
 	switch {
 	case k.pub != nil && (wk.Algorithm == kvRSAOAEP256 || wk.Algorithm == kvRSAOAEP):
-		if n := len(wk.Ciphertext); n < minKeyVaultRSABits/8 || n > maxKeyVaultRSABits/8 {
+		if n := len(wk.Ciphertext); n < MinRSABits/8 || n > maxRSABits/8 {
 			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes; no RSA key of 2048 to 16384 bits makes that", wk.Algorithm, n)
 		}
 	case k.pub == nil && (wk.Algorithm == kvA128KW || wk.Algorithm == kvA192KW || wk.Algorithm == kvA256KW):

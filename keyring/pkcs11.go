@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
@@ -271,8 +272,10 @@ func (p *PKCS11) findKey(s pkcs11.SessionHandle, tokenLabel, keyLabel string) er
 	if len(modulus) > 0 {
 		bits = (len(modulus)-1)*8 + mathbits.Len8(modulus[0])
 	}
-	if bits < pkcs11MinRSABits || bits > pkcs11MaxRSABits {
-		return fmt.Errorf("keyring: PKCS#11 RSA key %q has %d bits, want %d to %d", keyLabel, bits, pkcs11MinRSABits, pkcs11MaxRSABits)
+	// MinRSABits, as for every RSA key; the upper bound also bounds the
+	// wrapped keys handed to the HSM.
+	if err := keyfile.CheckRSABits(bits); err != nil {
+		return fmt.Errorf("keyring: PKCS#11 RSA key %q: %w", keyLabel, err)
 	}
 	p.mechanism, p.wrappedSize = pkcs11.CKM_RSA_PKCS_OAEP, len(modulus)
 	p.algorithm = pkcs11RSAOAEP256

@@ -38,12 +38,6 @@ const (
 	// pkcs11KWPSize is the RFC 5649 wrapping of a 32-byte key: an 8-byte
 	// integrity check block and the key, already a multiple of 8 bytes.
 	pkcs11KWPSize = 8 + dataKeySize
-	// pkcs11MinRSABits is the smallest RSA key accepted: below 2048 bits RSA
-	// is not approved for key transport (NIST SP 800-131A).
-	pkcs11MinRSABits = 2048
-	// pkcs11MaxRSABits bounds the RSA key size, and with it the wrapped keys
-	// handed to the HSM.
-	pkcs11MaxRSABits = 16384
 	// pkcs11MaxLabel bounds token and key labels. Token labels are 32 bytes
 	// in PKCS#11; key labels have no limit there, but need one here.
 	pkcs11MaxLabel = 255

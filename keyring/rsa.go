@@ -29,7 +29,7 @@ const (
 // 16384 bits a hostile public key would only make every operation slow.
 const (
 	MinRSABits = 2048
-	maxRSABits = 16384
+	maxRSABits = keyfile.MaxRSABits
 )
 
 // ErrNoPrivateKey is the attempt error (inside a *NoMatchError) of an RSA
@@ -70,14 +70,14 @@ type RSA struct {
 	max    int
 }
 
-// NewRSAPublic returns a keyring that wraps to pub, a key of at least 2048
-// bits. Its Unwrap fails with ErrNoPrivateKey.
+// NewRSAPublic returns a keyring that wraps to pub, a key of at least
+// MinRSABits. Its Unwrap fails with ErrNoPrivateKey.
 func NewRSAPublic(pub *rsa.PublicKey, opts *RSAOptions) (*RSA, error) {
 	return newRSA(pub, nil, opts)
 }
 
 // NewRSAPrivate returns a keyring that wraps to the public half of priv and
-// unwraps with priv, a key of at least 2048 bits.
+// unwraps with priv, a key of at least MinRSABits.
 func NewRSAPrivate(priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, error) {
 	if priv == nil {
 		return nil, errors.New("keyring: nil RSA private key")

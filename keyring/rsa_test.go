@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
 )
 
 // rsaTestKeys are generated once per test binary: 2048-bit key generation
@@ -199,6 +201,14 @@ func TestRSAKeyChecks(t *testing.T) {
 		if _, err := NewRSAPublic(pub, nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	if _, err := NewRSAPrivate(&rsa.PrivateKey{PublicKey: *small, D: big.NewInt(3)}, nil); err == nil || !strings.Contains(err.Error(), "at least 2048") {
+		t.Errorf("1024-bit private key: %v", err)
+	}
+	// internal/keyfile, which keyring imports, applies the same bounds to
+	// key files.
+	if MinRSABits != keyfile.MinRSABits || maxRSABits != keyfile.MaxRSABits {
+		t.Errorf("keyring allows %d to %d bits, keyfile %d to %d", MinRSABits, maxRSABits, keyfile.MinRSABits, keyfile.MaxRSABits)
 	}
 	if _, err := NewRSAPrivate(nil, nil); err == nil {
 		t.Error("nil private key accepted")

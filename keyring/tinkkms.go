@@ -39,7 +39,7 @@ const (
 	tinkKVLabel   = "geoseal tink azure-keyvault AEAD v1\x00"
 	// maxTinkKVWrapped bounds the wrapped key: an RSA-OAEP ciphertext under
 	// a 16384-bit key.
-	maxTinkKVWrapped  = maxKeyVaultRSABits / 8
+	maxTinkKVWrapped  = maxRSABits / 8
 	tinkKVGCMOverhead = 12 + 16
 )
 
