@@ -180,3 +180,65 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestCountingModule checks that the counting module forwards to SoftHSM2
+// and counts exactly the key operations made through it.
+func TestCountingModule(t *testing.T) {
+	tok := ForTest(t)
+	label := uniqueLabel("count")
+	if err := tok.CreateAESKey(label); err != nil {
+		t.Fatal(err)
+	}
+	m := tok.CountingModule(t)
+	ctx := pkcs11.New(m.Path)
+	if ctx == nil {
+		t.Fatal("cannot load the counting module")
+	}
+	defer ctx.Destroy()
+	if err := ctx.Initialize(); err != nil {
+		t.Fatalf("C_Initialize through the counting module: %v", err)
+	}
+	defer ctx.Finalize()
+	slot, err := tok.slot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.CloseSession(s)
+	if err := ctx.Login(s, pkcs11.CKU_USER, tok.PIN); err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Logout(s)
+	if err := ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := ctx.FindObjects(s, 1)
+	ctx.FindObjectsFinal(s)
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("finding the key: %v, %d objects", err, len(objs))
+	}
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
+	template := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+	}
+	for range 3 {
+		if _, err := ctx.UnwrapKey(s, mech, objs[0], make([]byte, 40), template); err == nil {
+			t.Fatal("SoftHSM2 unwrapped 40 zero bytes")
+		}
+	}
+	if n := m.Count("C_UnwrapKey"); n != 3 {
+		t.Fatalf("counted %d C_UnwrapKey calls, want 3", n)
+	}
+	if n := m.Count("C_WrapKey"); n != 0 {
+		t.Fatalf("counted %d C_WrapKey calls, want 0", n)
+	}
+	m.Reset()
+	if n := m.Count("C_UnwrapKey"); n != 0 {
+		t.Fatalf("after Reset: %d", n)
+	}
+}
