@@ -62,6 +62,9 @@ type AESOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap tries.
+	// Zero means DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // AES is a keyring holding a local AES-256 key-encryption key. It wraps data
@@ -75,10 +78,11 @@ type AESOptions struct {
 //
 // AES is safe for concurrent use.
 type AES struct {
-	aead   cipher.AEAD
-	keyID  string
-	logger *slog.Logger
-	max    int
+	aead        cipher.AEAD
+	keyID       string
+	logger      *slog.Logger
+	max         int
+	maxAttempts int
 }
 
 // GenerateAESKey returns a new random AES-256 key-encryption key, for
@@ -108,7 +112,7 @@ func NewAES(key []byte, opts *AESOptions) (*AES, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: local AES key: %w", err)
 	}
-	return &AES{aead: aead, keyID: aesKeyID(key), logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+	return &AES{aead: aead, keyID: aesKeyID(key), logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}, nil
 }
 
 // aesKeyID is hex(HMAC-SHA-256(key, aesKeyIDLabel)[:16]): stable for a key,
@@ -174,30 +178,40 @@ func (k *AES) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	return []WrappedKey{{Provider: ProviderAES, KeyID: k.keyID, Algorithm: AlgorithmAES, Ciphertext: ct}}, nil
 }
 
-// Unwrap tries, in order, the wrapped keys made by this key and returns the
-// data key of the first that authenticates under ec. Otherwise it returns a
-// *NoMatchError.
+// Unwrap tries, in order, the wrapped keys made by this key, at most
+// MaxAttempts of them, and returns the data key of the first that
+// authenticates under ec. Otherwise it returns a *NoMatchError.
 func (k *AES) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.max); err != nil {
-		return nil, err
-	}
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *AES) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	aad, err := k.aad(ec)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return unwrapOwned(ctx, k.logger, ProviderAES, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		if wk.Algorithm != AlgorithmAES {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderAES)
-		}
-		if len(wk.Ciphertext) != aesWrappedSize {
-			return nil, fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)
-		}
-		dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
-		if err != nil {
-			return nil, errAESOpen
-		}
-		return dek, nil
-	})
+	l := leaf{
+		provider: ProviderAES, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
+		owns: func(wk WrappedKey) bool { return wk.Provider == ProviderAES && wk.KeyID == k.keyID },
+		precheck: func(wk WrappedKey) error {
+			if wk.Algorithm != AlgorithmAES {
+				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderAES)
+			}
+			if len(wk.Ciphertext) != aesWrappedSize {
+				return fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)
+			}
+			return nil
+		},
+		open: func(wk WrappedKey) ([]byte, error) {
+			dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
+			if err != nil {
+				return nil, errAESOpen
+			}
+			return dek, nil
+		},
+	}
+	return l.unwrap(ctx, keys, check)
 }
 
 // errAESOpen is the attempt error of an AES-GCM wrapped key that does not
@@ -210,39 +224,4 @@ func checkDataKey(dek []byte) error {
 		return fmt.Errorf("keyring: data key has %d bytes, want %d", len(dek), dataKeySize)
 	}
 	return nil
-}
-
-// unwrapOwned is the Unwrap loop of the keyrings that hold one key: it tries
-// open on each wrapped key with the given provider and key id, in order,
-// audits each attempt (one record each), and returns the first data key, or
-// a *NoMatchError listing the attempts. It stops early, with ctx's error, if
-// ctx is done. The count of keys must have been checked already.
-func unwrapOwned(ctx context.Context, logger *slog.Logger, provider, keyID string, keys []WrappedKey, open func(WrappedKey) ([]byte, error)) ([]byte, error) {
-	var tried []Attempt
-	for _, wk := range keys {
-		if wk.Provider != provider || wk.KeyID != keyID {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		dek, err := open(wk)
-		if err == nil && len(dek) != dataKeySize {
-			clear(dek)
-			dek, err = nil, fmt.Errorf("keyring: unwrapped data key has %d bytes, want %d", len(dek), dataKeySize)
-		}
-		audit(ctx, logger, "unwrap", provider, keyID, wk.Algorithm, start, err)
-		if err == nil {
-			return dek, nil
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
-	}
-	// When no wrapped key is this keyring's, no key was used and there is
-	// nothing to audit: a multi-keyring or a cache asks every keyring about
-	// every wrapped key, and would otherwise flood the audit trail.
-	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
 }

@@ -72,7 +72,21 @@
 // Unwrap refuses a list longer than its MaxWrappedKeys option
 // ([DefaultMaxWrappedKeys] by default) before trying any, never panics on
 // malformed wrapped keys, and reports failure as a [*NoMatchError] that
-// lists what was tried and why.
+// lists what was tried and why, with every string from the object quoted.
+//
+// Each wrapped key costs the reader a Key Vault request, an HSM operation or
+// a private-key operation, so each keyring bounds the work one object can
+// cause: it tries identical wrapped keys once, at most MaxAttempts of its own
+// ([DefaultMaxAttempts] by default), and stops at the first failure of its
+// key service or device (throttling, a server error, an HSM device error)
+// rather than meet it again for every wrapped key. A [Cache] or a [Multi] in
+// front changes how often a keyring is asked, not what it tries.
+//
+// [UnwrapChecked] hands the caller's check of each recovered data key (the
+// envelope package checks the object's key commitment) to the keyrings'
+// loops, so that a wrapped key holding some other data key is one more failed
+// attempt and the next is tried, the same way with or without a Cache or a
+// Multi in front.
 package keyring
 
 import (
@@ -112,8 +126,9 @@ type Wrapper interface {
 // An Unwrapper recovers a data key from a list of wrapped keys.
 //
 // Unwrap considers only the wrapped keys whose Provider and KeyID it owns and
-// returns the first data key one of them yields. When none does, it returns a
-// *NoMatchError. Callers must not modify keys during the call. The returned
+// returns the first data key one of them yields, within its limits on the
+// work one call may do (see DefaultMaxAttempts). When none does, it returns
+// a *NoMatchError. Callers must not modify keys during the call. The returned
 // data key belongs to the caller, who should zero it when done (envelope
 // does); a keyring must not keep a reference to it.
 type Unwrapper interface {
@@ -193,14 +208,18 @@ type Attempt struct {
 // cannot carry terminal escapes or fake lines into a message. Callers that
 // print the fields themselves must do the same.
 type NoMatchError struct {
-	Tried     []Attempt
+	Tried []Attempt
+	// Skipped counts the wrapped keys a keyring owned but did not try: its
+	// attempt limit was reached (see DefaultMaxAttempts), or the key
+	// service or device failed and the rest would have failed the same way.
+	Skipped   int
 	Available []WrappedKey
 }
 
 func (e *NoMatchError) Error() string {
 	var b strings.Builder
 	b.WriteString("keyring: no wrapped key could be unwrapped")
-	if len(e.Tried) == 0 {
+	if len(e.Tried) == 0 && e.Skipped == 0 {
 		b.WriteString(": none belongs to this keyring; the object offers ")
 		if len(e.Available) == 0 {
 			b.WriteString("none")
@@ -219,6 +238,9 @@ func (e *NoMatchError) Error() string {
 			b.WriteString("; ")
 		}
 		fmt.Fprintf(&b, "%s %s (%s): %v", untrusted.Quote(a.Provider), untrusted.Quote(a.KeyID), untrusted.Quote(a.Algorithm), a.Err)
+	}
+	if e.Skipped > 0 {
+		fmt.Fprintf(&b, "; %d more wrapped keys of the keyring not tried (attempt limit, or the key service failed)", e.Skipped)
 	}
 	return b.String()
 }

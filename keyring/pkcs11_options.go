@@ -90,6 +90,9 @@ type PKCS11Options struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap hands
+	// to the HSM (C_UnwrapKey calls). Zero means DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // Format prints the options with the PIN redacted, so that logging the
@@ -99,8 +102,8 @@ func (o PKCS11Options) Format(f fmt.State, verb rune) {
 	if o.PIN != "" {
 		pin = "REDACTED"
 	}
-	fmt.Fprintf(f, "{Module:%s TokenLabel:%s KeyLabel:%s PIN:%s OAEPHash:%v Sessions:%d MaxWrappedKeys:%d}",
-		o.Module, o.TokenLabel, o.KeyLabel, pin, o.OAEPHash, o.Sessions, o.MaxWrappedKeys)
+	fmt.Fprintf(f, "{Module:%s TokenLabel:%s KeyLabel:%s PIN:%s OAEPHash:%v Sessions:%d MaxWrappedKeys:%d MaxAttempts:%d}",
+		o.Module, o.TokenLabel, o.KeyLabel, pin, o.OAEPHash, o.Sessions, o.MaxWrappedKeys, o.MaxAttempts)
 }
 
 // LogValue is the options as log/slog records them: without the PIN.

@@ -410,6 +410,27 @@ func TestPKCS11OpenErrors(t *testing.T) {
 	kr.Close()
 }
 
+// TestPKCS11StopsWhenClosed checks that an Unwrap that meets a failure of
+// the keyring itself (here: closed) stops instead of trying the rest.
+func TestPKCS11StopsWhenClosed(t *testing.T) {
+	tok := softhsm.ForTest(t)
+	kr := p11Open(t, tok, p11AESKey(t, tok), nil)
+	var keys []keyring.WrappedKey
+	for range 3 {
+		w, err := kr.Wrap(context.Background(), p11DEK(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, w...)
+	}
+	kr.Close()
+	_, err := kr.Unwrap(context.Background(), keys, nil)
+	var nm *keyring.NoMatchError
+	if !errors.As(err, &nm) || !errors.Is(err, keyring.ErrPKCS11Closed) || len(nm.Tried) != 1 || nm.Skipped != 2 {
+		t.Fatalf("Unwrap after Close: %v, want one attempt failing with ErrPKCS11Closed and two skipped", err)
+	}
+}
+
 // TestPKCS11WeakRSAKey checks that an RSA key below keyring.MinRSABits on
 // the token is refused when the keyring opens, as every RSA key entering
 // keyring is. SoftHSM2 makes 1024-bit keys; softhsm.CreateRSAKey would not.

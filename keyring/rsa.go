@@ -45,6 +45,10 @@ type RSAOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap tries,
+	// that is how many private-key operations it makes. Zero means
+	// DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // RSA is a keyring holding a local RSA key. It wraps data keys with
@@ -68,6 +72,8 @@ type RSA struct {
 	keyID  string
 	logger *slog.Logger
 	max    int
+	// maxAttempts is RSAOptions.MaxAttempts.
+	maxAttempts int
 }
 
 // NewRSAPublic returns a keyring that wraps to pub, a key of at least
@@ -102,7 +108,7 @@ func newRSA(pub *rsa.PublicKey, priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, e
 	if err != nil {
 		return nil, err
 	}
-	return &RSA{pub: pub, priv: priv, keyID: id, logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+	return &RSA{pub: pub, priv: priv, keyID: id, logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}, nil
 }
 
 func checkRSAPublic(pub *rsa.PublicKey) error {
@@ -150,26 +156,36 @@ func (k *RSA) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	return []WrappedKey{{Provider: ProviderRSA, KeyID: k.keyID, Algorithm: AlgorithmRSA, Ciphertext: ct}}, nil
 }
 
-// Unwrap tries, in order, the wrapped keys made to this key and returns the
-// data key of the first that decrypts. Otherwise it returns a
-// *NoMatchError; for a public-only keyring, with ErrNoPrivateKey as the
-// error of each attempt.
+// Unwrap tries, in order, the wrapped keys made to this key, at most
+// MaxAttempts of them, and returns the data key of the first that decrypts.
+// Otherwise it returns a *NoMatchError; for a public-only keyring, with
+// ErrNoPrivateKey as the error of each attempt.
 func (k *RSA) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.max); err != nil {
-		return nil, err
-	}
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *RSA) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	if _, err := ec.MarshalBinary(); err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return unwrapOwned(ctx, k.logger, ProviderRSA, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		if wk.Algorithm != AlgorithmRSA {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderRSA)
-		}
-		if k.priv == nil {
-			return nil, ErrNoPrivateKey
-		}
-		return rsaOAEP256Open(k.priv, wk.Ciphertext, nil)
-	})
+	l := leaf{
+		provider: ProviderRSA, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
+		owns: func(wk WrappedKey) bool { return wk.Provider == ProviderRSA && wk.KeyID == k.keyID },
+		precheck: func(wk WrappedKey) error {
+			switch {
+			case wk.Algorithm != AlgorithmRSA:
+				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderRSA)
+			case k.priv == nil:
+				return ErrNoPrivateKey
+			case len(wk.Ciphertext) != k.priv.Size():
+				return errRSAOpen // the size is public; no private-key operation is spent on it
+			}
+			return nil
+		},
+		open: func(wk WrappedKey) ([]byte, error) { return rsaOAEP256Open(k.priv, wk.Ciphertext, nil) },
+	}
+	return l.unwrap(ctx, keys, check)
 }
 
 // errRSAOpen is the single error of every failed RSA-OAEP decryption:
