@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -45,12 +46,19 @@ const (
 	// something else, nor something else as a wrapped key.
 	aesAADLabel = "geoseal keyring local-aes A256GCM v1"
 
-	// aesKeyIDLabel is the HMAC message that derives the key id from the
-	// key. A plain hash prefix of the key would be a public value computed
-	// from the key alone with a standard function; the keyed HMAC under a
-	// label of our own cannot be confused with anything else computed from
-	// the key.
-	aesKeyIDLabel = "geoseal keyring local-aes key id v1"
+	// aesKeyIDInfo is the HKDF info that derives the key id from the key:
+	// a label of its own, as every value derived from the key has, so the
+	// published id is never equal to anything else computed from the key.
+	aesKeyIDInfo = "geoseal keyring local-aes key id v2"
+
+	// aesLegacyKeyIDLabel is the HMAC message of the key id that geoseal
+	// derived before aesKeyIDInfo, which objects written then carry:
+	// HMAC-SHA-256(key, label), truncated.
+	aesLegacyKeyIDLabel = "geoseal keyring local-aes key id v1"
+
+	// aesKeyIDSize is the size of a key id, 128 bits, so that distinct keys
+	// do not collide.
+	aesKeyIDSize = 16
 )
 
 // AESOptions configures a local AES keyring. The zero value (or nil) is
@@ -65,6 +73,12 @@ type AESOptions struct {
 	// MaxAttempts caps how many of its own wrapped keys one Unwrap tries.
 	// Zero means DefaultMaxAttempts.
 	MaxAttempts int
+	// LegacyKeyID makes Wrap record, and KeyID return, the key id of
+	// geoseal's first release (HMAC-SHA-256 of a fixed label under the
+	// key), the only one older readers look for. Set it while readers of
+	// an older version must open new objects, and not otherwise. Unwrap
+	// accepts wrapped keys with either key id whatever it says.
+	LegacyKeyID bool
 }
 
 // AES is a keyring holding a local AES-256 key-encryption key. It wraps data
@@ -79,7 +93,8 @@ type AESOptions struct {
 // AES is safe for concurrent use.
 type AES struct {
 	aead        cipher.AEAD
-	keyID       string
+	keyID       string // what Wrap records
+	keyIDs      [2]string
 	logger      *slog.Logger
 	max         int
 	maxAttempts int
@@ -112,15 +127,39 @@ func NewAES(key []byte, opts *AESOptions) (*AES, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: local AES key: %w", err)
 	}
-	return &AES{aead: aead, keyID: aesKeyID(key), logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}, nil
+	k := &AES{aead: aead, logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}
+	if k.keyIDs[0], err = aesKeyID(key); err != nil {
+		return nil, err
+	}
+	k.keyIDs[1] = aesLegacyKeyID(key)
+	k.keyID = k.keyIDs[0]
+	if opts.LegacyKeyID {
+		k.keyID = k.keyIDs[1]
+	}
+	return k, nil
 }
 
-// aesKeyID is hex(HMAC-SHA-256(key, aesKeyIDLabel)[:16]): stable for a key,
-// safe to publish, and 128 bits so that distinct keys do not collide.
-func aesKeyID(key []byte) string {
+// aesKeyID is hex(HKDF-SHA-256(key, salt = none, info = aesKeyIDInfo)),
+// 16 bytes: stable for a key and safe to publish.
+//
+// Any id computed from the key alone lets whoever holds a candidate key
+// check it (so does a wrapped key, which is a ciphertext under it): what
+// keeps a key from being guessed is that it is random, which is why the key
+// file readers refuse keys that are text.
+func aesKeyID(key []byte) (string, error) {
+	id, err := hkdf.Key(sha256.New, key, nil, aesKeyIDInfo, aesKeyIDSize)
+	if err != nil {
+		return "", fmt.Errorf("keyring: local AES key id: %w", err)
+	}
+	return hex.EncodeToString(id), nil
+}
+
+// aesLegacyKeyID is the key id of objects written before aesKeyID:
+// hex(HMAC-SHA-256(key, aesLegacyKeyIDLabel)[:16]).
+func aesLegacyKeyID(key []byte) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(aesKeyIDLabel))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	m.Write([]byte(aesLegacyKeyIDLabel))
+	return hex.EncodeToString(m.Sum(nil)[:aesKeyIDSize])
 }
 
 // LoadAESKeyFile returns a keyring for the AES-256 key in the file at path.
@@ -143,21 +182,19 @@ func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
 }
 
 // KeyID returns the key's fingerprint, the KeyID of the wrapped keys it
-// makes: 32 hexadecimal digits derived from the key with HMAC-SHA-256 under
-// a fixed label. It identifies the key without revealing anything about it.
+// makes: 32 hexadecimal digits derived from the key with HKDF-SHA-256 under
+// a label of its own (or, with AESOptions.LegacyKeyID, the HMAC-derived id
+// of geoseal's first release). It identifies the key without revealing
+// anything about it. Unwrap accepts wrapped keys with either id.
 func (k *AES) KeyID() string { return k.keyID }
 
-// aad returns the associated data that binds a wrapped key to this keyring's
-// purpose, its key id and the encryption context.
-func (k *AES) aad(ec Context) ([]byte, error) {
-	ecb, err := ec.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
+// aesAAD returns the associated data that binds a wrapped key to this keyring's
+// purpose, the key id it records and the encryption context.
+func aesAAD(keyID string, ecb []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddBytes([]byte(aesAADLabel))
 	b.AddUint8(0)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k.keyID)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(keyID)) })
 	b.AddBytes(ecb)
 	return b.Bytes()
 }
@@ -170,7 +207,11 @@ func (k *AES) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	if err := checkDataKey(dek); err != nil {
 		return nil, err
 	}
-	aad, err := k.aad(ec)
+	ecb, err := ec.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	aad, err := aesAAD(k.keyID, ecb)
 	if err != nil {
 		return nil, err
 	}
@@ -187,13 +228,15 @@ func (k *AES) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte
 }
 
 func (k *AES) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
-	aad, err := k.aad(ec)
+	ecb, err := ec.MarshalBinary()
 	if err != nil {
 		return nil, -1, err
 	}
 	l := leaf{
 		provider: ProviderAES, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
-		owns: func(wk WrappedKey) bool { return wk.Provider == ProviderAES && wk.KeyID == k.keyID },
+		owns: func(wk WrappedKey) bool {
+			return wk.Provider == ProviderAES && (wk.KeyID == k.keyIDs[0] || wk.KeyID == k.keyIDs[1])
+		},
 		precheck: func(wk WrappedKey) error {
 			if wk.Algorithm != AlgorithmAES {
 				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderAES)
@@ -204,6 +247,12 @@ func (k *AES) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, 
 			return nil
 		},
 		open: func(wk WrappedKey) ([]byte, error) {
+			// The key id is authenticated: a wrapped key is opened with
+			// the id it was made with, the current or the legacy one.
+			aad, err := aesAAD(wk.KeyID, ecb)
+			if err != nil {
+				return nil, err
+			}
 			dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
 			if err != nil {
 				return nil, errAESOpen

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -175,26 +176,64 @@ func TestAESRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAESKeyID checks the key id: HKDF-SHA-256 of the key under a label of
+// its own (issue 11.5), not the HMAC-derived id of the first release, which
+// the keyring still accepts in the wrapped keys of existing objects, and
+// writes only when asked to (AESOptions.LegacyKeyID).
 func TestAESKeyID(t *testing.T) {
+	ctx := context.Background()
 	key := mustAESKey(t)
-	id := mustNewAES(t, key, nil).KeyID()
-	if len(id) != 32 {
-		t.Fatalf("key id %q", id)
+	k := mustNewAES(t, key, nil)
+	id := k.KeyID()
+	want, err := hkdf.Key(sha256.New, key, nil, "geoseal keyring local-aes key id v2", 16)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := hex.DecodeString(id); err != nil {
-		t.Fatalf("key id %q is not hex", id)
+	if id != hex.EncodeToString(want) {
+		t.Fatalf("key id %s, want the HKDF-derived %x", id, want)
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("geoseal keyring local-aes key id v1"))
-	if want := hex.EncodeToString(m.Sum(nil)[:16]); id != want {
-		t.Fatalf("key id %s, want HMAC-derived %s", id, want)
-	}
+	legacyID := hex.EncodeToString(m.Sum(nil)[:16])
 	sum := sha256.Sum256(key)
-	if strings.Contains(hex.EncodeToString(sum[:]), id) || strings.Contains(hex.EncodeToString(key), id) {
-		t.Fatal("key id is a plain hash or copy of the key")
+	for _, other := range []string{legacyID, hex.EncodeToString(sum[:]), hex.EncodeToString(key)} {
+		if strings.Contains(other, id) {
+			t.Fatalf("key id %s is part of another value computed from the key (%s)", id, other)
+		}
 	}
 	if mustNewAES(t, mustAESKey(t), nil).KeyID() == id {
 		t.Fatal("two keys share a key id")
+	}
+
+	// Objects written with the legacy id still open, with the legacy id
+	// authenticated as their associated data says.
+	legacy := mustNewAES(t, key, &AESOptions{LegacyKeyID: true})
+	if legacy.KeyID() != legacyID {
+		t.Fatalf("LegacyKeyID: key id %s, want %s", legacy.KeyID(), legacyID)
+	}
+	dek := testDEK(t)
+	ec := Context{"a": "b"}
+	old, err := legacy.Wrap(ctx, dek, ec)
+	if err != nil || old[0].KeyID != legacyID {
+		t.Fatalf("legacy Wrap: %+v, %v", old, err)
+	}
+	fresh, err := k.Wrap(ctx, dek, ec)
+	if err != nil || fresh[0].KeyID != id {
+		t.Fatalf("Wrap: %+v, %v", fresh, err)
+	}
+	for name, kr := range map[string]*AES{"current": k, "legacy": legacy} {
+		for which, wk := range map[string]WrappedKey{"legacy": old[0], "current": fresh[0]} {
+			if got, err := kr.Unwrap(ctx, []WrappedKey{wk}, ec); err != nil || !bytes.Equal(got, dek) {
+				t.Errorf("%s keyring, %s wrapped key: %v", name, which, err)
+			}
+		}
+	}
+	// The id is bound: a legacy wrapped key relabelled with the current id
+	// (or the other way round) does not authenticate.
+	swapped := old[0]
+	swapped.KeyID = id
+	if _, err := k.Unwrap(ctx, []WrappedKey{swapped}, ec); !errors.Is(err, errAESOpen) {
+		t.Errorf("relabelled wrapped key: %v, want errAESOpen", err)
 	}
 }
 
