@@ -15,9 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
 
 // capturedAudit collects the audit records a keyring logs, as JSON lines,
@@ -464,38 +467,14 @@ func TestAESAudit(t *testing.T) {
 // cipher.NewGCMWithRandomNonce's Open over nonce || ciphertext || tag, with
 // Wycheproof's 256-bit key, 96-bit IV, 128-bit tag vectors.
 func TestAESGCMWycheproof(t *testing.T) {
-	data, err := os.ReadFile("../testdata/wycheproof/aes_gcm_test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		TestGroups []struct {
-			KeySize, IvSize, TagSize int
-			Tests                    []struct {
-				TcID                       int `json:"tcId"`
-				Key, Iv, Aad, Msg, Ct, Tag string
-				Result                     string
-				Comment                    string
-			}
-		}
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
-	}
-	unhex := func(s string) []byte {
-		b, err := hex.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	file := wycheproof.Load(t, wycheproof.AESGCM)
 	var valid, invalid int
 	for _, g := range file.TestGroups {
 		if g.KeySize != 256 || g.IvSize != 96 || g.TagSize != 128 {
 			continue
 		}
 		for _, tc := range g.Tests {
-			block, err := aes.NewCipher(unhex(tc.Key))
+			block, err := aes.NewCipher(tc.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -503,15 +482,15 @@ func TestAESGCMWycheproof(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := append(append(unhex(tc.Iv), unhex(tc.Ct)...), unhex(tc.Tag)...)
-			pt, err := aead.Open(nil, nil, in, unhex(tc.Aad))
-			switch tc.Result {
-			case "valid":
+			in := slices.Concat(tc.IV, tc.CT, tc.Tag)
+			pt, err := aead.Open(nil, nil, in, tc.AAD)
+			switch {
+			case tc.Valid():
 				valid++
-				if err != nil || !bytes.Equal(pt, unhex(tc.Msg)) {
+				if err != nil || !bytes.Equal(pt, tc.Msg) {
 					t.Errorf("tcId %d (%s): valid vector: %v", tc.TcID, tc.Comment, err)
 				}
-			case "invalid":
+			case tc.Invalid():
 				invalid++
 				if err == nil {
 					t.Errorf("tcId %d (%s): invalid vector opened", tc.TcID, tc.Comment)

@@ -3,7 +3,6 @@ package keyring
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -66,8 +65,7 @@ func FuzzRSAUnwrap(f *testing.F) {
 	f.Add(make([]byte, 256))
 	f.Add(bytes.Repeat([]byte{0xff}, 256))
 	for _, tc := range tests[:8] {
-		ct, _ := hex.DecodeString(tc.Ct)
-		f.Add(ct)
+		f.Add([]byte(tc.CT))
 	}
 	f.Fuzz(func(t *testing.T, ct []byte) {
 		wk := WrappedKey{Provider: ProviderRSA, KeyID: k.KeyID(), Algorithm: AlgorithmRSA, Ciphertext: ct}

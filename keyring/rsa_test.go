@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -19,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/keyfile"
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
 
 // rsaTestKeys are generated once per test binary: 2048-bit key generation
@@ -313,51 +313,24 @@ func TestRSAAudit(t *testing.T) {
 	audit.assertNoSecrets(t, dek, priv.D.Bytes(), priv.Primes[0].Bytes())
 }
 
-// wycheproofRSAOAEP256 loads the Wycheproof RSA-OAEP (SHA-256, MGF1-SHA-256)
-// vectors, whose single 2048-bit key the fuzz targets reuse.
-type wycheproofOAEPTest struct {
-	TcID    int `json:"tcId"`
-	Comment string
-	Msg     string
-	Ct      string
-	Label   string
-	Result  string
-	Flags   []string
-}
-
-func loadWycheproofRSAOAEP256(t testing.TB) (*rsa.PrivateKey, []wycheproofOAEPTest) {
+// loadWycheproofRSAOAEP256 returns the key and vectors of the Wycheproof
+// RSA-OAEP (SHA-256, MGF1-SHA-256) file, whose single 2048-bit key the fuzz
+// targets reuse.
+func loadWycheproofRSAOAEP256(t testing.TB) (*rsa.PrivateKey, []wycheproof.Test) {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/wycheproof/rsa_oaep_2048_sha256_mgf1sha256_test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		TestGroups []struct {
-			KeySize          int
-			Sha, Mgf, MgfSha string
-			PrivateKeyPkcs8  string
-			Tests            []wycheproofOAEPTest
-		}
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
-	}
+	file := wycheproof.Load(t, wycheproof.RSAOAEPSHA256)
 	if len(file.TestGroups) != 1 {
 		t.Fatalf("%d test groups, want 1", len(file.TestGroups))
 	}
 	g := file.TestGroups[0]
-	if g.KeySize != 2048 || g.Sha != "SHA-256" || g.Mgf != "MGF1" || g.MgfSha != "SHA-256" {
-		t.Fatalf("unexpected group %d %s %s %s", g.KeySize, g.Sha, g.Mgf, g.MgfSha)
+	if g.KeySize != 2048 || g.SHA != "SHA-256" || g.MGF != "MGF1" || g.MGFSHA != "SHA-256" {
+		t.Fatalf("unexpected group %d %s %s %s", g.KeySize, g.SHA, g.MGF, g.MGFSHA)
 	}
-	der, err := hex.DecodeString(g.PrivateKeyPkcs8)
+	priv, err := g.RSAPrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.(*rsa.PrivateKey), g.Tests
+	return priv, g.Tests
 }
 
 // TestRSAOAEPWycheproof drives rsaOAEP256Open, the decryption the RSA
@@ -366,12 +339,7 @@ func TestRSAOAEPWycheproof(t *testing.T) {
 	priv, tests := loadWycheproofRSAOAEP256(t)
 	var valid, invalid int
 	for _, tc := range tests {
-		ct, err1 := hex.DecodeString(tc.Ct)
-		msg, err2 := hex.DecodeString(tc.Msg)
-		label, err3 := hex.DecodeString(tc.Label)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			t.Fatal(err)
-		}
+		ct, msg, label := tc.CT, tc.Msg, tc.Label
 		pt, err := rsaOAEP256Open(priv, ct, label)
 		switch tc.Result {
 		case "valid":
@@ -400,13 +368,11 @@ func TestRSAOAEPWycheproof(t *testing.T) {
 	k := mustNewRSAPrivate(t, priv, nil)
 	var throughKeyring int
 	for _, tc := range tests {
-		msg, _ := hex.DecodeString(tc.Msg)
-		ct, _ := hex.DecodeString(tc.Ct)
-		if tc.Result != "valid" || tc.Label != "" || len(msg) != 32 {
+		if !tc.Valid() || len(tc.Label) != 0 || len(tc.Msg) != 32 {
 			continue
 		}
-		got, err := k.Unwrap(context.Background(), []WrappedKey{{ProviderRSA, k.KeyID(), AlgorithmRSA, ct}}, nil)
-		if err != nil || !bytes.Equal(got, msg) {
+		got, err := k.Unwrap(context.Background(), []WrappedKey{{ProviderRSA, k.KeyID(), AlgorithmRSA, tc.CT}}, nil)
+		if err != nil || !bytes.Equal(got, tc.Msg) {
 			t.Errorf("tcId %d through the keyring: %v", tc.TcID, err)
 		}
 		throughKeyring++
