@@ -434,33 +434,11 @@ func TestPKCS11StopsWhenClosed(t *testing.T) {
 
 // TestPKCS11WeakRSAKey checks that an RSA key below keyring.MinRSABits on
 // the token is refused when the keyring opens, as every RSA key entering
-// keyring is. SoftHSM2 makes 1024-bit keys; softhsm.CreateRSAKey would not.
+// keyring is.
 func TestPKCS11WeakRSAKey(t *testing.T) {
 	tok := softhsm.ForTest(t)
 	label := p11Label("weak-rsa")
-	err := tok.Do(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		_, _, err := ctx.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)},
-			[]*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
-				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-				pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, 1024),
-				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-				pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-			},
-			[]*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-			})
-		return err
-	})
-	if err != nil {
+	if err := tok.CreateWeakRSAKey(label, 1024); err != nil {
 		t.Fatalf("generating a 1024-bit key in SoftHSM2: %v", err)
 	}
 	kr, err := keyring.NewPKCS11(&keyring.PKCS11Options{Module: tok.Module, TokenLabel: tok.Label, KeyLabel: label, PIN: tok.PIN, OAEPHash: crypto.SHA1})

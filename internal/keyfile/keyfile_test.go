@@ -176,73 +176,37 @@ func TestReadRSAPEM(t *testing.T) {
 	}
 }
 
-// weakRSAKey returns an RSA private key of the given size, made from primes
-// found with math/big: crypto/rsa and crypto/rand.Prime refuse small keys in
-// FIPS 140-only mode, and small keys are what the checks must refuse.
-func weakRSAKey(t *testing.T, bits int) *rsa.PrivateKey {
-	t.Helper()
-	prime := func(size int) *big.Int {
-		buf := make([]byte, (size+7)/8)
-		for {
-			if _, err := rand.Read(buf); err != nil {
-				t.Fatal(err)
-			}
-			p := new(big.Int).SetBytes(buf)
-			for i := size; i < 8*len(buf); i++ {
-				p.SetBit(p, i, 0)
-			}
-			p.SetBit(p, size-1, 1).SetBit(p, size-2, 1).SetBit(p, 0, 1)
-			if p.ProbablyPrime(20) {
-				return p
-			}
-		}
-	}
-	e := big.NewInt(65537)
-	for {
-		p, q := prime(bits/2), prime(bits-bits/2)
-		n := new(big.Int).Mul(p, q)
-		phi := new(big.Int).Mul(new(big.Int).Sub(p, big.NewInt(1)), new(big.Int).Sub(q, big.NewInt(1)))
-		d := new(big.Int).ModInverse(e, phi)
-		if n.BitLen() != bits || d == nil || p.Cmp(q) == 0 {
-			continue
-		}
-		return &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: n, E: 65537}, D: d, Primes: []*big.Int{p, q}}
-	}
-}
-
 // TestMinRSABits checks that RSA keys below MinRSABits are refused on every
-// way into geoseal through key files: PKIX and PKCS #1 public keys, PKCS #1
-// private keys (PKCS #8 of a weak key cannot be written in FIPS 140-only
-// mode, and is parsed by the same code path).
+// way into geoseal through key files. testdata holds a throw-away 1024-bit
+// key (openssl genrsa 1024) as a PKCS #1 private key, a PKIX public key and
+// a PKCS #1 public key.
 func TestMinRSABits(t *testing.T) {
 	dir := t.TempDir()
-	weak := weakRSAKey(t, 1024)
-	pkix, err := x509.MarshalPKIXPublicKey(&weak.PublicKey)
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
 	}
-	enc := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
-	for name, data := range map[string][]byte{
-		"PKIX":  enc("PUBLIC KEY", pkix),
-		"PKCS1": enc("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&weak.PublicKey)),
-	} {
-		if _, err := ReadRSAPublicPEM(writeFile(t, dir, name+".pub", data, 0o644)); err == nil || !strings.Contains(err.Error(), "at least 2048") {
-			t.Errorf("1024-bit %s public key: %v, want a refusal naming the minimum", name, err)
+	for _, name := range []string{"rsa1024.pub.pem", "rsa1024.pkcs1.pub.pem"} {
+		if _, err := ReadRSAPublicPEM(writeFile(t, dir, name, read(name), 0o644)); err == nil || !strings.Contains(err.Error(), "at least 2048") {
+			t.Errorf("1024-bit public key %s: %v, want a refusal naming the minimum", name, err)
 		}
 	}
-	if _, err := ReadRSAPrivatePEM(writeFile(t, dir, "weak.pem", enc("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(weak)), 0o600)); err == nil {
+	if _, err := ReadRSAPrivatePEM(writeFile(t, dir, "rsa1024.pem", read("rsa1024.pem"), 0o600)); err == nil {
 		t.Error("1024-bit PKCS #1 private key read")
 	}
+	priv := testRSAKey(t)
 	for name, c := range map[string]struct {
 		pub *rsa.PublicKey
 		ok  bool
 	}{
-		"2048":     {&testRSAKey(t).PublicKey, true},
-		"1024":     {&weak.PublicKey, false},
-		"2047":     {&rsa.PublicKey{N: new(big.Int).Rsh(testRSAKey(t).N, 1), E: 65537}, false},
+		"2048":     {&priv.PublicKey, true},
+		"2047":     {&rsa.PublicKey{N: new(big.Int).Rsh(priv.N, 1), E: 65537}, false},
 		"16385":    {&rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), MaxRSABits), E: 65537}, false},
-		"even E":   {&rsa.PublicKey{N: testRSAKey(t).N, E: 65536}, false},
-		"E 1":      {&rsa.PublicKey{N: testRSAKey(t).N, E: 1}, false},
+		"even E":   {&rsa.PublicKey{N: priv.N, E: 65536}, false},
+		"E 1":      {&rsa.PublicKey{N: priv.N, E: 1}, false},
 		"nil":      {nil, false},
 		"nil N":    {&rsa.PublicKey{E: 65537}, false},
 		"min bits": {&rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), MinRSABits-1), E: 3}, true},
