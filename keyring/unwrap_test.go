@@ -133,7 +133,7 @@ func TestUnwrapAttemptLimit(t *testing.T) {
 						}
 						return
 					}
-					nm := asNoMatchError(t, err)
+					nm := asNoMatch(t, err)
 					if nm.Skipped != tc.skipped {
 						t.Errorf("Skipped %d, want %d", nm.Skipped, tc.skipped)
 					}
@@ -170,15 +170,6 @@ func countWrongAlgorithm(keys []WrappedKey) int {
 		}
 	}
 	return n
-}
-
-func asNoMatchError(t *testing.T, err error) *NoMatchError {
-	t.Helper()
-	var nm *NoMatchError
-	if !errors.As(err, &nm) {
-		t.Fatalf("got %v (%T), want a *NoMatchError", err, err)
-	}
-	return nm
 }
 
 // TestUnwrapCheckedNextRecord checks that a wrapped key whose data key the
@@ -304,7 +295,7 @@ func TestKeyVaultStopsAtServiceFailure(t *testing.T) {
 				defer s.FailNext(0, 0)
 			}
 			_, err := tc.kr.Unwrap(ctx, keys, nil)
-			nm := asNoMatchError(t, err)
+			nm := asNoMatch(t, err)
 			asResponseError(t, err, tc.want)
 			if len(nm.Tried) != tc.attempts || nm.Skipped != len(keys)-tc.attempts {
 				t.Errorf("tried %d, skipped %d; want %d and %d", len(nm.Tried), nm.Skipped, tc.attempts, len(keys)-tc.attempts)
@@ -334,7 +325,7 @@ func TestTinkAttemptLimit(t *testing.T) {
 		rand.Read(ct)
 		keys[i] = WrappedKey{ProviderTink, "keyset", AlgorithmTink, ct}
 	}
-	nm := asNoMatchError(t, func() error { _, err := k.Unwrap(ctx, keys, nil); return err }())
+	nm := asNoMatch(t, func() error { _, err := k.Unwrap(ctx, keys, nil); return err }())
 	if n := attemptsIn(t, audit); n != DefaultMaxAttempts || nm.Skipped != DefaultMaxWrappedKeys-DefaultMaxAttempts {
 		t.Fatalf("%d attempts, %d skipped", n, nm.Skipped)
 	}
