@@ -40,6 +40,7 @@ object has been authenticated. On stdout, only authenticated chunks are
 written, but a failure part way leaves the chunks before it written: use a
 file when a partial plaintext must never be seen.
 
+` + outHelp + `
 Keys (at least one that can unwrap; --rsa-public cannot):
 
 ` + keyringHelp("") + `
@@ -186,10 +187,12 @@ func explain(err error) error {
 		return fmt.Errorf("the object was modified, truncated or extended: %w", err)
 	case errors.Is(err, envelope.ErrHeaderTampered), errors.Is(err, envelope.ErrCommitment):
 		return fmt.Errorf("the object's header was modified: %w", err)
+	case errors.Is(err, errCSEv2NoContext):
+		return fmt.Errorf("the blob uses Azure client-side encryption v2, which has no encryption context: --require-context refuses it: %w", err)
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
 	case errors.Is(err, envelope.ErrCSEv2NotConfigured):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2: give its key with --key-id and --key-file or --rsa-private, or with --keyvault: %w", err)
+		return fmt.Errorf("the blob uses Azure client-side encryption v2, which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
 		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)
 	}
