@@ -41,6 +41,7 @@ object has been authenticated. On stdout, only authenticated chunks are
 written, but a failure part way leaves the chunks before it written: use a
 file when a partial plaintext must never be seen.
 
+` + outHelp + `
 Keys (at least one that can unwrap; --rsa-public cannot):
 
 ` + keyringHelp("") + `
@@ -190,7 +191,7 @@ func explain(err error) error {
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
 	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2: give its key with --key-id and --key-file or --rsa-private, or with --keyvault: %w", err)
+		return fmt.Errorf("the blob uses Azure client-side encryption v2, which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
 		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)
 	}

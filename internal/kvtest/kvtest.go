@@ -29,7 +29,7 @@
 //
 // For tests of retries and cost, FailNext makes the next requests fail with
 // 429 or 503, SetLatency delays every response, and Counts reports how many
-// operations reached the server.
+// requests, and operations, reached the server.
 //
 // Under GODEBUG=fips140=only the server runs in the test process and cannot
 // compute SHA-1, so it answers RSA-OAEP (SHA-1) requests with a 400 error.
@@ -110,6 +110,9 @@ type Counts struct {
 	GetKey, WrapKey, UnwrapKey, Encrypt, Decrypt int
 	Challenges                                   int // 401 answers to requests without a valid token
 	Injected                                     int // failures injected by FailNext
+	// Requests counts every request the server received, whatever its
+	// answer: what a client's retries and a hostile input cost the vault.
+	Requests int
 }
 
 type key struct {
@@ -125,6 +128,8 @@ type keyVersion struct {
 	aes     []byte
 	ops     []azkeys.KeyOperation
 	created time.Time
+	// exportable is the key's "exportable" attribute (SetExportable).
+	exportable bool
 }
 
 // NewServer starts a server for a test and closes it when the test ends.
@@ -227,6 +232,15 @@ func (s *Server) SetKeyOps(name string, ops ...string) {
 	for _, op := range ops {
 		kv.ops = append(kv.ops, azkeys.KeyOperation(op))
 	}
+}
+
+// SetExportable sets the "exportable" attribute the server reports for the
+// named key's current version (false when the key is created).
+func (s *Server) SetExportable(name string, exportable bool) {
+	kv := s.current(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kv.exportable = exportable
 }
 
 // FailNext makes the next n requests, authenticated or not, fail with status
@@ -376,6 +390,7 @@ func validName(name string) bool {
 // ServeHTTP answers one REST request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.counts.Requests++
 	latency := s.latency
 	inject := 0
 	if s.failLeft > 0 {
@@ -490,6 +505,7 @@ func (s *Server) getKey(w http.ResponseWriter, name, version string) {
 	}
 	s.mu.Lock()
 	ops := slices.Clone(kv.ops)
+	exportable := kv.exportable
 	s.mu.Unlock()
 	jwk := map[string]any{
 		"kid":     s.kid(k, kv),
@@ -507,7 +523,7 @@ func (s *Server) getKey(w http.ResponseWriter, name, version string) {
 			"enabled":         true,
 			"created":         created,
 			"updated":         created,
-			"exportable":      false,
+			"exportable":      exportable,
 			"recoveryLevel":   "Recoverable+Purgeable",
 			"recoverableDays": 90,
 		},
