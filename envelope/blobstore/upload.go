@@ -87,11 +87,21 @@ type UploadResponse struct {
 // notes the blob's current ETag (or that there is none), wraps a fresh
 // data key with the client's keyring, stages the header as the first
 // block, and encrypts r into body blocks staged Concurrency at a time
-// while r is still being read; blocks are sized as described at
-// blockSizer (a source that reports its size and cannot fit fails with
-// ErrTooLarge before any request). When r is exhausted and every block is
+// while r is still being read. When r is exhausted and every block is
 // staged, it commits the block list with opts' metadata, tags and access
 // conditions. Until then the previous blob, if any, is what readers see.
+//
+// Block sizes: a blob holds at most 50,000 blocks. When r reports its
+// size (a Size() int64 method, as bytes.Reader and strings.Reader have,
+// or a regular *os.File, measured from its offset), the blocks are the
+// smallest that fit it, at least DefaultBlockSize; a size that does not
+// fit even in blocks of MaxBlockSize fails with ErrTooLarge before any
+// request. For a stream of unknown length (or one that runs past the
+// size it reported) the blocks grow with it, each at least a hundredth of
+// what was staged before it, so that a stream of up to about 188 TiB (98%
+// of the service's largest blob) fits, and the buffers stay under
+// (Concurrency + 1)% of what was uploaded once past 400 MiB. An explicit
+// BlockSize is used as given.
 //
 // Concurrent writers: the commit is conditional on the ETag noted at the
 // start, so of two uploads of one blob that overlap, the one that commits
