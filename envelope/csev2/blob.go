@@ -135,7 +135,7 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	if offset >= end {
 		// Nothing to read, but the key must still unwrap: a wrong key is
 		// an error whatever the range.
-		if _, err := unwrapOpener(ctx, ed, kr); err != nil {
+		if _, err := unwrapOpener(ctx, ed, kr, opts.reader()); err != nil {
 			return nil, err
 		}
 		return io.NopCloser(strings.NewReader("")), nil
@@ -145,7 +145,7 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	cend := min((last+1)*(rl+Overhead), csize)
 
 	// Unwrap before downloading, so that a missing key costs no transfer.
-	r, err := newReaderFrom(ctx, nil, ed, kr, first, opts.reader().orderCheck())
+	r, err := newReaderFrom(ctx, nil, ed, kr, first, opts.reader())
 	if err != nil {
 		return nil, err
 	}

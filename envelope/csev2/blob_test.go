@@ -216,7 +216,7 @@ func TestBlobTampering(t *testing.T) {
 	ed2 := *ed
 	ed2.EncryptionAgent.Protocol = Protocol20
 	b = e.putRaw(t, "downgraded", ct, &ed2).BlobClient()
-	if _, err := readAllClose(Download(ctx, b, Keys(kek), nil)); !errors.Is(err, ErrProtocolMismatch) {
+	if _, err := readAllClose(Download(ctx, b, Keys(kek), nil)); !errors.Is(err, ErrUnwrap) {
 		t.Errorf("downgraded Download: %v", err)
 	}
 }

@@ -22,7 +22,10 @@
 // regions and [NewReaderAt] decrypts random ranges, touching only the regions a
 // range covers. Both find the KEK through a [KeyResolver] by the key id in the
 // metadata and check, after unwrapping, that the CEK was wrapped together with
-// the protocol the metadata names (the SDKs' downgrade protection). Every
+// the protocol the metadata names (the SDKs' downgrade protection). The
+// metadata's wrap algorithm is not trusted: a key is asked only for the
+// algorithms of its [KeyType] (A256KW for AES, RSA-OAEP-256 and RSA-OAEP for
+// RSA), and every unwrap failure is one opaque [ErrUnwrap]. Every
 // region is authenticated before any of its plaintext is returned, and every
 // region's nonce must be the one its position gets under one of the three
 // SDKs' counter schemes (see [NonceScheme]), which detects regions moved,
@@ -116,10 +119,15 @@ var (
 	// deprecated protocol 1.0.
 	ErrUnsupportedProtocol = errors.New("csev2: unsupported client-side encryption protocol")
 
-	// ErrProtocolMismatch means the protocol string wrapped together with the
-	// content key is not the one the metadata names: the metadata was altered,
-	// for example to downgrade the protocol.
-	ErrProtocolMismatch = errors.New("csev2: wrapped content key does not match the protocol in the encryption data")
+	// ErrUnwrap means the content key did not unwrap: the key-encryption
+	// key refused the metadata's wrap algorithm (only A256KW for AES keys,
+	// RSA-OAEP-256 and RSA-OAEP for RSA keys reach a key), the key or the
+	// vault failed (wrong key, corrupted or forged wrapped key, a service
+	// error), or what unwrapped is not a content key for the protocol the
+	// metadata names (a downgrade). The error does not say which: telling
+	// them apart would help an attacker who forges metadata. The detail goes
+	// to ReaderOptions.Logger.
+	ErrUnwrap = errors.New("csev2: cannot unwrap the content key")
 
 	// ErrKeyNotFound means the key resolver has no key-encryption key with
 	// the key id the encryption data names.

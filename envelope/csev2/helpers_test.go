@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/fips140"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
@@ -127,4 +128,13 @@ func loadRSAKey(t testing.TB) *rsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k.(*rsa.PrivateKey)
+}
+
+func mustGenerateRSA(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

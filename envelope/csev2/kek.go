@@ -85,8 +85,8 @@ type aesKEK struct {
 	key []byte
 }
 
-func (k *aesKEK) KeyID() string                   { return k.id }
-func (k *aesKEK) defaultKeyWrapAlgorithm() string { return AlgorithmA256KW }
+func (k *aesKEK) KeyID() string                            { return k.id }
+func (k *aesKEK) KeyType(context.Context) (KeyType, error) { return KeyTypeAES, nil }
 
 func (k *aesKEK) WrapKey(_ context.Context, algorithm string, key []byte) ([]byte, error) {
 	if algorithm != AlgorithmA256KW {
@@ -128,8 +128,8 @@ type rsaKEK struct {
 	pub  *rsa.PublicKey
 }
 
-func (k *rsaKEK) KeyID() string                   { return k.id }
-func (k *rsaKEK) defaultKeyWrapAlgorithm() string { return AlgorithmRSAOAEP256 }
+func (k *rsaKEK) KeyID() string                            { return k.id }
+func (k *rsaKEK) KeyType(context.Context) (KeyType, error) { return KeyTypeRSA, nil }
 
 // oaepHash returns the hash of an RSA-OAEP algorithm name. It checks the
 // FIPS mode before SHA-1 is ever instantiated: SHA-1 hashing panics in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 )
 
@@ -17,6 +18,18 @@ type ReaderOptions struct {
 	// from a blob written by a non-conforming encoder; with it, regions
 	// moved within a blob decrypt silently in the wrong order.
 	AllowMisorderedRegions bool
+
+	// Logger, if set, gets one record per content key unwrap: key id,
+	// algorithm, outcome and, on failure, the reason the returned error
+	// does not give (see ErrUnwrap). Never any key bytes.
+	Logger *slog.Logger
+}
+
+func (o *ReaderOptions) logger() *slog.Logger {
+	if o == nil {
+		return nil
+	}
+	return o.Logger
 }
 
 func (o *ReaderOptions) orderCheck() *orderCheck {
@@ -41,25 +54,25 @@ const initialRegionBuffer = 64 << 10
 // A ciphertext cut at a region boundary cannot be told from a shorter one:
 // the format has no end marker.
 func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (io.Reader, error) {
-	return newReaderFrom(ctx, src, ed, kr, 0, opts.orderCheck())
+	return newReaderFrom(ctx, src, ed, kr, 0, opts)
 }
 
 // newReaderFrom decrypts src, whose first region is region first of the blob.
-func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, oc *orderCheck) (*reader, error) {
+func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, opts *ReaderOptions) (*reader, error) {
 	if err := ed.validate(); err != nil {
 		return nil, err
 	}
-	o, err := unwrapOpener(ctx, ed, kr)
+	o, err := unwrapOpener(ctx, ed, kr, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &reader{src: src, o: o, index: first, order: oc}, nil
+	return &reader{src: src, o: o, index: first, order: opts.orderCheck()}, nil
 }
 
 // unwrapOpener unwraps the content key of the validated ed and returns an
 // opener for its regions. The key itself lives on only in the AEAD.
-func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver) (*opener, error) {
-	cek, err := unwrapCEK(ctx, ed, kr)
+func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*opener, error) {
+	cek, err := unwrapContentKey(ctx, ed, kr, opts.logger())
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +190,7 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, ed *Encryptio
 	if err != nil {
 		return nil, err
 	}
-	o, err := unwrapOpener(ctx, ed, kr)
+	o, err := unwrapOpener(ctx, ed, kr, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ var errorKinds = map[string]error{
 	"order":     ErrRegionOrder,
 	"truncated": ErrTruncated,
 	"auth":      ErrAuthentication,
-	"protocol":  ErrProtocolMismatch,
+	"protocol":  ErrUnwrap,
 }
 
 // TestVectors decrypts every vector with NewReader and NewReaderAt, and
