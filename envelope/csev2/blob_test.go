@@ -102,12 +102,13 @@ func sealedBlob(t *testing.T, kek KeyEncryptionKey, scheme NonceScheme, protocol
 	t.Helper()
 	cek := bytes.Repeat([]byte{byte(scheme)}, 32)
 	prefix := versionPrefix(protocol)
-	wrapped, err := kek.WrapKey(context.Background(), AlgorithmA256KW, append(prefix[:], cek...))
+	alg := wrapAlgorithm(t, kek)
+	wrapped, err := kek.WrapKey(context.Background(), alg, append(prefix[:], cek...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return testSeal(t, cek, scheme, int(rl), pt), &EncryptionData{
-		WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmA256KW},
+		WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: alg},
 		EncryptionAgent:     EncryptionAgent{Protocol: protocol, EncryptionAlgorithm: AlgorithmAESGCM256},
 		EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: rl, NonceLength: NonceSize},
 		EncryptionMode:      "FullBlob",
@@ -128,7 +129,7 @@ func readAllClose(rc io.ReadCloser, err error) ([]byte, error) {
 func TestBlobRanges(t *testing.T) {
 	e := newBlobEnv(t)
 	ctx := context.Background()
-	kek := testAESKEK(t)
+	kek := testRSAKEK(t)
 	const rl = 1000
 	pt := testPlaintext(10*rl + 123)
 	for _, scheme := range []NonceScheme{NonceJava, NoncePython, NonceDotNet} {
@@ -179,7 +180,7 @@ func TestBlobRanges(t *testing.T) {
 func TestBlobTampering(t *testing.T) {
 	e := newBlobEnv(t)
 	ctx := context.Background()
-	kek := testAESKEK(t)
+	kek := testRSAKEK(t)
 	const rl = 64
 	pt := testPlaintext(4*rl + 10)
 	ct, ed := sealedBlob(t, kek, NonceDotNet, Protocol21, rl, pt)
@@ -282,7 +283,7 @@ func ptr[T any](v T) *T { return &v }
 func TestBlobReaderThroughBlobClient(t *testing.T) {
 	e := newBlobEnv(t)
 	ctx := context.Background()
-	kek := testAESKEK(t)
+	kek := testRSAKEK(t)
 	const rl = 1000
 	pt := testPlaintext(5*rl + 7)
 	ct, ed := sealedBlob(t, kek, NonceJava, Protocol21, rl, pt)
@@ -316,7 +317,7 @@ func TestBlobReaderThroughBlobClient(t *testing.T) {
 
 	// A reader with the wrong key fails with this package's error; no
 	// reader at all is envelope.ErrCSEv2NotConfigured.
-	other, _ := LocalAESKEK(kek.KeyID(), bytes.Repeat([]byte{9}, 32))
+	other, _ := LocalRSAKEK(kek.KeyID(), mustGenerateRSA(t), nil)
 	wrong, _ := envelope.NewBlobClient(e.container, local, guard, &envelope.BlobClientOptions{CSEv2: BlobReader(Keys(other), nil)})
 	if _, err := readAllClose(wrong.Download(ctx, "legacy", nil)); err == nil {
 		t.Fatal("a CSE v2 blob decrypted under the wrong key-encryption key")

@@ -33,7 +33,11 @@
 //
 // Reading works in every FIPS 140 mode: regions are opened with
 // [crypto/cipher.NewGCMWithRandomNonce], whose Open takes exactly the
-// nonce || ciphertext || tag layout of a region.
+// nonce || ciphertext || tag layout of a region. The content key must then be
+// unwrapped inside a validated module too: RSA-OAEP-256 (local or in Key
+// Vault), or A256KW in Key Vault, Managed HSM or an HSM. A256KW with a
+// [LocalAESKEK] runs in geoseal's own key wrap code and RSA-OAEP uses SHA-1:
+// under GODEBUG=fips140=only both are refused with [ErrNotApproved].
 //
 // # Writing
 //

@@ -285,22 +285,25 @@ func TestReaderAtRanges(t *testing.T) {
 	pt := testPlaintext(1234)
 	var ct []byte
 	var ed *EncryptionData
-	kek := testAESKEK(t)
+	var kek KeyEncryptionKey
 	if fips140.Enforced() {
-		// Build the blob with the test's own GCM; reading must work here.
+		// Build the blob with the test's own GCM under a key that reads in
+		// this mode; reading must work here.
+		kek = testRSAKEK(t)
 		cek := bytes.Repeat([]byte{1}, 32)
 		ct = testSeal(t, cek, NonceDotNet, rl, pt)
 		payload := append([]byte("2.1\x00\x00\x00\x00\x00"), cek...)
-		wrapped, err := kek.WrapKey(context.Background(), AlgorithmA256KW, payload)
+		wrapped, err := kek.WrapKey(context.Background(), AlgorithmRSAOAEP256, payload)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ed = &EncryptionData{
-			WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmA256KW},
+			WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmRSAOAEP256},
 			EncryptionAgent:     EncryptionAgent{Protocol: Protocol21, EncryptionAlgorithm: AlgorithmAESGCM256},
 			EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: rl, NonceLength: NonceSize},
 		}
 	} else {
+		kek = testAESKEK(t)
 		ct, ed = encrypt(t, kek, &WriterOptions{Protocol: Protocol21, RegionLength: rl, NonceScheme: NonceDotNet}, pt)
 	}
 	cr := &countingReaderAt{r: bytes.NewReader(ct), offs: map[int64]bool{}}
@@ -385,13 +388,13 @@ func TestParseEncryptionDataErrors(t *testing.T) {
 // other key.
 func TestKeyResolution(t *testing.T) {
 	vf, kr := loadVectors(t)
-	v := vf.Vectors[0]
+	v := vf.find(t, "2.0/RSA-OAEP-256/java/1")
 	ed, err := ParseEncryptionData([]byte(v.EncryptionData))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	other, _ := LocalAESKEK("local:other", make([]byte, 32))
+	other, _ := LocalRSAKEK("local:other", loadRSAKey(t), nil)
 	if _, err := NewReader(ctx, strings.NewReader(""), ed, Keys(other), nil); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("missing key: %v", err)
 	}
@@ -400,9 +403,9 @@ func TestKeyResolution(t *testing.T) {
 		t.Errorf("resolver returning another key: %v", err)
 	}
 	// The right id with the wrong key material fails to unwrap.
-	impostor, _ := LocalAESKEK(vf.AESKID, make([]byte, 32))
-	if _, err := NewReader(ctx, strings.NewReader(""), ed, Keys(impostor), nil); err == nil {
-		t.Error("wrong KEK unwrapped")
+	impostor, _ := LocalRSAKEK(vf.RSAKID, mustGenerateRSA(t), nil)
+	if _, err := NewReader(ctx, strings.NewReader(""), ed, Keys(impostor), nil); !errors.Is(err, ErrUnwrap) {
+		t.Errorf("wrong KEK: %v, want ErrUnwrap", err)
 	}
 	if _, err := NewReader(ctx, strings.NewReader(""), ed, kr, nil); err != nil {
 		t.Error(err)
@@ -432,7 +435,7 @@ func TestAllowMisorderedRegions(t *testing.T) {
 		if !strings.HasSuffix(v.Name, "/swapped-1-2") {
 			continue
 		}
-		ed, _ := ParseEncryptionData([]byte(v.EncryptionData))
+		ed, kr := readable(t, vf, v, kr)
 		r, err := NewReader(context.Background(), bytes.NewReader(mustHex(t, v.Ciphertext)), ed, kr, &ReaderOptions{AllowMisorderedRegions: true})
 		if err != nil {
 			t.Fatal(err)
@@ -454,7 +457,7 @@ func TestRegionErrorIndex(t *testing.T) {
 		if !strings.HasSuffix(v.Name, "/bitflip-1") {
 			continue
 		}
-		ed, _ := ParseEncryptionData([]byte(v.EncryptionData))
+		ed, kr := readable(t, vf, v, kr)
 		r, err := NewReader(context.Background(), bytes.NewReader(mustHex(t, v.Ciphertext)), ed, kr, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package csev2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"testing"
 )
@@ -40,6 +41,22 @@ func FuzzParseEncryptionData(f *testing.F) {
 // corpus, so that any authenticated output must be the test plaintext.
 var fuzzCEK = bytes.Repeat([]byte{0x5a}, 32)
 
+// fuzzKEK "unwraps" its one wrapped key to fuzzCEK under protocol 2.1, so
+// that the region fuzzer spends its time on regions, not on key wrap, and
+// runs in every FIPS 140 mode.
+type fuzzKEK struct{}
+
+func (fuzzKEK) KeyID() string { return "fuzz" }
+func (fuzzKEK) WrapKey(context.Context, string, []byte) ([]byte, error) {
+	return nil, errors.New("fuzzKEK does not wrap")
+}
+func (fuzzKEK) UnwrapKey(_ context.Context, _ string, wrapped []byte) ([]byte, error) {
+	if string(wrapped) != "fuzz wrapped key" {
+		return nil, errors.New("not the fuzz key")
+	}
+	return append([]byte("2.1\x00\x00\x00\x00\x00"), fuzzCEK...), nil
+}
+
 // FuzzReader feeds arbitrary ciphertext, and an arbitrary region length, to
 // NewReader and NewReaderAt under a fixed key. Since nobody can forge a
 // region under that key, whatever comes out must be a region-aligned prefix
@@ -47,11 +64,8 @@ var fuzzCEK = bytes.Repeat([]byte{0x5a}, 32)
 // byte, no region out of place. Memory stays bounded by the input, whatever
 // region length (up to 1 GiB) the metadata claims.
 func FuzzReader(f *testing.F) {
-	kek := testAESKEK(f)
-	wrapped, err := kek.WrapKey(context.Background(), AlgorithmA256KW, append([]byte("2.1\x00\x00\x00\x00\x00"), fuzzCEK...))
-	if err != nil {
-		f.Fatal(err)
-	}
+	kek := fuzzKEK{}
+	wrapped := []byte("fuzz wrapped key")
 	pt := testPlaintext(200)
 	for s := NonceJava; s <= NonceDotNet; s++ {
 		for _, n := range []int{0, 1, 16, 17, 60, 200} {

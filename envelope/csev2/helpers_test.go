@@ -1,6 +1,7 @@
 package csev2
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/fips140"
@@ -10,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -130,11 +132,40 @@ func loadRSAKey(t testing.TB) *rsa.PrivateKey {
 	return k.(*rsa.PrivateKey)
 }
 
+// mustGenerateRSA returns a 2048-bit RSA key other than testdata's,
+// generated once per test binary.
 func mustGenerateRSA(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	k, err := otherRSAKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+var otherRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
+// testRSAKEK is a local RSA-OAEP-256 key-encryption key, which reads in every
+// FIPS 140 mode (local A256KW does not: see LocalAESKEK).
+func testRSAKEK(t testing.TB) KeyEncryptionKey {
+	t.Helper()
+	k, err := LocalRSAKEK("local:test-rsa", loadRSAKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// wrapAlgorithm is the algorithm a test wraps with under kek: A256KW for an
+// AES key, RSA-OAEP-256 for an RSA key.
+func wrapAlgorithm(t testing.TB, kek KeyEncryptionKey) string {
+	t.Helper()
+	kt, err := kek.(KeyTyper).KeyType(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kt == KeyTypeAES {
+		return AlgorithmA256KW
+	}
+	return AlgorithmRSAOAEP256
 }

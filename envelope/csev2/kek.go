@@ -73,6 +73,11 @@ var errAlgorithm = errors.New("csev2: key wrap algorithm not supported by this k
 
 // LocalAESKEK returns a key-encryption key that wraps with A256KW (RFC 3394
 // AES key wrap) under the 32-byte key kek. The key is copied.
+//
+// The key wrap runs in geoseal's own code (internal/keywrap), which is not
+// part of Go's FIPS 140 validated module: in FIPS 140-only mode wrapping and
+// unwrapping fail with an error matching ErrNotApproved, before any work.
+// Keep such keys in Key Vault, Managed HSM or an HSM instead.
 func LocalAESKEK(keyID string, kek []byte) (KeyEncryptionKey, error) {
 	if len(kek) != 32 {
 		return nil, fmt.Errorf("csev2: A256KW needs a 32-byte key, got %d bytes", len(kek))
@@ -92,14 +97,22 @@ func (k *aesKEK) WrapKey(_ context.Context, algorithm string, key []byte) ([]byt
 	if algorithm != AlgorithmA256KW {
 		return nil, fmt.Errorf("%w: %q (this key does %s)", errAlgorithm, algorithm, AlgorithmA256KW)
 	}
-	return keywrap.Wrap(k.key, key)
+	return localKeyWrap(keywrap.Wrap(k.key, key))
 }
 
 func (k *aesKEK) UnwrapKey(_ context.Context, algorithm string, wrapped []byte) ([]byte, error) {
 	if algorithm != AlgorithmA256KW {
 		return nil, fmt.Errorf("%w: %q (this key does %s)", errAlgorithm, algorithm, AlgorithmA256KW)
 	}
-	return keywrap.Unwrap(k.key, wrapped)
+	return localKeyWrap(keywrap.Unwrap(k.key, wrapped))
+}
+
+// localKeyWrap turns keywrap's FIPS 140-only refusal into this package's.
+func localKeyWrap(b []byte, err error) ([]byte, error) {
+	if errors.Is(err, keywrap.ErrNotApproved) {
+		return nil, errLocalKeyWrap
+	}
+	return b, err
 }
 
 // LocalRSAKEK returns a key-encryption key that wraps with RSA-OAEP-256 (or

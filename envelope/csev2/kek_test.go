@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"testing"
 )
@@ -60,6 +61,14 @@ func TestWycheproofA256KW(t *testing.T) {
 			}
 			msg, ct := mustHex(t, tc.Msg), mustHex(t, tc.CT)
 			got, err := kek.UnwrapKey(ctx, AlgorithmA256KW, ct)
+			if fips140.Enforced() {
+				// internal/keywrap is outside the validated module.
+				_, werr := kek.WrapKey(ctx, AlgorithmA256KW, msg)
+				if !errors.Is(err, ErrNotApproved) || !errors.Is(werr, ErrNotApproved) || got != nil {
+					t.Fatalf("tc %d in FIPS 140-only mode: unwrap %v, wrap %v; want ErrNotApproved", tc.TcID, err, werr)
+				}
+				continue
+			}
 			switch tc.Result {
 			case "valid":
 				if err != nil || !bytes.Equal(got, msg) {
@@ -196,5 +205,38 @@ func TestParseKeyVaultID(t *testing.T) {
 	}
 	if _, err := KeyVaultKEK(nil, "https://v.vault.azure.net/keys/cse/1"); err == nil {
 		t.Error("nil client accepted")
+	}
+}
+
+// TestLocalAESRefusedInFIPSOnlyMode: A256KW with a local key runs in
+// internal/keywrap, geoseal's own code, outside Go's validated module; under
+// GODEBUG=fips140=only it is refused with ErrNotApproved, before any work,
+// whether a blob is read or the key is called directly. (In Key Vault or
+// Managed HSM, A256KW runs in the vault and is not refused: TestKeyVaultKEK.)
+func TestLocalAESRefusedInFIPSOnlyMode(t *testing.T) {
+	ctx := context.Background()
+	vf, kr := loadVectors(t)
+	v := vf.find(t, "2.1/A256KW/java/r100/307")
+	ed, err := ParseEncryptionData([]byte(v.EncryptionData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, _ := kr.Resolve(ctx, vf.AESKID)
+	r, rerr := NewReader(ctx, bytes.NewReader(mustHex(t, v.Ciphertext)), ed, kr, nil)
+	_, uerr := kek.UnwrapKey(ctx, AlgorithmA256KW, ed.WrappedContentKey.EncryptedKey)
+	_, werr := kek.WrapKey(ctx, AlgorithmA256KW, make([]byte, 40))
+	if fips140.Enforced() {
+		for what, err := range map[string]error{"NewReader": rerr, "UnwrapKey": uerr, "WrapKey": werr} {
+			if !errors.Is(err, ErrNotApproved) || !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("%s in FIPS 140-only mode: %v, want ErrNotApproved", what, err)
+			}
+		}
+		return
+	}
+	if rerr != nil || uerr != nil || werr != nil {
+		t.Fatal(rerr, uerr, werr)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, testPlaintext(v.PlaintextSize)) {
+		t.Fatalf("A256KW vector: %v", err)
 	}
 }

@@ -89,9 +89,10 @@ func TestPythonWritesGeosealReads(t *testing.T) {
 
 			b := e.container.NewBlobClient(name)
 			got, err := readAllClose(Download(ctx, b, Keys(k.kek), nil))
-			if k.alg == AlgorithmRSAOAEP && fips140.Enforced() {
+			if k.alg != AlgorithmRSAOAEP256 && fips140.Enforced() {
+				// Local A256KW and RSA-OAEP (SHA-1) are not run in this mode.
 				if !errors.Is(err, ErrNotApproved) {
-					t.Fatalf("%s: RSA-OAEP in FIPS 140-only mode: %v", name, err)
+					t.Fatalf("%s: %s in FIPS 140-only mode: %v", name, k.alg, err)
 				}
 				continue
 			}

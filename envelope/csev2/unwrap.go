@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/geoseal/geoseal/internal/keywrap"
 )
 
 // The metadata of a blob is not authenticated: whoever can write to the
@@ -81,11 +83,21 @@ func checkAlgorithm(ctx context.Context, kek KeyEncryptionKey, alg string) error
 	if !slices.Contains(algorithmsOf(kt), alg) {
 		return fmt.Errorf("%w: %s is not for a key of type %s", errAlgorithmRefused, alg, kt)
 	}
-	if alg == AlgorithmRSAOAEP && fips140.Enforced() {
-		return fmt.Errorf("%w: %s uses SHA-1", ErrNotApproved, AlgorithmRSAOAEP)
+	if fips140.Enforced() {
+		if alg == AlgorithmRSAOAEP {
+			return fmt.Errorf("%w: %s uses SHA-1", ErrNotApproved, AlgorithmRSAOAEP)
+		}
+		if _, local := kek.(*aesKEK); local {
+			return errLocalKeyWrap
+		}
 	}
 	return nil
 }
+
+// errLocalKeyWrap refuses A256KW with a local key in FIPS 140-only mode: the
+// key wrap runs in internal/keywrap, geoseal's own code, which is outside
+// Go's validated module however approved the AES inside it is.
+var errLocalKeyWrap = fmt.Errorf("%w: %s with a local key runs in geoseal's own key wrap code, outside the validated module; wrap and unwrap in Key Vault, Managed HSM or an HSM instead", ErrNotApproved, AlgorithmA256KW)
 
 // errAlgorithmRefused is what checkAlgorithm refuses with; unwrapping turns it
 // into ErrUnwrap, wrapping reports it as it is.
@@ -164,8 +176,9 @@ func unwrapContentKey(ctx context.Context, ed *EncryptionData, kr KeyResolver, l
 	}
 	raw, err := kek.UnwrapKey(ctx, alg, wk.EncryptedKey)
 	if err != nil {
-		if errors.Is(err, ErrNotApproved) {
-			return nil, err
+		if errors.Is(err, ErrNotApproved) || errors.Is(err, keywrap.ErrNotApproved) {
+			// A caller's KEK may use internal/keywrap too.
+			return nil, fmt.Errorf("%w: %w", ErrNotApproved, err)
 		}
 		reason = "key-encryption key: " + err.Error()
 		if ctx.Err() != nil {
