@@ -91,7 +91,7 @@ func Download(ctx context.Context, b *blob.Client, kr KeyResolver, opts *Downloa
 		// A body whose last region cannot hold a nonce and a tag is cut.
 		_, err = plaintextSize(*resp.ContentLength, ed.regionLength())
 	}
-	var r io.Reader
+	var r *Reader
 	if err == nil {
 		r, err = NewReader(ctx, body, ed, kr, opts.reader())
 	}
@@ -99,7 +99,7 @@ func Download(ctx context.Context, b *blob.Client, kr KeyResolver, opts *Downloa
 		body.Close()
 		return nil, err
 	}
-	return readCloser{r, body}, nil
+	return &downloadReader{Reader: r, r: r, body: body}, nil
 }
 
 // DownloadRange returns a reader of count plaintext bytes of a CSE v2 blob
@@ -159,10 +159,11 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	}
 	r.src = resp.Body
 	if _, err := io.CopyN(io.Discard, r, offset-first*rl); err != nil {
+		r.Close()
 		resp.Body.Close()
 		return nil, err
 	}
-	return readCloser{io.LimitReader(r, end-offset), resp.Body}, nil
+	return &downloadReader{Reader: io.LimitReader(r, end-offset), r: r, body: resp.Body}, nil
 }
 
 // ifMatch returns ac with If-Match set to etag, unless ac sets one.
@@ -185,9 +186,17 @@ func ifMatch(ac *blob.AccessConditions, etag *azcore.ETag) *blob.AccessCondition
 	return &out
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// downloadReader is what Download and DownloadRange return: Close zeroes the
+// plaintext r holds and closes the response body.
+type downloadReader struct {
+	io.Reader // r, or a limit on it
+	r         *Reader
+	body      io.Closer
+}
+
+func (d *downloadReader) Close() error {
+	d.r.Close()
+	return d.body.Close()
 }
 
 // UploadOptions configures Upload. A nil *UploadOptions is valid.

@@ -12,6 +12,7 @@ import (
 	"hash"
 
 	"github.com/geoseal/geoseal/internal/keywrap"
+	"github.com/geoseal/geoseal/keyring"
 )
 
 // Key wrap algorithm names, as Azure Key Vault and the SDKs spell them.
@@ -120,7 +121,8 @@ func localKeyWrap(b []byte, err error) ([]byte, error) {
 // nil (priv alone implies pub): a key with only pub wraps, one without priv
 // cannot unwrap.
 //
-// RSA-OAEP with SHA-1 is refused in FIPS 140-only mode with an error matching
+// The key must have keyring.MinRSABits (2048) to 16384 bits. RSA-OAEP with
+// SHA-1 is refused in FIPS 140-only mode with an error matching
 // ErrNotApproved, before any hashing.
 func LocalRSAKEK(keyID string, priv *rsa.PrivateKey, pub *rsa.PublicKey) (KeyEncryptionKey, error) {
 	if pub == nil && priv != nil {
@@ -132,7 +134,26 @@ func LocalRSAKEK(keyID string, priv *rsa.PrivateKey, pub *rsa.PublicKey) (KeyEnc
 	if priv != nil && !priv.PublicKey.Equal(pub) {
 		return nil, errors.New("csev2: LocalRSAKEK: private and public keys differ")
 	}
+	if err := checkRSABits(pub.N.BitLen()); err != nil {
+		return nil, err
+	}
 	return &rsaKEK{id: keyID, priv: priv, pub: pub}, nil
+}
+
+// maxRSABits is the largest RSA key accepted: its wraps fill maxWrappedKeySize.
+const maxRSABits = 8 * maxWrappedKeySize
+
+// checkRSABits holds every RSA key that enters this package, local or in a
+// vault, to keyring.MinRSABits: below 2048 bits RSA is not approved for key
+// transport (NIST SP 800-131A).
+func checkRSABits(bits int) error {
+	switch {
+	case bits < keyring.MinRSABits:
+		return fmt.Errorf("csev2: RSA key of %d bits, at least %d required", bits, keyring.MinRSABits)
+	case bits > maxRSABits:
+		return fmt.Errorf("csev2: RSA key of %d bits, at most %d accepted", bits, maxRSABits)
+	}
+	return nil
 }
 
 type rsaKEK struct {

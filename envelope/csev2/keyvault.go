@@ -11,7 +11,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/geoseal/geoseal/internal/kvurl"
-	"github.com/geoseal/geoseal/keyring"
 )
 
 // KeyVaultKEK returns a key-encryption key held in Azure Key Vault or Managed
@@ -142,15 +141,16 @@ func (k *vaultKEK) KeyType(ctx context.Context) (KeyType, error) {
 }
 
 // vaultKeyType maps a vault key to the KeyType whose algorithms it may be
-// asked for. RSA keys below keyring.MinRSABits are refused, as local ones are.
+// asked for. RSA keys outside [keyring.MinRSABits, 16384] are refused, as
+// local ones are.
 func vaultKeyType(jwk *azkeys.JSONWebKey) (KeyType, error) {
 	if jwk == nil || jwk.Kty == nil {
 		return "", errors.New("the vault returned no key type")
 	}
 	switch *jwk.Kty {
 	case azkeys.KeyTypeRSA, azkeys.KeyTypeRSAHSM:
-		if bits := new(big.Int).SetBytes(jwk.N).BitLen(); bits < keyring.MinRSABits {
-			return "", fmt.Errorf("RSA key of %d bits, at least %d required", bits, keyring.MinRSABits)
+		if err := checkRSABits(new(big.Int).SetBytes(jwk.N).BitLen()); err != nil {
+			return "", err
 		}
 		return KeyTypeRSA, nil
 	case azkeys.KeyTypeOct, azkeys.KeyTypeOctHSM:

@@ -53,12 +53,12 @@ const initialRegionBuffer = 64 << 10
 // ErrRegionOrder (a *RegionError), after which Read returns the same error.
 // A ciphertext cut at a region boundary cannot be told from a shorter one:
 // the format has no end marker.
-func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (io.Reader, error) {
+func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*Reader, error) {
 	return newReaderFrom(ctx, src, ed, kr, 0, opts)
 }
 
 // newReaderFrom decrypts src, whose first region is region first of the blob.
-func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, opts *ReaderOptions) (*reader, error) {
+func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, opts *ReaderOptions) (*Reader, error) {
 	if err := ed.validate(); err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr Ke
 	if err != nil {
 		return nil, err
 	}
-	return &reader{src: src, o: o, index: first, order: opts.orderCheck()}, nil
+	return &Reader{src: src, o: o, index: first, order: opts.orderCheck()}, nil
 }
 
 // unwrapOpener unwraps the content key of the validated ed and returns an
@@ -80,7 +80,10 @@ func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver, opts 
 	return newOpener(cek, ed.regionLength())
 }
 
-type reader struct {
+// A Reader decrypts a stream of CSE v2 regions; see NewReader. It holds the
+// plaintext of one region at a time, and zeroes it once it has all been
+// read, when the stream fails, and on Close.
+type Reader struct {
 	src   io.Reader
 	o     *opener
 	order *orderCheck
@@ -92,21 +95,42 @@ type reader struct {
 	err   error
 }
 
-func (r *reader) Read(p []byte) (int, error) {
+// Read reads plaintext into p.
+func (r *Reader) Read(p []byte) (int, error) {
 	for len(r.plain) == 0 {
 		if r.err != nil {
+			r.wipe()
 			return 0, r.err
 		}
 		r.err = r.next()
 	}
 	n := copy(p, r.plain)
 	r.plain = r.plain[n:]
+	if len(r.plain) == 0 && r.err != nil {
+		r.wipe() // the last plaintext is out: none stays behind
+	}
 	return n, nil
 }
 
+// Close zeroes the plaintext the Reader holds; later reads fail. It does not
+// close the source. It is safe to call more than once.
+func (r *Reader) Close() error {
+	r.plain = nil
+	r.wipe()
+	if r.err == nil || r.err == io.EOF {
+		r.err = errReaderClosed
+	}
+	return nil
+}
+
+var errReaderClosed = errors.New("csev2: read from a closed Reader")
+
+// wipe zeroes the plaintext buffer.
+func (r *Reader) wipe() { clear(r.pbuf[:cap(r.pbuf)]) }
+
 // next reads, checks and decrypts one region into r.plain. It returns io.EOF
 // at the end of the ciphertext, and a terminal error otherwise.
-func (r *reader) next() error {
+func (r *Reader) next() error {
 	n, err := readRegion(r.src, &r.buf, r.o.regionLen+Overhead)
 	switch {
 	case n == 0 && err == io.EOF:
@@ -116,6 +140,7 @@ func (r *reader) next() error {
 	case err != nil:
 		return err
 	}
+	r.wipe() // the region before is read; a failure must leave nothing
 	pt, oerr := r.o.open(r.pbuf, r.buf[:n], r.index, r.order)
 	if oerr != nil {
 		return oerr
@@ -168,7 +193,8 @@ func readRegion(src io.Reader, buf *[]byte, want int64) (int, error) {
 // ReaderAt decrypts arbitrary ranges of a CSE v2 blob, reading and
 // authenticating only the regions a range covers. It is safe for concurrent
 // use. All the ranges read through one ReaderAt are held to one nonce
-// scheme.
+// scheme. A region is decrypted in a pooled buffer, zeroed before ReadAt
+// returns.
 type ReaderAt struct {
 	src   io.ReaderAt
 	o     *opener
@@ -222,7 +248,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		bp := r.buffer()
 		region := (*bp)[:end-start]
 		if _, err := r.src.ReadAt(region, start); err != nil {
-			r.pool.Put(bp)
+			r.release(bp)
 			if err == io.EOF {
 				err = &RegionError{Index: index, Err: ErrTruncated}
 			}
@@ -230,18 +256,24 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		}
 		pt, err := r.o.open(region[:0], region, index, r.order)
 		if err != nil {
-			r.pool.Put(bp)
+			r.release(bp)
 			return n, err
 		}
 		m := copy(p[n:], pt[off-index*rl:])
 		n += m
 		off += int64(m)
-		r.pool.Put(bp)
+		r.release(bp)
 	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// release zeroes a region buffer, which held plaintext, and pools it.
+func (r *ReaderAt) release(bp *[]byte) {
+	clear(*bp)
+	r.pool.Put(bp)
 }
 
 // buffer returns a region buffer, no larger than the ciphertext, so that a
