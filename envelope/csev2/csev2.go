@@ -80,8 +80,8 @@ const (
 	// MetadataKey is the blob metadata entry that holds the JSON encryption data.
 	MetadataKey = "encryptiondata"
 
-	// AlgorithmAESGCM256 is the only content encryption algorithm of CSE v2.
-	AlgorithmAESGCM256 = "AES_GCM_256"
+	// algorithmAESGCM256 is the only content encryption algorithm of CSE v2.
+	algorithmAESGCM256 = "AES_GCM_256"
 
 	// DefaultRegionLength is the plaintext length of a full region in
 	// protocol 2.0, and the default for 2.1.
@@ -92,12 +92,13 @@ const (
 	MinRegionLength = 16
 	MaxRegionLength = 1 << 30
 
-	// NonceSize and TagSize are the sizes of a region's GCM nonce and tag.
-	NonceSize = 12
-	TagSize   = 16
+	// nonceSize and tagSize are the sizes of a region's GCM nonce and tag.
+	nonceSize = 12
+	tagSize   = 16
 
-	// Overhead is what each region adds to its plaintext.
-	Overhead = NonceSize + TagSize
+	// Overhead is what each region adds to its plaintext: a 12-byte GCM
+	// nonce and a 16-byte tag.
+	Overhead = nonceSize + tagSize
 
 	// cekSize is the size of the content encryption key, and versionPrefixSize
 	// the size of the NUL-padded protocol string wrapped in front of it.

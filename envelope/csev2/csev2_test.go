@@ -95,10 +95,10 @@ func TestRoundTrip(t *testing.T) {
 						want = NonceJava
 					}
 					if n > 0 {
-						var nonce [NonceSize]byte
+						var nonce [nonceSize]byte
 						want.nonce(&nonce, 0)
-						if !bytes.Equal(ct[:NonceSize], nonce[:]) {
-							t.Fatalf("first nonce %x, want %x", ct[:NonceSize], nonce)
+						if !bytes.Equal(ct[:nonceSize], nonce[:]) {
+							t.Fatalf("first nonce %x, want %x", ct[:nonceSize], nonce)
 						}
 					}
 					r, err := NewReader(ctx, bytes.NewReader(ct), ed2, Keys(kek), nil)
@@ -205,7 +205,7 @@ func TestNonceSchemes(t *testing.T) {
 		{NonceDotNet, 1, "000000000200000000000000"},
 		{NonceDotNet, 0x0102, "000000000301000000000000"},
 	} {
-		var n [NonceSize]byte
+		var n [nonceSize]byte
 		c.s.nonce(&n, c.i)
 		if got := hex.EncodeToString(n[:]); got != c.nonce {
 			t.Errorf("%v region %d: %s, want %s", c.s, c.i, got, c.nonce)
@@ -215,7 +215,7 @@ func TestNonceSchemes(t *testing.T) {
 
 func TestOrderCheck(t *testing.T) {
 	nonce := func(s NonceScheme, i uint64) []byte {
-		var n [NonceSize]byte
+		var n [nonceSize]byte
 		s.nonce(&n, i)
 		return n[:]
 	}
@@ -255,7 +255,7 @@ func TestOrderCheck(t *testing.T) {
 	}
 	// Disabled, anything passes.
 	var none *orderCheck
-	if err := none.check(make([]byte, NonceSize), 9); err != nil {
+	if err := none.check(make([]byte, nonceSize), 9); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -299,8 +299,8 @@ func TestReaderAtRanges(t *testing.T) {
 		}
 		ed = &EncryptionData{
 			WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmRSAOAEP256},
-			EncryptionAgent:     EncryptionAgent{Protocol: Protocol21, EncryptionAlgorithm: AlgorithmAESGCM256},
-			EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: rl, NonceLength: NonceSize},
+			EncryptionAgent:     EncryptionAgent{Protocol: Protocol21, EncryptionAlgorithm: algorithmAESGCM256},
+			EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: rl, NonceLength: nonceSize},
 		}
 	} else {
 		kek = testAESKEK(t)

@@ -91,15 +91,15 @@ func (ed *EncryptionData) validate() error {
 	default:
 		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
 	}
-	if ed.EncryptionAgent.EncryptionAlgorithm != AlgorithmAESGCM256 {
-		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, AlgorithmAESGCM256)
+	if ed.EncryptionAgent.EncryptionAlgorithm != algorithmAESGCM256 {
+		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, algorithmAESGCM256)
 	}
 	ri := ed.EncryptedRegionInfo
 	if ri == nil {
 		return fmt.Errorf("%w: no EncryptedRegionInfo", ErrInvalidEncryptionData)
 	}
-	if ri.NonceLength != NonceSize {
-		return fmt.Errorf("%w: nonce length %d, want %d", ErrInvalidEncryptionData, ri.NonceLength, NonceSize)
+	if ri.NonceLength != nonceSize {
+		return fmt.Errorf("%w: nonce length %d, want %d", ErrInvalidEncryptionData, ri.NonceLength, nonceSize)
 	}
 	if ri.DataLength < MinRegionLength || ri.DataLength > MaxRegionLength {
 		return fmt.Errorf("%w: region length %d outside [%d, %d]", ErrInvalidEncryptionData, ri.DataLength, MinRegionLength, MaxRegionLength)

@@ -81,8 +81,8 @@ func FuzzReader(f *testing.F) {
 		regionLen := int64(max(MinRegionLength, min(rl, MaxRegionLength)))
 		ed := &EncryptionData{
 			WrappedContentKey:   WrappedContentKey{KeyID: kek.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmA256KW},
-			EncryptionAgent:     EncryptionAgent{Protocol: Protocol21, EncryptionAlgorithm: AlgorithmAESGCM256},
-			EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: regionLen, NonceLength: NonceSize},
+			EncryptionAgent:     EncryptionAgent{Protocol: Protocol21, EncryptionAlgorithm: algorithmAESGCM256},
+			EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: regionLen, NonceLength: nonceSize},
 		}
 		ctx := context.Background()
 		r, err := NewReader(ctx, bytes.NewReader(ct), ed, Keys(kek), nil)

@@ -37,7 +37,7 @@ func testSeal(t testing.TB, cek []byte, scheme NonceScheme, regionLen int, pt []
 	var out []byte
 	for i := 0; i*regionLen < len(pt); i++ {
 		chunk := pt[i*regionLen : min((i+1)*regionLen, len(pt))]
-		var n [NonceSize]byte
+		var n [nonceSize]byte
 		scheme.nonce(&n, uint64(i))
 		out = append(out, n[:]...)
 		if fips140.Enforced() {

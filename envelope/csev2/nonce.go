@@ -51,8 +51,8 @@ func (s NonceScheme) String() string {
 func (s NonceScheme) valid() bool { return s >= NonceJava && s <= NonceDotNet }
 
 // nonce writes the nonce of region i under s into n.
-func (s NonceScheme) nonce(n *[NonceSize]byte, i uint64) {
-	*n = [NonceSize]byte{}
+func (s NonceScheme) nonce(n *[nonceSize]byte, i uint64) {
+	*n = [nonceSize]byte{}
 	switch s {
 	case NonceJava:
 		binary.BigEndian.PutUint64(n[:8], i)
@@ -90,7 +90,7 @@ func (c *orderCheck) check(nonce []byte, index uint64) error {
 		return nil
 	}
 	var here uint32
-	var want [NonceSize]byte
+	var want [nonceSize]byte
 	for s := NonceJava; s <= NonceDotNet; s++ {
 		s.nonce(&want, index)
 		if subtle.ConstantTimeCompare(want[:], nonce) == 1 {

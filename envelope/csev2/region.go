@@ -40,7 +40,7 @@ func (o *opener) open(dst, region []byte, index int64, oc *orderCheck) ([]byte, 
 		// Only callers' bugs get here; regions are cut at regionLen.
 		return nil, &RegionError{Index: index, Err: ErrAuthentication}
 	}
-	if err := oc.check(region[:NonceSize], uint64(index)); err != nil {
+	if err := oc.check(region[:nonceSize], uint64(index)); err != nil {
 		return nil, &RegionError{Index: index, Err: err}
 	}
 	pt, err := o.aead.Open(dst[:0], nil, region, nil)
@@ -78,7 +78,7 @@ func newSealer(cek []byte, scheme NonceScheme) (*sealer, error) {
 
 // seal appends region index, sealed from plaintext, to dst.
 func (s *sealer) seal(dst, plaintext []byte, index uint64) []byte {
-	var n [NonceSize]byte
+	var n [nonceSize]byte
 	s.scheme.nonce(&n, index)
 	dst = append(dst, n[:]...)
 	return s.aead.Seal(dst, n[:], plaintext, nil)

@@ -43,8 +43,8 @@ func (k typedKEK) KeyType(context.Context) (KeyType, error) { return k.kt, nil }
 func metadataNaming(kid, alg string, wrapped []byte) *EncryptionData {
 	return &EncryptionData{
 		WrappedContentKey:   WrappedContentKey{KeyID: kid, EncryptedKey: wrapped, Algorithm: alg},
-		EncryptionAgent:     EncryptionAgent{Protocol: Protocol20, EncryptionAlgorithm: AlgorithmAESGCM256},
-		EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: DefaultRegionLength, NonceLength: NonceSize},
+		EncryptionAgent:     EncryptionAgent{Protocol: Protocol20, EncryptionAlgorithm: algorithmAESGCM256},
+		EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: DefaultRegionLength, NonceLength: nonceSize},
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// EncryptionLibrary is what this package records under "EncryptionLibrary"
+// encryptionLibrary is what this package records under "EncryptionLibrary"
 // in KeyWrappingMetadata, where the SDKs record their own name and version.
-const EncryptionLibrary = "geoseal-csev2"
+const encryptionLibrary = "geoseal-csev2"
 
 // WriterOptions configures encryption. A nil *WriterOptions is valid and
 // means protocol 2.0, 4 MiB regions, Java nonces and the key-encryption key's
@@ -118,13 +118,13 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 		},
 		EncryptionAgent: EncryptionAgent{
 			Protocol:            o.Protocol,
-			EncryptionAlgorithm: AlgorithmAESGCM256,
+			EncryptionAlgorithm: algorithmAESGCM256,
 		},
 		EncryptedRegionInfo: &EncryptedRegionInfo{
 			DataLength:  o.RegionLength,
-			NonceLength: NonceSize,
+			NonceLength: nonceSize,
 		},
-		KeyWrappingMetadata: map[string]string{"EncryptionLibrary": EncryptionLibrary},
+		KeyWrappingMetadata: map[string]string{"EncryptionLibrary": encryptionLibrary},
 		EncryptionMode:      encryptionMode,
 	}
 	if err := ed.validate(); err != nil {
