@@ -4,43 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/fips140"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
-
-type wycheproofFile struct {
-	TestGroups []struct {
-		KeySize         int    `json:"keySize"`
-		PrivateKeyPkcs8 string `json:"privateKeyPkcs8"`
-		Tests           []struct {
-			TcID   int      `json:"tcId"`
-			Key    string   `json:"key"`
-			Msg    string   `json:"msg"`
-			CT     string   `json:"ct"`
-			Label  string   `json:"label"`
-			Result string   `json:"result"`
-			Flags  []string `json:"flags"`
-		} `json:"tests"`
-	} `json:"testGroups"`
-}
-
-func loadWycheproof(t *testing.T, name string) *wycheproofFile {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/wycheproof/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f wycheproofFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	return &f
-}
 
 // TestWycheproofA256KW runs the Wycheproof AES-KW vectors for 256-bit keys
 // through LocalAESKEK: valid ones wrap to ct and unwrap to msg, invalid ones
@@ -49,17 +18,17 @@ func loadWycheproof(t *testing.T, name string) *wycheproofFile {
 func TestWycheproofA256KW(t *testing.T) {
 	ctx := context.Background()
 	n := 0
-	for _, g := range loadWycheproof(t, "aes_wrap_test.json").TestGroups {
+	for _, g := range wycheproof.Load(t, wycheproof.AESKeyWrap).TestGroups {
 		if g.KeySize != 256 {
 			continue
 		}
 		for _, tc := range g.Tests {
 			n++
-			kek, err := LocalAESKEK("wycheproof", mustHex(t, tc.Key))
+			kek, err := LocalAESKEK("wycheproof", tc.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, ct := mustHex(t, tc.Msg), mustHex(t, tc.CT)
+			msg, ct := []byte(tc.Msg), []byte(tc.CT)
 			got, err := kek.UnwrapKey(ctx, AlgorithmA256KW, ct)
 			if fips140.Enforced() {
 				// internal/keywrap is outside the validated module.
@@ -107,25 +76,25 @@ func TestWycheproofA256KW(t *testing.T) {
 func TestWycheproofRSAOAEP(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ file, alg string }{
-		{"rsa_oaep_2048_sha256_mgf1sha256_test.json", AlgorithmRSAOAEP256},
-		{"rsa_oaep_2048_sha1_mgf1sha1_test.json", AlgorithmRSAOAEP},
+		{wycheproof.RSAOAEPSHA256, AlgorithmRSAOAEP256},
+		{wycheproof.RSAOAEPSHA1, AlgorithmRSAOAEP},
 	} {
 		n := 0
-		for _, g := range loadWycheproof(t, c.file).TestGroups {
-			k, err := x509.ParsePKCS8PrivateKey(mustHex(t, g.PrivateKeyPkcs8))
+		for _, g := range wycheproof.Load(t, c.file).TestGroups {
+			k, err := g.RSAPrivateKey()
 			if err != nil {
 				t.Fatal(err)
 			}
-			kek, err := LocalRSAKEK("wycheproof", k.(*rsa.PrivateKey), nil)
+			kek, err := LocalRSAKEK("wycheproof", k, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, tc := range g.Tests {
-				if tc.Label != "" {
+				if len(tc.Label) != 0 {
 					continue
 				}
 				n++
-				got, err := kek.UnwrapKey(ctx, c.alg, mustHex(t, tc.CT))
+				got, err := kek.UnwrapKey(ctx, c.alg, tc.CT)
 				if c.alg == AlgorithmRSAOAEP && fips140.Enforced() {
 					if !errors.Is(err, ErrNotApproved) {
 						t.Fatalf("%s tc %d: %v, want ErrNotApproved", c.file, tc.TcID, err)
@@ -134,7 +103,7 @@ func TestWycheproofRSAOAEP(t *testing.T) {
 				}
 				switch tc.Result {
 				case "valid":
-					if err != nil || !bytes.Equal(got, mustHex(t, tc.Msg)) {
+					if err != nil || !bytes.Equal(got, tc.Msg) {
 						t.Errorf("%s tc %d: %v", c.file, tc.TcID, err)
 					}
 				case "invalid":

@@ -4,30 +4,12 @@ import (
 	"bytes"
 	"crypto/fips140"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-type wycheproofFile struct {
-	Algorithm     string `json:"algorithm"`
-	NumberOfTests int    `json:"numberOfTests"`
-	TestGroups    []struct {
-		KeySize int `json:"keySize"`
-		Tests   []struct {
-			TcID    int      `json:"tcId"`
-			Comment string   `json:"comment"`
-			Flags   []string `json:"flags"`
-			Key     string   `json:"key"`
-			Msg     string   `json:"msg"`
-			CT      string   `json:"ct"`
-			Result  string   `json:"result"`
-		} `json:"tests"`
-	} `json:"testGroups"`
-}
+	"github.com/geoseal/geoseal/internal/wycheproof"
+)
 
 // hsm runs the algorithms without the FIPS 140-only refusal, so that the
 // known-answer, tamper and fuzz tests check them in every mode.
@@ -53,18 +35,11 @@ func TestWycheproof(t *testing.T) {
 		wrap, unwrap  func(kek, b []byte) ([]byte, error)
 		wantAlgorithm string
 	}{
-		{"aes_wrap_test.json", hsm.Wrap, hsm.Unwrap, "AES-WRAP"},
-		{"aes_kwp_test.json", hsm.WrapPad, hsm.UnwrapPad, "AES-KWP"},
+		{wycheproof.AESKeyWrap, hsm.Wrap, hsm.Unwrap, "AES-WRAP"},
+		{wycheproof.AESKeyWrapPad, hsm.WrapPad, hsm.UnwrapPad, "AES-KWP"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "wycheproof", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var f wycheproofFile
-			if err := json.Unmarshal(data, &f); err != nil {
-				t.Fatal(err)
-			}
+			f := wycheproof.Load(t, tc.file)
 			if f.Algorithm != tc.wantAlgorithm {
 				t.Fatalf("algorithm %q, want %q", f.Algorithm, tc.wantAlgorithm)
 			}
@@ -73,7 +48,7 @@ func TestWycheproof(t *testing.T) {
 				sizes[g.KeySize] = true
 				for _, v := range g.Tests {
 					ran++
-					key, msg, ct := unhex(t, v.Key), unhex(t, v.Msg), unhex(t, v.CT)
+					key, msg, ct := []byte(v.Key), []byte(v.Msg), []byte(v.CT)
 					name := fmt.Sprintf("tcId %d (%d-bit, %s %v %q)", v.TcID, g.KeySize, v.Result, v.Flags, v.Comment)
 					wrapped, wrapErr := tc.wrap(key, msg)
 					unwrapped, unwrapErr := tc.unwrap(key, ct)
