@@ -14,16 +14,28 @@ import (
 
 // EncryptionDataFromMetadata returns the parsed "encryptiondata" entry of
 // blob metadata, or an error matching ErrNotEncrypted when there is none.
-// Metadata keys are matched without regard to case, because HTTP headers
-// (x-ms-meta-encryptiondata) carry them and Go canonicalizes header names.
+//
+// The key must be exactly "encryptiondata", as the Python SDK and the Java
+// SDK before 12.23.0 look it up, or "Encryptiondata": Go's net/http
+// canonicalizes response header names, so azblob hands over the header
+// x-ms-meta-encryptiondata under that key. (Which case the entry was stored
+// with cannot be recovered from a Go HTTP response: a blob read by GET or
+// HEAD is matched as the service matches metadata names, without regard to
+// case. Maps that keep the stored case, such as a listing's, are matched
+// exactly.) Any other spelling, such as "EncryptionData", is not this entry.
 func EncryptionDataFromMetadata(md map[string]*string) (*EncryptionData, error) {
-	for k, v := range md {
-		if strings.EqualFold(k, MetadataKey) && v != nil {
+	for _, k := range []string{MetadataKey, canonicalMetadataKey} {
+		if v := md[k]; v != nil {
 			return ParseEncryptionData([]byte(*v))
 		}
 	}
 	return nil, ErrNotEncrypted
 }
+
+// canonicalMetadataKey is MetadataKey as net/http delivers it in a response
+// header name (textproto.CanonicalMIMEHeaderKey of x-ms-meta-encryptiondata,
+// less azblob's prefix).
+const canonicalMetadataKey = "Encryptiondata"
 
 // BlobReader returns the reader of CSE v2 blobs that an envelope.BlobClient
 // uses when given as BlobClientOptions.CSEv2: its Download and DownloadRange

@@ -92,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 					}
 					want := scheme
 					if want == 0 {
-						want = NonceJava
+						want = NonceDotNet // the default
 					}
 					if n > 0 {
 						var nonce [nonceSize]byte
@@ -236,7 +236,7 @@ func TestOrderCheck(t *testing.T) {
 	if err := oc.check(nonce(NoncePython, 0), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := oc.candidates.Load(); got != 1<<NonceJava|1<<NoncePython {
+	if got := oc.candidates.Load(); got != 1<<NonceJava|1<<NoncePython|1<<nonceJavaInt32 {
 		t.Fatalf("candidates after all-zero region 0: %b", got)
 	}
 	if err := oc.check(nonce(NoncePython, 1), 1); err != nil {

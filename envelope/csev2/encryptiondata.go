@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // MaxEncryptionDataSize bounds the JSON encryption data ParseEncryptionData
@@ -62,10 +63,20 @@ type EncryptedRegionInfo struct {
 // anything but protocol 2.0 or 2.1 with AES_GCM_256, and one matching
 // ErrInvalidEncryptionData for malformed JSON, missing fields, a nonce length
 // other than 12, a region length outside [MinRegionLength, MaxRegionLength],
-// or input longer than MaxEncryptionDataSize.
+// or input longer than MaxEncryptionDataSize. Member names must be spelled
+// exactly as the SDKs write them and appear once per object: a name that
+// differs only in case from one this package reads, or a repeated name, is
+// ErrInvalidEncryptionData. Other members are ignored, as the SDKs do.
 func ParseEncryptionData(b []byte) (*EncryptionData, error) {
 	if len(b) > MaxEncryptionDataSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d accepted", ErrInvalidEncryptionData, len(b), MaxEncryptionDataSize)
+	}
+	// encoding/json matches member names without regard to case and keeps
+	// the last of duplicates; the SDKs' readers (Python's dict lookups,
+	// Java's Jackson) match names exactly. Check the names first, so that
+	// no spelling an SDK would not read is read here.
+	if err := checkMemberNames(b); err != nil {
+		return nil, err
 	}
 	var ed EncryptionData
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -128,3 +139,65 @@ func (ed *EncryptionData) Marshal() ([]byte, error) {
 
 // regionLength is the plaintext length of a full region.
 func (ed *EncryptionData) regionLength() int64 { return ed.EncryptedRegionInfo.DataLength }
+
+// memberNames are the JSON member names this package reads, per object.
+var memberNames = map[string][]string{
+	"":                    {"WrappedContentKey", "EncryptionAgent", "EncryptedRegionInfo", "KeyWrappingMetadata", "EncryptionMode", "ContentEncryptionIV"},
+	"WrappedContentKey":   {"KeyId", "EncryptedKey", "Algorithm"},
+	"EncryptionAgent":     {"Protocol", "EncryptionAlgorithm"},
+	"EncryptedRegionInfo": {"DataLength", "NonceLength"},
+}
+
+// checkMemberNames walks the JSON in b and refuses, in any object, a member
+// name given twice and, in the objects this package reads (the root and its
+// members named in memberNames), a name that matches one this package reads
+// only without regard to case. Malformed JSON is left to the decoder.
+func checkMemberNames(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// walk reads one value; object is the name memberNames knows it by, or
+	// "-" when it is no object this package reads.
+	var walk func(object string) error
+	walk = func(object string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the decoder reports it
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk("-"); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		case json.Delim('{'):
+			seen := make(map[string]bool)
+			for dec.More() {
+				t, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				name, _ := t.(string)
+				if seen[name] {
+					return fmt.Errorf("%w: member %q appears twice", ErrInvalidEncryptionData, name)
+				}
+				seen[name] = true
+				for _, k := range memberNames[object] {
+					if strings.EqualFold(name, k) && name != k {
+						return fmt.Errorf("%w: member %q, which the SDKs spell %q", ErrInvalidEncryptionData, name, k)
+					}
+				}
+				child := "-"
+				if object == "" {
+					child = name
+				}
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		}
+		return nil
+	}
+	return walk("")
+}

@@ -13,7 +13,7 @@ import (
 const encryptionLibrary = "geoseal-csev2"
 
 // WriterOptions configures encryption. A nil *WriterOptions is valid and
-// means protocol 2.0, 4 MiB regions, Java nonces and the key-encryption key's
+// means protocol 2.0, 4 MiB regions, .NET nonces and the key-encryption key's
 // default wrap algorithm.
 type WriterOptions struct {
 	// Protocol is Protocol20 (the default) or Protocol21. Protocol 2.0 is
@@ -28,7 +28,8 @@ type WriterOptions struct {
 	RegionLength int64
 
 	// NonceScheme chooses how region nonces are derived; zero means
-	// NonceJava. Every scheme is a counter, so nonces never repeat.
+	// NonceDotNet, the one scheme every SDK reader that checks region order
+	// accepts. Every scheme is a counter, so nonces never repeat.
 	NonceScheme NonceScheme
 
 	// KeyWrapAlgorithm is passed to the key-encryption key's WrapKey and
@@ -56,7 +57,7 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 		o.RegionLength = DefaultRegionLength
 	}
 	if o.NonceScheme == 0 {
-		o.NonceScheme = NonceJava
+		o.NonceScheme = NonceDotNet
 	}
 	switch o.Protocol {
 	case Protocol20:
