@@ -2,6 +2,7 @@ package csev2
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
 	"io"
@@ -104,7 +105,14 @@ func Download(ctx context.Context, b *blob.Client, kr KeyResolver, opts *Downloa
 	}
 	body := resp.Body
 	ed, err := EncryptionDataFromMetadata(resp.Metadata)
-	if err == nil && resp.ContentLength != nil {
+	switch {
+	case err != nil:
+	case ed.isV1():
+		err = opts.reader().checkV1(ed)
+		if err == nil && resp.ContentLength != nil {
+			err = v1Size(*resp.ContentLength)
+		}
+	case resp.ContentLength != nil:
 		// A body whose last region cannot hold a nonce and a tag is cut.
 		_, err = plaintextSize(*resp.ContentLength, ed.regionLength())
 	}
@@ -140,6 +148,9 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 		return nil, errors.New("csev2: blob properties lack Content-Length")
 	}
 	csize := *props.ContentLength
+	if ed.isV1() {
+		return downloadRangeV1(ctx, b, props.ETag, csize, ed, offset, count, kr, opts)
+	}
 	rl := ed.regionLength()
 	psize, err := plaintextSize(csize, rl)
 	if err != nil {
@@ -181,6 +192,62 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 		return nil, err
 	}
 	return &downloadReader{Reader: io.LimitReader(r, end-offset), r: r, body: resp.Body}, nil
+}
+
+// downloadRangeV1 is DownloadRange for a CSE v1 blob of csize bytes: one
+// GET, from the block before the range (its IV) to the end of the range's
+// last block, or to the end of the blob when the range reaches into the last
+// block, whose padding then says where the plaintext ends.
+func downloadRangeV1(ctx context.Context, b *blob.Client, etag *azcore.ETag, csize int64, ed *EncryptionData, offset, count int64, kr KeyResolver, opts *DownloadOptions) (io.ReadCloser, error) {
+	if err := opts.reader().checkV1(ed); err != nil {
+		return nil, err
+	}
+	if err := v1Size(csize); err != nil {
+		return nil, err
+	}
+	// Unwrap before downloading, so that a missing key costs no transfer.
+	block, err := v1Block(ctx, ed, kr, opts.reader())
+	if err != nil {
+		return nil, err
+	}
+	const bs = aes.BlockSize
+	end := csize // ciphertext end of the fetch
+	unpad := true
+	if count > 0 && offset+count <= csize-bs {
+		// The range ends before the last block: no padding to read.
+		end, unpad = (offset+count+bs-1)/bs*bs, false
+	}
+	if offset >= end {
+		offset = end // past the end: only the padding is read, and checked
+	}
+	first := min(offset, end-bs) / bs * bs
+	var iv []byte
+	from := first
+	if first == 0 {
+		iv = ed.ContentEncryptionIV
+	} else {
+		from = first - bs // the IV of block first/bs
+	}
+	resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{
+		Range:            blob.HTTPRange{Offset: from, Count: end - from},
+		AccessConditions: ifMatch(opts.access(), etag),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := newV1Reader(resp.Body, block, iv, unpad)
+	// io.EOF here is an offset past the plaintext's end (in the padding):
+	// an empty range, once the padding checked.
+	if _, err := io.CopyN(io.Discard, r, offset-first); err != nil && err != io.EOF {
+		r.Close()
+		resp.Body.Close()
+		return nil, err
+	}
+	var out io.Reader = r
+	if count > 0 {
+		out = io.LimitReader(r, count)
+	}
+	return &downloadReader{Reader: out, r: r, body: resp.Body}, nil
 }
 
 // ifMatch returns ac with If-Match set to etag, unless ac sets one.

@@ -39,6 +39,19 @@
 // [LocalAESKEK] runs in geoseal's own key wrap code and RSA-OAEP uses SHA-1:
 // under GODEBUG=fips140=only both are refused with [ErrNotApproved].
 //
+// # Reading CSE v1, and only reading it
+//
+// Protocol 1.0 ("CSE v1": AES-256-CBC over the whole blob, the IV in the
+// metadata) is what the SDKs wrote before mid-2022, and the Python SDK's
+// default still. It has NO INTEGRITY: anyone who can write to the container
+// can change what a v1 blob decrypts to, and nothing notices. The readers
+// decrypt it only when [ReaderOptions].ReadCSEv1 is set (off by default, so
+// that a caller who did not ask never gets unauthenticated data), whole or by
+// range (a range is decrypted from the block before it, its IV), and report
+// every failure of its body with one error, [ErrV1Decrypt], checking the
+// padding in constant time so that the reader is no padding oracle. Nothing
+// here writes v1. Read such blobs to convert them.
+//
 // # Writing
 //
 // [NewWriter] encrypts a stream into CSE v2 and gives the metadata to store.
@@ -66,8 +79,9 @@ import (
 	"github.com/geoseal/geoseal/keyring"
 )
 
-// Protocol versions of CSE v2 this package reads. Protocol 1.0 (AES-CBC) is
-// deprecated by the SDKs as insecure and is not supported.
+// Protocol versions of CSE v2 this package reads and writes. Protocol 1.0
+// (AES-CBC, deprecated by the SDKs as insecure) is read only on request: see
+// Protocol10.
 const (
 	// Protocol20 is "2.0": AES-256-GCM in 4 MiB regions.
 	Protocol20 = "2.0"
@@ -120,8 +134,9 @@ var (
 	ErrInvalidEncryptionData = errors.New("csev2: invalid encryption data")
 
 	// ErrUnsupportedProtocol means the encryption data names a protocol or
-	// algorithm other than CSE v2 (2.0 or 2.1, AES_GCM_256), for example the
-	// deprecated protocol 1.0.
+	// algorithm other than CSE v2 (2.0 or 2.1, AES_GCM_256) and CSE v1 (1.0,
+	// AES_CBC_256), or names 1.0 to a reader not given
+	// ReaderOptions.ReadCSEv1.
 	ErrUnsupportedProtocol = errors.New("csev2: unsupported client-side encryption protocol")
 
 	// ErrUnwrap means the content key did not unwrap: the key-encryption

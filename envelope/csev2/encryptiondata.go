@@ -28,6 +28,9 @@ type EncryptionData struct {
 	KeyWrappingMetadata map[string]string `json:"KeyWrappingMetadata,omitempty"`
 	// EncryptionMode is "FullBlob" for blobs.
 	EncryptionMode string `json:"EncryptionMode,omitempty"`
+	// ContentEncryptionIV is the AES-CBC IV of protocol 1.0 (CSE v1);
+	// protocol 2.x has none, and ignores it.
+	ContentEncryptionIV []byte `json:"ContentEncryptionIV,omitempty"`
 }
 
 // WrappedContentKey is the wrapped content encryption key and how to unwrap
@@ -60,10 +63,13 @@ type EncryptedRegionInfo struct {
 
 // ParseEncryptionData parses and checks the JSON of an "encryptiondata"
 // metadata entry. It returns an error matching ErrUnsupportedProtocol for
-// anything but protocol 2.0 or 2.1 with AES_GCM_256, and one matching
+// anything but protocol 2.0 or 2.1 with AES_GCM_256 or protocol 1.0 with
+// AES_CBC_256 (which the readers decrypt only with ReaderOptions.ReadCSEv1),
+// and one matching
 // ErrInvalidEncryptionData for malformed JSON, missing fields, a nonce length
 // other than 12, a region length outside [MinRegionLength, MaxRegionLength],
-// or input longer than MaxEncryptionDataSize. Member names must be spelled
+// a 1.0 ContentEncryptionIV that is not 16 bytes, or input longer than
+// MaxEncryptionDataSize. Member names must be spelled
 // exactly as the SDKs write them and appear once per object: a name that
 // differs only in case from one this package reads, or a repeated name, is
 // ErrInvalidEncryptionData. Other members are ignored, as the SDKs do.
@@ -97,11 +103,33 @@ func ParseEncryptionData(b []byte) (*EncryptionData, error) {
 func (ed *EncryptionData) validate() error {
 	switch ed.EncryptionAgent.Protocol {
 	case Protocol20, Protocol21:
+		if err := ed.validateV2(); err != nil {
+			return err
+		}
+	case Protocol10:
+		if err := ed.validateV1(); err != nil {
+			return err
+		}
 	case "":
 		return fmt.Errorf("%w: no EncryptionAgent.Protocol", ErrUnsupportedProtocol)
 	default:
-		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
+		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1, and 1.0 when asked)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
 	}
+	wk := ed.WrappedContentKey
+	if wk.KeyID == "" {
+		return fmt.Errorf("%w: no WrappedContentKey.KeyId", ErrInvalidEncryptionData)
+	}
+	if wk.Algorithm == "" {
+		return fmt.Errorf("%w: no WrappedContentKey.Algorithm", ErrInvalidEncryptionData)
+	}
+	if len(wk.EncryptedKey) == 0 || len(wk.EncryptedKey) > maxWrappedKeySize {
+		return fmt.Errorf("%w: wrapped key of %d bytes", ErrInvalidEncryptionData, len(wk.EncryptedKey))
+	}
+	return nil
+}
+
+// validateV2 checks the members protocol 2.x needs.
+func (ed *EncryptionData) validateV2() error {
 	if ed.EncryptionAgent.EncryptionAlgorithm != algorithmAESGCM256 {
 		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, algorithmAESGCM256)
 	}
@@ -114,16 +142,6 @@ func (ed *EncryptionData) validate() error {
 	}
 	if ri.DataLength < MinRegionLength || ri.DataLength > MaxRegionLength {
 		return fmt.Errorf("%w: region length %d outside [%d, %d]", ErrInvalidEncryptionData, ri.DataLength, MinRegionLength, MaxRegionLength)
-	}
-	wk := ed.WrappedContentKey
-	if wk.KeyID == "" {
-		return fmt.Errorf("%w: no WrappedContentKey.KeyId", ErrInvalidEncryptionData)
-	}
-	if wk.Algorithm == "" {
-		return fmt.Errorf("%w: no WrappedContentKey.Algorithm", ErrInvalidEncryptionData)
-	}
-	if len(wk.EncryptedKey) == 0 || len(wk.EncryptedKey) > maxWrappedKeySize {
-		return fmt.Errorf("%w: wrapped key of %d bytes", ErrInvalidEncryptionData, len(wk.EncryptedKey))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package csev2
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,16 @@ type ReaderOptions struct {
 	// from a blob written by a non-conforming encoder; with it, regions
 	// moved within a blob decrypt silently in the wrong order.
 	AllowMisorderedRegions bool
+
+	// ReadCSEv1 lets the readers decrypt protocol 1.0 blobs (CSE v1:
+	// AES-256-CBC, what the SDKs wrote before mid-2022 and the Python SDK's
+	// default still). CSE v1 has NO INTEGRITY: whoever can write to the
+	// container can change what such a blob decrypts to without any error.
+	// Off by default, and a 1.0 blob is then refused with
+	// ErrUnsupportedProtocol, so that a reader that did not ask never
+	// returns unauthenticated data. Set it only to read old blobs, and
+	// convert them. Every failure of a v1 body is ErrV1Decrypt.
+	ReadCSEv1 bool
 
 	// Logger, if set, gets one record per content key unwrap: key id,
 	// algorithm, outcome and, on failure, the reason the returned error
@@ -53,7 +64,24 @@ const initialRegionBuffer = 64 << 10
 // ErrRegionOrder (a *RegionError), after which Read returns the same error.
 // A ciphertext cut at a region boundary cannot be told from a shorter one:
 // the format has no end marker.
+//
+// With ReaderOptions.ReadCSEv1 it also reads protocol 1.0, which has no
+// integrity: see ReadCSEv1. Its plaintext is returned as it is decrypted,
+// less the last block, held back until the padding is checked at the end.
 func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*Reader, error) {
+	if err := ed.validate(); err != nil {
+		return nil, err
+	}
+	if ed.isV1() {
+		if err := opts.checkV1(ed); err != nil {
+			return nil, err
+		}
+		block, err := v1Block(ctx, ed, kr, opts)
+		if err != nil {
+			return nil, err
+		}
+		return newV1Reader(src, block, ed.ContentEncryptionIV, true), nil
+	}
 	return newReaderFrom(ctx, src, ed, kr, 0, opts)
 }
 
@@ -80,13 +108,15 @@ func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver, opts 
 	return newOpener(cek, ed.regionLength())
 }
 
-// A Reader decrypts a stream of CSE v2 regions; see NewReader. It holds the
-// plaintext of one region at a time, and zeroes it once it has all been
-// read, when the stream fails, and on Close.
+// A Reader decrypts a stream of CSE v2 regions, or CSE v1 blocks; see
+// NewReader. It holds the plaintext of one region (or v1 chunk) at a time,
+// and zeroes it once it has all been read, when the stream fails, and on
+// Close.
 type Reader struct {
 	src   io.Reader
-	o     *opener
+	o     *opener // v2
 	order *orderCheck
+	v1    *cbcStream // v1
 
 	index int64  // of the next region to read
 	buf   []byte // ciphertext of the current region
@@ -131,6 +161,9 @@ func (r *Reader) wipe() { clear(r.pbuf[:cap(r.pbuf)]) }
 // next reads, checks and decrypts one region into r.plain. It returns io.EOF
 // at the end of the ciphertext, and a terminal error otherwise.
 func (r *Reader) next() error {
+	if r.v1 != nil {
+		return r.nextV1()
+	}
 	n, err := readRegion(r.src, &r.buf, r.o.regionLen+Overhead)
 	switch {
 	case n == 0 && err == io.EOF:
@@ -197,10 +230,11 @@ func readRegion(src io.Reader, buf *[]byte, want int64) (int, error) {
 // returns.
 type ReaderAt struct {
 	src   io.ReaderAt
-	o     *opener
+	o     *opener // v2
 	order *orderCheck
-	csize int64 // ciphertext size
-	size  int64 // plaintext size
+	v1    *cbcAt // v1
+	csize int64  // ciphertext size
+	size  int64  // plaintext size
 	pool  sync.Pool
 }
 
@@ -208,9 +242,24 @@ type ReaderAt struct {
 // described by ed. It unwraps the content key before returning. A size whose
 // last region cannot hold a nonce and a tag is an error matching
 // ErrTruncated.
+//
+// With ReaderOptions.ReadCSEv1 it also reads protocol 1.0, which has no
+// integrity (see ReadCSEv1): it decrypts the last block at once, to learn
+// the plaintext size from the padding, and a range from the block before
+// it (its IV) on.
 func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*ReaderAt, error) {
 	if err := ed.validate(); err != nil {
 		return nil, err
+	}
+	if ed.isV1() {
+		if err := opts.checkV1(ed); err != nil {
+			return nil, err
+		}
+		block, err := v1Block(ctx, ed, kr, opts)
+		if err != nil {
+			return nil, err
+		}
+		return newV1ReaderAt(src, size, block, ed.ContentEncryptionIV)
 	}
 	psize, err := plaintextSize(size, ed.regionLength())
 	if err != nil {
@@ -238,6 +287,9 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 			return 0, nil
 		}
 		return 0, io.EOF
+	}
+	if r.v1 != nil {
+		return r.readAtV1(p, off)
 	}
 	rl := r.o.regionLen
 	n := 0
@@ -283,6 +335,11 @@ func (r *ReaderAt) buffer() *[]byte {
 	if bp, ok := r.pool.Get().(*[]byte); ok {
 		return bp
 	}
-	b := make([]byte, min(r.o.regionLen+Overhead, r.csize))
+	var b []byte
+	if r.v1 != nil {
+		b = make([]byte, v1Chunk+aes.BlockSize)
+	} else {
+		b = make([]byte, min(r.o.regionLen+Overhead, r.csize))
+	}
 	return &b
 }

@@ -105,9 +105,10 @@ var errAlgorithmRefused = errors.New("csev2: key wrap algorithm refused")
 
 // unwrapContentKey finds the key-encryption key ed names through kr and
 // unwraps the content key, returning a key of cekSize bytes the caller must
-// clear. The wrapped payload must be the protocol string NUL-padded to 8
-// bytes followed by the key, and the prefix must be the protocol ed names
-// (the SDKs' downgrade protection, checked on all 8 bytes as Python does).
+// clear. For protocol 2.x the wrapped payload must be the protocol string
+// NUL-padded to 8 bytes followed by the key, and the prefix must be the
+// protocol ed names (the SDKs' downgrade protection, checked on all 8 bytes
+// as Python does); for 1.0 it is the bare key.
 //
 // A key that cannot be found is ErrKeyNotFound and an algorithm FIPS 140-only
 // mode forbids is ErrNotApproved. Every other failure, whatever step it is
@@ -188,6 +189,14 @@ func unwrapContentKey(ctx context.Context, ed *EncryptionData, kr KeyResolver, l
 		return nil, opaque
 	}
 	defer clear(raw)
+	if ed.isV1() {
+		// 1.0 wraps the bare key: there is no protocol to bind.
+		if len(raw) != cekSize {
+			reason = fmt.Sprintf("unwrapped %d bytes, want %d", len(raw), cekSize)
+			return nil, opaque
+		}
+		return append(make([]byte, 0, cekSize), raw...), nil
+	}
 	if len(raw) != versionPrefixSize+cekSize {
 		reason = fmt.Sprintf("unwrapped %d bytes, want %d", len(raw), versionPrefixSize+cekSize)
 		return nil, opaque
