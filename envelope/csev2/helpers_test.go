@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"sync"
@@ -168,4 +169,44 @@ func wrapAlgorithm(t testing.TB, kek KeyEncryptionKey) string {
 		return AlgorithmA256KW
 	}
 	return AlgorithmRSAOAEP256
+}
+
+// loadJSON decodes the JSON file path into v.
+func loadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// vectorKeys resolves a vector file's two keys: its AES KEK and the RSA key
+// of testdata/rsa2048.pem.
+func vectorKeys(t testing.TB, aesHex, aesKID, rsaKID string) KeyResolver {
+	t.Helper()
+	aesKEK, err := LocalAESKEK(aesKID, mustHex(t, aesHex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKEK, err := LocalRSAKEK(rsaKID, loadRSAKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Keys(aesKEK, rsaKEK)
+}
+
+// rangeOf is what DownloadRange(offset, count) of pt returns: count 0 means
+// to the end, and a range past the end is cut there.
+func rangeOf(pt []byte, offset, count int64) []byte {
+	end := int64(len(pt))
+	if count > 0 {
+		end = min(end, offset+count)
+	}
+	if offset >= end {
+		return []byte{}
+	}
+	return pt[offset:end]
 }

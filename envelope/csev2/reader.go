@@ -73,9 +73,6 @@ func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyRes
 		return nil, err
 	}
 	if ed.isV1() {
-		if err := opts.checkV1(ed); err != nil {
-			return nil, err
-		}
 		block, err := v1Block(ctx, ed, kr, opts)
 		if err != nil {
 			return nil, err
@@ -252,9 +249,6 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, ed *Encryptio
 		return nil, err
 	}
 	if ed.isV1() {
-		if err := opts.checkV1(ed); err != nil {
-			return nil, err
-		}
 		block, err := v1Block(ctx, ed, kr, opts)
 		if err != nil {
 			return nil, err

@@ -64,9 +64,13 @@ func (o *ReaderOptions) checkV1(ed *EncryptionData) error {
 	return nil
 }
 
-// v1Block unwraps the content key of the protocol 1.0 ed and returns its
-// AES block cipher. The key itself lives on only in the cipher.
+// v1Block refuses the protocol 1.0 ed unless opts ask for it, then unwraps
+// its content key and returns its AES block cipher. The key itself lives on
+// only in the cipher.
 func v1Block(ctx context.Context, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (cipher.Block, error) {
+	if err := opts.checkV1(ed); err != nil {
+		return nil, err
+	}
 	cek, err := unwrapContentKey(ctx, ed, kr, opts.logger())
 	if err != nil {
 		return nil, err

@@ -7,10 +7,8 @@ import (
 	"crypto/cipher"
 	"crypto/fips140"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 )
@@ -42,23 +40,9 @@ var readV1 = &ReaderOptions{ReadCSEv1: true}
 
 func loadV1Vectors(t testing.TB) (*v1File, KeyResolver) {
 	t.Helper()
-	b, err := os.ReadFile("testdata/v1_vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var vf v1File
-	if err := json.Unmarshal(b, &vf); err != nil {
-		t.Fatal(err)
-	}
-	aesKEK, err := LocalAESKEK(vf.AESKID, mustHex(t, vf.AESKEK))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKEK, err := LocalRSAKEK(vf.RSAKID, loadRSAKey(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &vf, Keys(aesKEK, rsaKEK)
+	loadJSON(t, "testdata/v1_vectors.json", &vf)
+	return &vf, vectorKeys(t, vf.AESKEK, vf.AESKID, vf.RSAKID)
 }
 
 // ciphertext returns the body the SDK stored: inline, or rebuilt with
@@ -101,13 +85,7 @@ func readableV1(t testing.TB, v v1Vector, kr KeyResolver) (*EncryptionData, KeyR
 	if _, err := NewReader(context.Background(), strings.NewReader(""), ed, kr, readV1); !errors.Is(err, ErrNotApproved) {
 		t.Fatalf("%s: %s in FIPS 140-only mode: %v, want ErrNotApproved", v.Name, v.Wrap, err)
 	}
-	rsaKEK := testRSAKEK(t)
-	wrapped, err := rsaKEK.WrapKey(context.Background(), AlgorithmRSAOAEP256, mustHex(t, v.CEK))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ed.WrappedContentKey = WrappedContentKey{KeyID: rsaKEK.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmRSAOAEP256}
-	return ed, Keys(rsaKEK)
+	return ed, rewrapUnderRSA(t, ed, mustHex(t, v.CEK))
 }
 
 // TestV1Vectors reads every blob the Python SDK wrote in CSE v1, whole with
@@ -342,21 +320,14 @@ func TestDownloadV1(t *testing.T) {
 			}
 			e.counter.reset()
 			got, err := readAllClose(DownloadRange(ctx, b, off, count, kr, opts))
-			end := n
-			if count > 0 {
-				end = min(n, off+count)
-			}
-			want := []byte{}
-			if off < end {
-				want = pt[off:end]
-			}
+			want := rangeOf(pt, off, count)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("%s: DownloadRange(%d, %d): %v (%d bytes, want %d)", name, off, count, err, len(got), len(want))
 			}
 			if reqs := e.counter.requests; len(reqs) != 2 || reqs[0] != "HEAD " || !strings.HasPrefix(reqs[1], "GET bytes=") {
 				t.Errorf("%s: DownloadRange(%d, %d) requests %q, want HEAD and one ranged GET", name, off, count, reqs)
 			}
-			if e.counter.bytesIn > max(end-off, 0)+3*aes.BlockSize {
+			if e.counter.bytesIn > int64(len(want))+3*aes.BlockSize {
 				t.Errorf("%s: DownloadRange(%d, %d) fetched %d bytes", name, off, count, e.counter.bytesIn)
 			}
 		}

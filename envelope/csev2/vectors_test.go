@@ -8,10 +8,8 @@ import (
 	"crypto/fips140"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
@@ -86,34 +84,28 @@ func readable(t testing.TB, vf *vectorFile, v vector, kr KeyResolver) (*Encrypti
 	default:
 		t.Fatalf("%s: wrap %q", v.Name, v.Wrap)
 	}
+	return ed, rewrapUnderRSA(t, ed, payload)
+}
+
+// rewrapUnderRSA replaces ed's wrapped key by payload wrapped under the local
+// RSA key with RSA-OAEP-256, which reads in FIPS 140-only mode, and returns a
+// resolver for it.
+func rewrapUnderRSA(t testing.TB, ed *EncryptionData, payload []byte) KeyResolver {
+	t.Helper()
 	rsaKEK := testRSAKEK(t)
 	wrapped, err := rsaKEK.WrapKey(context.Background(), AlgorithmRSAOAEP256, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ed.WrappedContentKey = WrappedContentKey{KeyID: rsaKEK.KeyID(), EncryptedKey: wrapped, Algorithm: AlgorithmRSAOAEP256}
-	return ed, Keys(rsaKEK)
+	return Keys(rsaKEK)
 }
 
 func loadVectors(t testing.TB) (*vectorFile, KeyResolver) {
 	t.Helper()
-	b, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var vf vectorFile
-	if err := json.Unmarshal(b, &vf); err != nil {
-		t.Fatal(err)
-	}
-	aesKEK, err := LocalAESKEK(vf.AESKID, mustHex(t, vf.AESKEK))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKEK, err := LocalRSAKEK(vf.RSAKID, loadRSAKey(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &vf, Keys(aesKEK, rsaKEK)
+	loadJSON(t, "testdata/vectors.json", &vf)
+	return &vf, vectorKeys(t, vf.AESKEK, vf.AESKID, vf.RSAKID)
 }
 
 func mustHex(t testing.TB, s string) []byte {
