@@ -266,3 +266,35 @@ func isLocalAES(k KeyEncryptionKey) bool {
 	_, ok := k.(*aesKEK)
 	return ok
 }
+
+// TestRSAAlias: the name RSA, which the Python SDK's own RSAKeyWrapper
+// writes for RSA-OAEP with SHA-1, is read as RSA-OAEP for a local RSA key
+// (not in FIPS 140-only mode, where SHA-1 is refused), and for no other key.
+func TestRSAAlias(t *testing.T) {
+	ctx := context.Background()
+	kek := testRSAKEK(t)
+	payload := append([]byte("2.0\x00\x00\x00\x00\x00"), bytes.Repeat([]byte{8}, 32)...)
+	var wrapped []byte
+	if !fips140.Enforced() {
+		var err error
+		if wrapped, err = kek.WrapKey(ctx, AlgorithmRSAOAEP, payload); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		wrapped = bytes.Repeat([]byte{1}, 256)
+	}
+	ed := metadataNaming(kek.KeyID(), algorithmRSA, wrapped)
+	_, err := NewReader(ctx, strings.NewReader(""), ed, Keys(kek), nil)
+	if fips140.Enforced() {
+		if !errors.Is(err, ErrNotApproved) {
+			t.Fatalf("RSA in FIPS 140-only mode: %v, want ErrNotApproved", err)
+		}
+	} else if err != nil {
+		t.Fatalf("RSA with a local RSA key: %v", err)
+	}
+	// The same key behind a caller's KEK is not local: refused uncalled.
+	ck := &countingKEK{inner: kek}
+	if _, err := NewReader(ctx, strings.NewReader(""), ed, Keys(ck), nil); !errors.Is(err, ErrUnwrap) || ck.unwraps.Load() != 0 {
+		t.Fatalf("RSA through a caller's KEK: %v after %d calls", err, ck.unwraps.Load())
+	}
+}
