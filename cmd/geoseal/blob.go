@@ -18,8 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/geoseal/geoseal/envelope"
-	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -405,12 +404,12 @@ func runPut(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return blobFail(stderr, cmd, err)
 		}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := blobstore.NewClient(cc, kr, guard, nil)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	p := newProgress(stderr, "uploading "+b.blob, "B", size, *quiet)
-	resp, err := client.Upload(ctx, b.blob, progressReader{src, p}, &envelope.UploadOptions{Context: ec.ctx, ChunkSize: *chunkSize})
+	resp, err := client.Upload(ctx, b.blob, progressReader{src, p}, &blobstore.UploadOptions{Context: ec.ctx, ChunkSize: *chunkSize})
 	if err != nil {
 		return blobFail(stderr, cmd, err)
 	}
@@ -494,19 +493,17 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// asked for: the format authenticates none of its metadata and has no
 	// context, and with an RSA key anyone holding the public key can write
 	// one, so a blob swapped for one must not be read silently. A read
-	// that requires context refuses them whatever the flags say.
-	var opts0 *envelope.BlobClientOptions
-	switch {
-	case len(req.ctx) > 0:
-		opts0 = &envelope.BlobClientOptions{CSEv2: refuseCSEv2{}}
-	case readCSEv2:
+	// that requires context refuses them whatever the flags say (the blob
+	// client does, with envelope.ErrContextMismatch).
+	var opts0 *blobstore.ClientOptions
+	if readCSEv2 && len(req.ctx) == 0 {
 		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
-		opts0 = &envelope.BlobClientOptions{CSEv2: csev2.BlobReader(resolver, nil)}
+		opts0 = &blobstore.ClientOptions{CSEv2: resolver}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, opts0)
+	client, err := blobstore.NewClient(cc, kr, guard, opts0)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
@@ -515,24 +512,23 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	defer dst.abort()
-	opts := &envelope.DownloadOptions{RequireContext: req.ctx}
-	var r io.ReadCloser
+	opts := &blobstore.DownloadOptions{RequireContext: req.ctx}
 	if *offset != 0 || *length >= 0 {
 		if *length == 0 {
-			// DownloadRange reads count 0 as "to the end"; an empty range
-			// is empty.
+			// A Range count of 0 means "to the end"; an empty range is
+			// empty.
 			if err := dst.commit(); err != nil {
 				return fail(stderr, cmd, exitUsage, err)
 			}
 			return exitOK
 		}
-		r, err = client.DownloadRange(ctx, b.blob, *offset, max(*length, 0), opts)
-	} else {
-		r, err = client.Download(ctx, b.blob, opts)
+		opts.Range = blob.HTTPRange{Offset: *offset, Count: max(*length, 0)}
 	}
+	dl, err := client.Download(ctx, b.blob, opts)
 	if err != nil {
 		return blobFail(stderr, cmd, err)
 	}
+	r := dl.Body
 	defer r.Close()
 	p := newProgress(stderr, "downloading "+b.blob, "B", -1, *quiet)
 	if _, err := copyContext(ctx, dst, progressReader{r, p}); err != nil {
@@ -545,26 +541,9 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// errCSEv2NoContext is how get refuses an Azure client-side encryption v2
-// blob when --require-context is given: the format has no encryption
-// context, so it can hold none of the pairs required. It matches
-// envelope.ErrContextMismatch, as a geoseal object lacking a pair does.
-var errCSEv2NoContext = fmt.Errorf("%w: Azure client-side encryption v2 has no encryption context", envelope.ErrContextMismatch)
-
-// refuseCSEv2 is the CSE v2 reader of a get that requires context: it
-// refuses every such blob before its key is unwrapped. (The blob client
-// will refuse them itself under RequireContext once issue 11.2's library
-// half lands; this keeps the CLI closed until then, and costs nothing
-// after.)
-type refuseCSEv2 struct{}
-
-func (refuseCSEv2) DownloadCSEv2(context.Context, *blob.Client, int64, int64) (io.ReadCloser, error) {
-	return nil, errCSEv2NoContext
-}
-
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds
 // the client (opened with the current keys) and the new keys.
-func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*envelope.BlobClient, keyring.Wrapper, int) {
+func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*blobstore.Client, keyring.Wrapper, int) {
 	// The new header is wrapped for the new keys: theirs are the vaults
 	// that will hold the means of decryption.
 	guard, err := b.guard(true, to.keyVault)
@@ -586,7 +565,7 @@ func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyrin
 	if err != nil {
 		return nil, nil, fail(stderr, cmd, exitUsage, fmt.Errorf("new keys: %w", err))
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := blobstore.NewClient(cc, kr, guard, nil)
 	if err != nil {
 		return nil, nil, fail(stderr, cmd, exitUsage, err)
 	}
@@ -658,9 +637,9 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return code
 	}
 	p := newProgress(stderr, "rewrapping "+b.container, "blobs", -1, *quiet)
-	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
+	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:   *prefix,
-		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
+		Progress: func(rp blobstore.RewrapProgress) { p.set(int64(rp.Done), 0) },
 	})
 	p.done()
 	var v *region.Violation
