@@ -44,7 +44,8 @@ type Properties struct {
 	// ETag and LastModified are the blob's, as the service reports them.
 	ETag         azcore.ETag
 	LastModified time.Time
-	// Format is FormatGeoseal or FormatCSEv2.
+	// Format is FormatGeoseal, FormatCSEv2 or (with ClientOptions.ReadCSEv1)
+	// FormatCSEv1, whose plaintext nothing authenticates.
 	Format string
 	// Context is the object's encryption context, authenticated with its
 	// header (nil for CSE v2, which has none).
@@ -173,7 +174,10 @@ func (c *Client) open(ctx context.Context, name string, req openRequest) (*Blob,
 	case FormatCSEv2:
 		props.Format = f
 		ct, err = c.openCSEv2(ctx, b, st, require, req.checkKey, &props)
-	case FormatCSEv1, FormatUnknown:
+	case FormatCSEv1:
+		props.Format = f
+		ct, err = c.openCSEv1(ctx, b, st, require, &props)
+	case FormatUnknown:
 		err = fmt.Errorf("%w: the blob's metadata marks client-side encryption this package does not read (%s)", ErrNotGeoseal, f)
 	default:
 		// A geoseal object, or a blob without metadata, which may be a
