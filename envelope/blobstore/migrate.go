@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
 	"io"
@@ -453,7 +454,7 @@ type oldBlob struct {
 	ed       *csev2.EncryptionData
 	body     io.ReadCloser
 
-	plain io.Reader
+	plain *csev2.Reader
 	lo    int64 // fewest plaintext bytes the size allows
 	hi    int64 // most, the Size() reported to Upload
 	n     int64 // plaintext bytes read
@@ -500,6 +501,7 @@ func downloadHeaders(resp *blob.DownloadStreamResponse) blob.HTTPHeaders {
 // decrypt unwraps the blob's content key with keys and starts reading its
 // plaintext.
 func (o *oldBlob) decrypt(ctx context.Context, keys csev2.KeyResolver) error {
+	var read *csev2.ReaderOptions
 	switch o.format {
 	case FormatCSEv2:
 		o.lo = cseV2PlaintextSize(o.size, o.ed.EncryptedRegionInfo.DataLength)
@@ -507,12 +509,19 @@ func (o *oldBlob) decrypt(ctx context.Context, keys csev2.KeyResolver) error {
 		if o.lo < 0 {
 			return fmt.Errorf("blobstore: client-side encryption v2 blob of %d bytes: %w", o.size, csev2.ErrTruncated)
 		}
+	case FormatCSEv1:
+		// PKCS #7 pads 1 to 16 bytes onto the plaintext.
+		if o.size < aes.BlockSize || o.size%aes.BlockSize != 0 {
+			return csev2.ErrV1Decrypt
+		}
+		o.lo, o.hi = o.size-aes.BlockSize, o.size-1
+		read = &csev2.ReaderOptions{ReadCSEv1: true}
 	default:
 		return fmt.Errorf("blobstore: cannot migrate %s", o.format)
 	}
-	r, err := csev2.NewReader(ctx, o.body, o.ed, keys, nil)
+	r, err := csev2.NewReader(ctx, o.body, o.ed, keys, read)
 	if err != nil {
-		return fmt.Errorf("blobstore: client-side encryption blob: %w", err)
+		return fmt.Errorf("blobstore: client-side encrypted blob: %w", err)
 	}
 	o.plain = r
 	return nil
@@ -529,16 +538,19 @@ func (o *oldBlob) Read(p []byte) (int, error) {
 	n, err := o.plain.Read(p)
 	o.n += int64(n)
 	if o.n > o.hi || err == io.EOF && o.n < o.lo {
-		return n, fmt.Errorf("blobstore: the blob of %d bytes decrypted to %d plaintext bytes (want %d to %d): %w",
-			o.size, o.n, o.lo, o.hi, csev2.ErrTruncated)
+		cut := csev2.ErrTruncated
+		if o.format == FormatCSEv1 {
+			cut = csev2.ErrV1Decrypt
+		}
+		return n, fmt.Errorf("blobstore: the blob of %d bytes decrypted to %d plaintext bytes (want %d to %d): %w", o.size, o.n, o.lo, o.hi, cut)
 	}
 	return n, err
 }
 
 // Close zeroes the plaintext buffered and closes the body.
 func (o *oldBlob) Close() error {
-	if c, ok := o.plain.(io.Closer); ok {
-		c.Close()
+	if o.plain != nil {
+		o.plain.Close()
 	}
 	return o.body.Close()
 }

@@ -3,6 +3,7 @@ package blobstore
 import (
 	"bytes"
 	"context"
+	"crypto/fips140"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
+	"github.com/geoseal/geoseal/internal/pysdk"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -524,5 +526,103 @@ func TestMigrate429Storm(t *testing.T) {
 		if ids := m.headerKeys(t, fmt.Sprintf("storm/%02d", i)); !slices.Equal(ids, keyring.KeyIDs(kv)) {
 			t.Fatalf("storm/%02d is wrapped for %q", i, ids)
 		}
+	}
+}
+
+// TestMigratePython converts what the Python SDK wrote, CSE v1 and v2,
+// single put and chunked: migrating from v2 alone leaves the v1 blobs,
+// from v1 too converts them with the no-integrity warning. A v1 blob
+// whose padding is broken is reported and left as it was. In FIPS
+// 140-only mode the blobs under a local A256KW key are refused with
+// csev2.ErrNotApproved and left as they were.
+func TestMigratePython(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	pysdk.Require(t)
+	aes, rsa, resolver := cseKEKs(t)
+	var blobs []pysdk.Blob
+	for _, v := range []string{pysdk.V1, pysdk.V2} {
+		for _, kek := range []pysdk.KEK{aes, rsa} {
+			for _, c := range []struct {
+				size    int
+				chunked bool
+			}{{0, false}, {17, false}, {100000, true}, {4<<20 + 5, true}} {
+				if kek == aes && c.size > 100000 {
+					continue
+				}
+				blobs = append(blobs, pysdk.Blob{
+					Name:      fmt.Sprintf("%s/%s/%d", v, kek.Algorithm(), c.size),
+					Plaintext: randomBytes(c.size), Version: v, KEK: kek, Chunked: c.chunked,
+					Metadata: map[string]string{"source": "python"}, Tags: map[string]string{"v": v},
+				})
+			}
+		}
+	}
+	blobs = append(blobs, pysdk.Blob{Name: "plain", Plaintext: []byte("plain"), Metadata: map[string]string{"source": "python"}})
+	pysdk.Upload(t, f.srv.ConnectionString(), f.containerName(), blobs)
+	raw, md := f.rawBlob(t, "1.0/RSA-OAEP-256/17")
+	raw[len(raw)-17] ^= 0x80
+	f.putRaw(t, "1.0/broken-padding", raw, md)
+	broken := f.stored(t, "1.0/broken-padding")
+	plain := f.stored(t, "plain")
+
+	local := func(b pysdk.Blob) bool { return b.KEK == aes && fips140.Enforced() }
+	c := f.newClient(t, f.kr, &ClientOptions{CSEv2: resolver})
+	var got outcomes
+	if _, err := c.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Results: got.record}); err != nil && !fips140.Enforced() {
+		t.Fatalf("Migrate from v2: %v", err)
+	}
+	for _, b := range blobs {
+		want := OutcomeNotMigrated
+		if b.Version == pysdk.V2 {
+			want = OutcomeMigrated
+			if local(b) {
+				want = OutcomeFailed
+			}
+		}
+		if r := got.m[b.Name]; r.Outcome != want {
+			t.Errorf("from v2: %s: %+v, want %s", b.Name, r, want)
+		}
+	}
+
+	got = outcomes{}
+	_, err := c.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv1, FormatCSEv2}, Results: got.record})
+	if !errors.Is(err, csev2.ErrV1Decrypt) && !fips140.Enforced() {
+		t.Fatalf("Migrate from v1 and v2: %v, want the broken padding's csev2.ErrV1Decrypt", err)
+	}
+	reader := f.newClient(t, f.kr, nil)
+	for _, b := range blobs {
+		r := got.m[b.Name]
+		s := f.stored(t, b.Name)
+		switch {
+		case b.Version == "":
+			if r.Outcome != OutcomeNotMigrated || !s.same(plain) {
+				t.Errorf("%s: %+v, changed: %v", b.Name, r, !s.same(plain))
+			}
+			continue
+		case local(b):
+			if r.Outcome != OutcomeFailed || !errors.Is(r.Err, csev2.ErrNotApproved) || !s.hasEncryptionData() {
+				t.Errorf("%s in FIPS 140-only mode: %+v", b.Name, r)
+			}
+			continue
+		case b.Version == pysdk.V1:
+			if r.Outcome != OutcomeMigrated || r.Format != FormatCSEv1 || !errors.Is(r.Err, ErrNoIntegrity) {
+				t.Errorf("%s: %+v, want migrated with ErrNoIntegrity", b.Name, r)
+			}
+		default: // converted by the first run
+			if r.Outcome != OutcomeNotMigrated || r.Format != FormatGeoseal {
+				t.Errorf("%s: %+v", b.Name, r)
+			}
+		}
+		pt, err := download(reader, b.Name, nil)
+		if err != nil || !bytes.Equal(pt, b.Plaintext) {
+			t.Fatalf("%s after migration: %v (%d bytes, want %d)", b.Name, err, len(pt), len(b.Plaintext))
+		}
+		if s.hasEncryptionData() || mdGet(s.metadata, "source") != "python" || s.tags["v"] != b.Version {
+			t.Errorf("%s: metadata %v, tags %v", b.Name, s.metadata, s.tags)
+		}
+	}
+	if r := got.m["1.0/broken-padding"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, csev2.ErrV1Decrypt) || !f.stored(t, "1.0/broken-padding").same(broken) {
+		t.Errorf("broken padding: %+v", r)
 	}
 }
