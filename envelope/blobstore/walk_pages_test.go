@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/internal/formattest"
 )
 
 // listingServer is a Blob service that holds a fixed listing and the
@@ -131,7 +132,7 @@ func newListingServer(t *testing.T, blobs int) (*listingServer, *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(cc, testKeyring(t), unrestrictedGuard(t), nil)
+	c, err := NewClient(cc, formattest.NewAES(t), unrestrictedGuard(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
