@@ -538,9 +538,9 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// context, and with an RSA key anyone holding the public key can write
 	// one, so a blob swapped for one must not be read silently. A read
 	// that requires context refuses them whatever the flags say (the blob
-	// client does, before resolving any key).
+	// client does, with envelope.ErrContextMismatch).
 	var opts0 *blobstore.ClientOptions
-	if readCSEv2 {
+	if readCSEv2 && len(req.ctx) == 0 {
 		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
