@@ -102,6 +102,23 @@ func (c *closers) close() {
 // keys are enough) or "decrypt" (every key must be able to unwrap). The
 // caller must run cl.close() when done (PKCS#11 sessions).
 func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (keyring.Keyring, error) {
+	krs, err := k.buildEach(ctx, purpose, cl)
+	if err != nil {
+		return nil, err
+	}
+	switch len(krs) {
+	case 0:
+		return nil, errors.New("no key given: use --" + k.prefix + "key-file, --" + k.prefix + "rsa-public/--" + k.prefix +
+			"rsa-private, --" + k.prefix + "keyvault or --" + k.prefix + "pkcs11-*")
+	case 1:
+		return krs[0], nil
+	}
+	return keyring.NewMulti(krs[0], krs[1:]...), nil
+}
+
+// buildEach returns the keyrings the flags name, one per key, and none
+// when no key flag is given (build makes them one keyring).
+func (k *keyringFlags) buildEach(ctx context.Context, purpose string, cl *closers) ([]keyring.Keyring, error) {
 	var krs []keyring.Keyring
 	if purpose == "decrypt" && len(k.rsaPublic) > 0 {
 		return nil, fmt.Errorf("--%srsa-public cannot decrypt; give --%srsa-private", k.prefix, k.prefix)
@@ -166,12 +183,5 @@ func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (
 		*cl = append(*cl, kr.Close)
 		krs = append(krs, kr)
 	}
-	switch len(krs) {
-	case 0:
-		return nil, errors.New("no key given: use --" + k.prefix + "key-file, --" + k.prefix + "rsa-public/--" + k.prefix +
-			"rsa-private, --" + k.prefix + "keyvault or --" + k.prefix + "pkcs11-*")
-	case 1:
-		return krs[0], nil
-	}
-	return keyring.NewMulti(krs[0], krs[1:]...), nil
+	return krs, nil
 }

@@ -8,7 +8,8 @@
 //	geoseal inspect      show an object's header without a key
 //	geoseal put, get     upload (after the region guard allows the account) and download blobs
 //	geoseal rewrap       rotate a blob's keys without re-encrypting it
-//	geoseal rewrap-all   the same for a whole container
+//	geoseal rewrap-all   the same for a whole container: sharded, resumable, paced
+//	geoseal audit        what a container holds, for a compliance officer
 //	geoseal region       check an account location against EAR, ITAR or your policy
 //
 // Keys come from files (--key-file, --rsa-public, --rsa-private), Azure Key

@@ -22,7 +22,9 @@ import (
 //	.geoseal/jobs/NAME/shard-I-of-N
 //
 // in the container the job walks. It holds the listing marker a rerun
-// resumes from and the outcomes counted before it. Every write is
+// resumes from, the name of the blob whose snapshots or versions that
+// page of the listing starts with if that blob is done (skip), and the
+// outcomes counted before it. Every write is
 // conditional on the ETag the worker last saw (If-None-Match: * for the
 // first), so of two workers given the same job and shard, the second to
 // write fails with ErrCheckpointConflict instead of both advancing it. A
@@ -48,6 +50,7 @@ type checkpointState struct {
 	Shard     int              `json:"shard"`
 	Shards    int              `json:"shards"`
 	Marker    string           `json:"marker"`
+	Skip      string           `json:"skip,omitempty"`
 	Done      bool             `json:"done"`
 	Counts    map[string]int64 `json:"counts"`
 	Updated   time.Time        `json:"updated"`
@@ -111,7 +114,7 @@ func openCheckpoint(ctx context.Context, ctr *container.Client, spec *walkSpec) 
 	if st.Done {
 		return cp, st, nil
 	}
-	if err := cp.save(ctx, st.Marker, st.Counts, false); err != nil {
+	if err := cp.save(ctx, st.Marker, st.Skip, st.Counts, false); err != nil {
 		return nil, st, err
 	}
 	return cp, st, nil
@@ -132,26 +135,40 @@ func readCheckpoint(ctx context.Context, bb *blockblob.Client) (checkpointState,
 	if err != nil {
 		return st, "", err
 	}
+	st, err = parseCheckpoint(data)
+	return st, *resp.ETag, err
+}
+
+// parseCheckpoint decodes a checkpoint. What it accepts is what save
+// writes: one JSON object of the known fields, the known format, no
+// negative count. Anything else is not a checkpoint of ours.
+func parseCheckpoint(data []byte) (checkpointState, error) {
+	var st checkpointState
 	if len(data) > maxCheckpointSize {
-		return st, "", fmt.Errorf("%w: a checkpoint of more than %d bytes", ErrJobMismatch, maxCheckpointSize)
+		return st, fmt.Errorf("%w: a checkpoint of more than %d bytes", ErrJobMismatch, maxCheckpointSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil || st.Format != checkpointFormat {
-		return st, "", fmt.Errorf("%w: not a %s checkpoint (%v)", ErrJobMismatch, checkpointFormat, err)
+	if err := dec.Decode(&st); err != nil || dec.More() || st.Format != checkpointFormat {
+		return checkpointState{}, fmt.Errorf("%w: not a %s checkpoint (%v)", ErrJobMismatch, checkpointFormat, err)
+	}
+	for k, v := range st.Counts {
+		if v < 0 {
+			return checkpointState{}, fmt.Errorf("%w: count %q is %d", ErrJobMismatch, k, v)
+		}
 	}
 	if st.Counts == nil {
 		st.Counts = map[string]int64{}
 	}
-	return st, *resp.ETag, nil
+	return st, nil
 }
 
 // save records the marker a rerun resumes from and the outcomes counted
 // before it, conditional on the checkpoint being as this worker last saw
 // it.
-func (cp *checkpointer) save(ctx context.Context, marker string, counts map[string]int64, done bool) error {
+func (cp *checkpointer) save(ctx context.Context, marker, skip string, counts map[string]int64, done bool) error {
 	st := cp.state
-	st.Marker, st.Counts, st.Done, st.Updated = marker, maps.Clone(counts), done, time.Now().UTC()
+	st.Marker, st.Skip, st.Counts, st.Done, st.Updated = marker, skip, maps.Clone(counts), done, time.Now().UTC()
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

@@ -19,17 +19,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope/csev2"
-	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/internal/pysdk"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
-
-// testKeyring is the walker tests' name for formattest.NewAES, which the
-// blobstore branch switched the package's tests to; it goes when the
-// walker's tests use formattest.NewAES themselves.
-func testKeyring(t testing.TB) *keyring.AES { return formattest.NewAES(t) }
 
 // migrationFixture is a container with Azure client-side encrypted blobs
 // (testdata/csev2.json's) and a client that can read them.

@@ -163,14 +163,19 @@ func throttling(err error) (time.Duration, bool) {
 // x-ms-retry-after-ms, or Retry-After in seconds or as an HTTP date (the
 // headers azcore's retry policy honours, in its order).
 func retryAfter(h http.Header) time.Duration {
+	// Bounded before multiplying: a hostile header must not overflow into
+	// a negative wait.
+	bounded := func(n int64, unit time.Duration) time.Duration {
+		return time.Duration(min(n, int64(maxRetryAfter/unit))) * unit
+	}
 	for _, k := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
 		if ms, err := strconv.ParseInt(h.Get(k), 10, 64); err == nil && ms > 0 {
-			return min(time.Duration(ms)*time.Millisecond, maxRetryAfter)
+			return bounded(ms, time.Millisecond)
 		}
 	}
 	v := h.Get("Retry-After")
 	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 0 {
-		return min(time.Duration(s)*time.Second, maxRetryAfter)
+		return bounded(s, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return min(max(time.Until(t), 0), maxRetryAfter)

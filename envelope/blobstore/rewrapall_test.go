@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
@@ -115,7 +116,7 @@ func TestRewrapAll(t *testing.T) {
 	}
 	f.putRaw(t, "rot/onepiece", obj, md)
 
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	var got outcomes
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Prefix: "rot/", Concurrency: 3, Results: got.record})
 	if !errors.Is(err, ErrHeaderNotInOwnBlock) {
@@ -170,7 +171,7 @@ func TestRewrapAllRerun(t *testing.T) {
 	for i := range n {
 		f.upload(t, fmt.Sprintf("r/%02d", i), randomBytes(100*i), nil)
 	}
-	oldKR, newKR := counting(f.kr), counting(testKeyring(t))
+	oldKR, newKR := counting(f.kr), counting(formattest.NewAES(t))
 	client := f.newClient(t, oldKR, nil)
 	if resp, err := client.RewrapAll(ctx, newKR, nil); err != nil || resp.Rotated != n {
 		t.Fatalf("first run: %+v, %v", resp, err)
@@ -204,7 +205,7 @@ func TestRewrapAllRerun(t *testing.T) {
 func TestRewrapAllRequestsPerBlob(t *testing.T) {
 	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
 	ctx := context.Background()
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	const n = 5
 	for i := range n {
 		f.upload(t, fmt.Sprintf("rotate/%d", i), randomBytes(2*testBlock+i), &UploadOptions{
@@ -263,7 +264,7 @@ func TestRewrapAllStrippedMetadata(t *testing.T) {
 	if _, err := f.plain.NewBlobClient("doc").SetMetadata(ctx, map[string]*string{"owner": to.Ptr("carol")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	if _, err := f.client.RewrapAll(ctx, newKR, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestRewrapAllSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	var first outcomes
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Results: first.record})
 	if err != nil || resp != (RewrapAllResponse{Rotated: 2, OutsideKeys: 1, Done: true}) {
@@ -360,7 +361,7 @@ func TestRewrapAll429Storm(t *testing.T) {
 	client := f.newClient(t, kv, nil)
 	const n = 200
 	uploadMany(t, client, "storm/", n, 64)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	s.ResetCounts()
 	s.FailNext(60, http.StatusTooManyRequests)
 	var got outcomes
@@ -426,7 +427,7 @@ func TestRewrapAllCancelCommitted(t *testing.T) {
 		return nil, errLost
 	})
 	defer f.wire.Intercept(nil)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	var got outcomes
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Concurrency: 1, Results: got.record})
 	if !errors.Is(err, context.Canceled) {

@@ -227,12 +227,16 @@ func (it *walkItem) result(outcome string) WalkResult {
 }
 
 // A blobGroup is a blob and its snapshots and previous versions, which a
-// listing returns next to each other.
+// listing returns next to each other, possibly across pages.
 type blobGroup struct {
 	name   string
 	base   *walkItem  // nil when only snapshots or versions are left
 	copies []walkItem // snapshots and previous versions
-	page   int        // the page its first item was on
+
+	page int     // the page its first item was on
+	from *string // the marker of that page
+	// carried is the group whose rest that page starts with.
+	carried string
 }
 
 func (g *blobGroup) add(it walkItem) {
@@ -261,6 +265,7 @@ func (c *Client) walk(ctx context.Context, spec *walkSpec) (walkSummary, error) 
 	}
 	w := &walker{c: c, spec: spec, settled: map[string]int64{}, recent: map[int]map[string]int64{}}
 	var marker *string
+	var skip string
 	var sum walkSummary
 	if spec.job != "" {
 		cp, state, err := openCheckpoint(ctx, c.container, spec)
@@ -276,10 +281,10 @@ func (c *Client) walk(ctx context.Context, spec *walkSpec) (walkSummary, error) 
 			return walkSummary{counts: w.settled, resumed: true, done: true}, nil
 		}
 		if state.Marker != "" {
-			marker = &state.Marker
+			marker, skip = &state.Marker, state.Skip
 		}
 	}
-	done, err := w.pages(ctx, marker)
+	done, err := w.pages(ctx, marker, skip)
 	sum.counts, sum.done = w.totals(), done
 	return sum, err
 }
@@ -292,10 +297,12 @@ type listed struct {
 	err    error
 }
 
-// pages walks the listing from marker to its end: it hands out the groups
-// of each page, waits for them, and checkpoints. It returns whether it got
-// to the end.
-func (w *walker) pages(ctx context.Context, marker *string) (bool, error) {
+// pages walks the listing from marker to its end, skipping the leading
+// items named skip (the rest of a blob an earlier run finished, or of
+// another shard's): it hands
+// out the groups of each page, waits for them, and checkpoints. It returns
+// whether it got to the end.
+func (w *walker) pages(ctx context.Context, marker *string, skip string) (bool, error) {
 	opts := &container.ListBlobsFlatOptions{
 		Include: container.ListBlobsInclude{Metadata: true, Snapshots: true, Versions: true, Tags: true},
 		Marker:  marker,
@@ -327,8 +334,11 @@ func (w *walker) pages(ctx context.Context, marker *string) (bool, error) {
 	}
 
 	cur := fetch(marker)
-	var pending *blobGroup  // the group the listing may not be done with
-	var pendingFrom *string // the marker of the page it started on
+	// pending is the group the listing may not be done with; done the
+	// name of the last group handed out (or skipped), whose rest the next
+	// page may start with.
+	var pending *blobGroup
+	done := skip
 	for index := 0; ; index++ {
 		if cur.err != nil {
 			return false, cur.err
@@ -347,17 +357,25 @@ func (w *walker) pages(ctx context.Context, marker *string) (bool, error) {
 				g.Go(func() error { w.spec.visit(ctx, grp, w.reporter(grp.page)); return nil })
 			}
 		}
-		for _, it := range cur.items {
-			if pending != nil && pending.name == it.Name {
+		// carried is the group whose rest this page starts with.
+		carried := ""
+		for i, it := range cur.items {
+			switch {
+			case pending == nil && it.Name == done:
+				carried = done // the rest of a group already done: skip it
+				continue
+			case pending != nil && pending.name == it.Name:
+				if i == 0 {
+					carried = it.Name
+				}
 				pending.add(it)
 				continue
-			}
-			if pending != nil {
+			case pending != nil:
 				dispatch(pending)
+				done = pending.name
 			}
-			pending = &blobGroup{name: it.Name, page: index}
+			pending = &blobGroup{name: it.Name, page: index, from: cur.marker, carried: carried}
 			pending.add(it)
-			pendingFrom = cur.marker
 		}
 		var next listed
 		if ahead != nil {
@@ -365,22 +383,29 @@ func (w *walker) pages(ctx context.Context, marker *string) (bool, error) {
 		}
 		if pending != nil && (ahead == nil || next.err == nil && len(next.items) > 0 && next.items[0].Name != pending.name) {
 			dispatch(pending)
-			pending = nil
+			done, pending = pending.name, nil
 		}
 		g.Wait()
 		if err := context.Cause(ctx); err != nil {
 			return false, err
 		}
 		if ahead == nil {
-			return true, w.checkpoint(ctx, index+1, nil, true)
+			return true, w.checkpoint(ctx, index+1, nil, "", true)
 		}
-		// Resume where the first unfinished group of this shard started:
-		// the next page, or the page of a group that goes on there.
-		from, fromPage := cur.next, index+1
-		if pending != nil && w.spec.mine(pending.name) {
-			from, fromPage = pendingFrom, pending.page
+		// Resume where the first unfinished group of this shard started
+		// (the next page, or the page of a group that goes on there),
+		// skipping the rest of a group that page starts with if it is done
+		// or not this shard's.
+		var err error
+		switch {
+		case pending != nil && w.spec.mine(pending.name):
+			err = w.checkpoint(ctx, pending.page, pending.from, pending.carried, false)
+		case pending != nil:
+			err = w.checkpoint(ctx, index+1, cur.next, pending.name, false)
+		default:
+			err = w.checkpoint(ctx, index+1, cur.next, done, false)
 		}
-		if err := w.checkpoint(ctx, fromPage, from, false); err != nil {
+		if err != nil {
 			return false, err
 		}
 		cur = next
@@ -406,8 +431,9 @@ func (w *walker) reporter(page int) func(WalkResult) {
 
 // checkpoint settles the outcomes of the groups that started before page
 // fromPage (those a resume from marker from will not see again) and, for a
-// job, records from and the settled counts.
-func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, done bool) error {
+// job, records from, the name of the group whose rest that page starts
+// with (skip), and the settled counts.
+func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, skip string, done bool) error {
 	w.mu.Lock()
 	for p, m := range w.recent {
 		if p < fromPage {
@@ -429,7 +455,7 @@ func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, don
 	if from != nil {
 		marker = *from
 	}
-	return w.cp.save(ctx, marker, counts, done)
+	return w.cp.save(ctx, marker, skip, counts, done)
 }
 
 // totals returns every outcome counted, settled or not.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -39,7 +40,7 @@ func TestShards(t *testing.T) {
 	ctx := context.Background()
 	const n, shards = 40, 3
 	uploadMany(t, f.client, "s/", n, 16)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	seen := map[string]int{}
 	for shard := range shards {
 		var got outcomes
@@ -99,7 +100,7 @@ func TestRewrapAllJob(t *testing.T) {
 	f := newFixture(t, nil)
 	const n = 30
 	uploadMany(t, f.client, "j/", n, 16)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 
 	// Stop after 10 blobs, in pages of 4.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -164,7 +165,7 @@ func TestRewrapAllJob(t *testing.T) {
 func TestCheckpointConflict(t *testing.T) {
 	f := newFixture(t, nil)
 	uploadMany(t, f.client, "c/", 8, 8)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	var errA error
@@ -194,7 +195,7 @@ func TestJobMismatch(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	f.upload(t, "a/1", []byte("x"), nil)
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	if _, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Job: "j", Prefix: "a/"}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestJobMismatch(t *testing.T) {
 		kr   func() *countingKeyring
 	}{
 		{"another prefix", &RewrapAllOptions{Job: "j", Prefix: "b/"}, nil},
-		{"another target", &RewrapAllOptions{Job: "j", Prefix: "a/"}, func() *countingKeyring { return counting(testKeyring(t)) }},
+		{"another target", &RewrapAllOptions{Job: "j", Prefix: "a/"}, func() *countingKeyring { return counting(formattest.NewAES(t)) }},
 	} {
 		var kr keyring.Keyring = newKR
 		if tc.kr != nil {
