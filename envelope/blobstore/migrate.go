@@ -104,8 +104,11 @@ type MigrateOptions struct {
 	// version of the shard as soon as it is known, one call at a time.
 	Results func(WalkResult)
 
-	// pageSize bounds the listing's pages (tests).
-	pageSize int32
+	// PageSize bounds the blobs of a page of the listing (zero: the
+	// service's 5000). A Job is checkpointed after each page: a rerun
+	// after a crash lists again only the page it stopped in, whose blobs
+	// converted already are left alone without a request.
+	PageSize int32
 }
 
 // MigrateResponse counts what a Migrate did. For a resumed job it includes
@@ -180,7 +183,7 @@ func (c *Client) Migrate(ctx context.Context, opts *MigrateOptions) (MigrateResp
 		shards:      opts.Shards,
 		job:         opts.Job,
 		concurrency: int(firstNonZero(int64(opts.Concurrency), DefaultConcurrency)),
-		pageSize:    opts.pageSize,
+		pageSize:    opts.PageSize,
 		results:     m.record(opts.Results),
 		visit:       m.visit,
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/geoseal/geoseal/internal/testenv"
@@ -146,6 +147,14 @@ func Upload(t testing.TB, connectionString, container string, blobs []Blob) {
 
 // Algorithm is the key wrap algorithm the SDK writes in the metadata.
 func (k KEK) Algorithm() string { return k.algorithm }
+
+// File is the PEM file of an RSA key (empty for an AES key).
+func (k KEK) File() string {
+	if f, ok := strings.CutPrefix(k.spec, "rsa:"); ok {
+		return f
+	}
+	return ""
+}
 
 // KeyID is the key id the SDK writes in the metadata.
 func (k KEK) KeyID() string { return k.keyID }
