@@ -112,7 +112,7 @@ var getHelp = `Usage:
 
 	geoseal get --container NAME --blob NAME --out FILE [keys]
 	        [--require-context KEY=VALUE]... [--offset N --length N]
-	        [--format azure-cse-v2 [--key-id KID]] [--quiet]
+	        [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--quiet]
 
 get downloads the geoseal object in a blob and writes its plaintext to
 --out ("-": stdout). Every chunk is authenticated before any of its bytes
@@ -142,8 +142,15 @@ Flags:
 	                             CSE v2 blob is refused: the format has no context
 	                             to check (nor any authenticated metadata), so it
 	                             cannot hold the pairs required.
+	                             azure-cse-v1: read CSE v1 blobs too (and v2), the
+	                             SDKs' older AES-CBC format, which HAS NO
+	                             INTEGRITY PROTECTION: a modified blob decrypts to
+	                             altered data without any error, so get warns on
+	                             stderr whenever it reads one. Convert such blobs
+	                             with geoseal migrate. --require-context refuses
+	                             them too.
 	--allow-cse-v2               the same as --format azure-cse-v2
-	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
+	--key-id KID                 the id of --key-file or --rsa-private as a CSE
 	                             blob's metadata names it
 	--quiet                      no progress report
 
@@ -492,7 +499,7 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	offset := fs.Int64("offset", 0, "first plaintext byte")
 	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
 	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
+	format := fs.String("format", formatGeoseal, "geoseal, or azure-cse-v2 (azure-cse-v1) to read Azure CSE v2 (and v1) blobs too")
 	allowCSEv2 := fs.Bool("allow-cse-v2", false, "the same as --format azure-cse-v2")
 	keyID := fs.String("key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
 	keys := keyringFlags{}
@@ -506,16 +513,18 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *offset < 0 || *length < -1 {
 		return usageError(stderr, cmd, "--offset and --length must not be negative")
 	}
-	readCSEv2 := *allowCSEv2
+	readCSEv2, readCSEv1 := *allowCSEv2, false
 	switch *format {
 	case formatCSEv2:
 		readCSEv2 = true
+	case formatCSEv1:
+		readCSEv2, readCSEv1 = true, true
 	case formatGeoseal:
 	default:
-		return usageError(stderr, cmd, "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+		return usageError(stderr, cmd, "unknown --format %q (want geoseal, azure-cse-v2 or azure-cse-v1)", *format)
 	}
 	if *keyID != "" && !readCSEv2 {
-		return usageError(stderr, cmd, "--key-id needs --format azure-cse-v2")
+		return usageError(stderr, cmd, "--key-id needs --format azure-cse-v2 or azure-cse-v1")
 	}
 	cc, err := b.containerClient()
 	if err != nil {
@@ -545,7 +554,7 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
-		opts0 = &blobstore.ClientOptions{CSEv2: resolver}
+		opts0 = &blobstore.ClientOptions{CSEv2: resolver, ReadCSEv1: readCSEv1}
 	}
 	client, err := blobstore.NewClient(cc, kr, guard, opts0)
 	if err != nil {
@@ -574,6 +583,10 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	r := dl.Body
 	defer r.Close()
+	if dl.Properties.Format == blobstore.FormatCSEv1 {
+		// Whatever --quiet says: nothing authenticates what is written.
+		fmt.Fprintf(stderr, v1Warning, quoteUntrusted(b.blob))
+	}
 	p := newProgress(stderr, "downloading "+b.blob, "B", -1, *quiet)
 	if _, err := copyContext(ctx, dst, progressReader{r, p}); err != nil {
 		return blobFail(stderr, cmd, err)

@@ -201,6 +201,8 @@ func explain(err error) error {
 		return fmt.Errorf("the object's header was modified: %w", err)
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
+	case errors.Is(err, blobstore.ErrCSEv1NotEnabled):
+		return fmt.Errorf("the blob uses Azure client-side encryption v1, which has no integrity protection: get reads it only with --format azure-cse-v1 and its key (--key-id with --key-file or --rsa-private, or --keyvault); geoseal migrate converts it: %w", err)
 	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
 		return fmt.Errorf("the blob uses Azure client-side encryption v2: which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
