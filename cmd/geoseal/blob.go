@@ -242,6 +242,8 @@ Flags:
 	                    (0: no limit); whatever the rate, a KMS that throttles
 	                    (429) makes the worker back off as a whole and retry
 	--concurrency N     blobs rotated at once (default 16)
+	--page-size N       blobs per page of the listing, 1 to 5000 (default
+	                    5000); a job records its progress after each page
 	--delete-snapshots  delete the snapshots and previous versions wrapped for
 	                    other keys, once their blob is rotated (never by
 	                    default)
@@ -681,6 +683,7 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	job := fs.String("job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
 	kmsRate := fs.Float64("kms-rate", 0, "keyring calls per second (0: no limit)")
 	concurrency := fs.Int("concurrency", 0, "blobs at once")
+	pageSize := fs.Int("page-size", 0, "blobs per page of the listing (1..5000)")
 	deleteSnapshots := fs.Bool("delete-snapshots", false, "delete snapshots and versions under other keys once their blob is rotated")
 	asJSON := fs.Bool("json", false, "JSON lines")
 	quiet := fs.Bool("quiet", false, "no progress report")
@@ -711,6 +714,7 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		Job:             *job,
 		KMSRate:         *kmsRate,
 		Concurrency:     *concurrency,
+		PageSize:        *pageSize,
 		DeleteSnapshots: *deleteSnapshots,
 		Results: func(r blobstore.WalkResult) {
 			p.add(1)

@@ -42,7 +42,9 @@ type AuditOptions struct {
 	// snapshot and version (OutcomeAudited), one call at a time.
 	Results func(WalkResult)
 
-	pageSize int32 // tests
+	// PageSize bounds the blobs of one page of the listing, as for
+	// RewrapAll.
+	PageSize int
 }
 
 // Kinds of findings. A compliance officer reads them in this order.
@@ -217,7 +219,7 @@ func (c *Client) Audit(ctx context.Context, opts *AuditOptions) (AuditResponse, 
 		shard:       opts.Shard,
 		shards:      opts.Shards,
 		concurrency: int(firstNonZero(int64(opts.Concurrency), DefaultWalkConcurrency)),
-		pageSize:    opts.pageSize,
+		pageSize:    opts.PageSize,
 		results:     opts.Results,
 		visit:       a.visit,
 	}
