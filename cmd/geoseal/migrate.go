@@ -159,8 +159,8 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageError(stderr, cmd, "--to geoseal is required (the only format migrate converts to)")
 	case *dryRun && *job != "":
 		return usageError(stderr, cmd, "--dry-run writes nothing, so it takes no --job (checkpoints are writes)")
-	case *pageSize < 0 || *pageSize > 5000:
-		return usageError(stderr, cmd, "--page-size %d: want 1 to 5000 (0: 5000)", *pageSize)
+	case *pageSize < 0 || *pageSize > blobstore.MaxPageSize:
+		return usageError(stderr, cmd, "--page-size %d: want 1 to %d (0: %d)", *pageSize, blobstore.MaxPageSize, blobstore.MaxPageSize)
 	}
 	si, sn, err := parseShard(*shard)
 	if err != nil {
@@ -203,7 +203,7 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Job:             *job,
 		KMSRate:         *kmsRate,
 		Concurrency:     *concurrency,
-		PageSize:        int32(*pageSize),
+		PageSize:        *pageSize,
 		DryRun:          *dryRun,
 		DeleteSnapshots: *deleteSnapshots,
 		Results: func(r blobstore.WalkResult) {

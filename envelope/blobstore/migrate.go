@@ -104,11 +104,12 @@ type MigrateOptions struct {
 	// version of the shard as soon as it is known, one call at a time.
 	Results func(WalkResult)
 
-	// PageSize bounds the blobs of a page of the listing (zero: the
-	// service's 5000). A Job is checkpointed after each page: a rerun
-	// after a crash lists again only the page it stopped in, whose blobs
-	// converted already are left alone without a request.
-	PageSize int32
+	// PageSize bounds the blobs of one page of the listing, 1 to
+	// MaxPageSize; zero means MaxPageSize. A Job is checkpointed after
+	// each page: a rerun after a crash lists again only the page it
+	// stopped in, whose blobs converted already are left alone without a
+	// request.
+	PageSize int
 }
 
 // MigrateResponse counts what a Migrate did. For a resumed job it includes
