@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -395,7 +396,7 @@ func (m *migration) convert(ctx context.Context, it *walkItem, src *migrationSou
 		res.Outcome = OutcomeNotMigrated
 		return res
 	}
-	if err := old.decrypt(ctx, m.keys); err != nil {
+	if err := old.decrypt(ctx, m.keys, m.c.opts.Logger); err != nil {
 		res.Err = err
 		return res
 	}
@@ -503,9 +504,10 @@ func downloadHeaders(resp *blob.DownloadStreamResponse) blob.HTTPHeaders {
 }
 
 // decrypt unwraps the blob's content key with keys and starts reading its
-// plaintext.
-func (o *oldBlob) decrypt(ctx context.Context, keys csev2.KeyResolver) error {
-	var read *csev2.ReaderOptions
+// plaintext. log, when set, gets csev2's record of the unwrap (its reason,
+// when it fails: csev2.ErrUnwrap does not say).
+func (o *oldBlob) decrypt(ctx context.Context, keys csev2.KeyResolver, log *slog.Logger) error {
+	read := &csev2.ReaderOptions{Logger: log}
 	switch o.format {
 	case FormatCSEv2:
 		o.lo = cseV2PlaintextSize(o.size, o.ed.EncryptedRegionInfo.DataLength)
@@ -519,7 +521,7 @@ func (o *oldBlob) decrypt(ctx context.Context, keys csev2.KeyResolver) error {
 			return csev2.ErrV1Decrypt
 		}
 		o.lo, o.hi = o.size-aes.BlockSize, o.size-1
-		read = &csev2.ReaderOptions{ReadCSEv1: true}
+		read.ReadCSEv1 = true
 	default:
 		return fmt.Errorf("blobstore: cannot migrate %s", o.format)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -382,8 +383,12 @@ func TestMigrateFailures(t *testing.T) {
 	for name := range failing {
 		before[name] = m.stored(t, name)
 	}
+	// The reason csev2.ErrUnwrap does not give goes to the client's
+	// Logger.
+	var log bytes.Buffer
+	c := m.newClient(t, m.kr, &ClientOptions{CSEv2: m.resolver, Logger: slog.New(slog.NewJSONHandler(&log, nil))})
 	var got outcomes
-	resp, err := m.client.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Results: got.record})
+	resp, err := c.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Results: got.record})
 	if err == nil || resp.Migrated != 1 || resp.Failed != int64(len(failing)) {
 		t.Fatalf("Migrate: %+v, %v", resp, err)
 	}
@@ -398,6 +403,9 @@ func TestMigrateFailures(t *testing.T) {
 		if !m.stored(t, name).same(before[name]) {
 			t.Errorf("%s was changed by a failed migration", name)
 		}
+	}
+	if !strings.Contains(log.String(), `"msg":"csev2 unwrap"`) || !strings.Contains(log.String(), `"outcome":"failed","reason":"key-encryption key: `) {
+		t.Errorf("the Logger got no reason for the forged key:\n%s", log.String())
 	}
 }
 
