@@ -278,22 +278,30 @@ func TestMigrateOptions(t *testing.T) {
 }
 
 // TestMigrateConcurrentChange: a writer that replaces a blob while it is
-// being converted is never overwritten. Changed once, the blob is
+// being converted is never overwritten, whether it writes between the read
+// of the old blob and the upload (where only the condition on the read's
+// ETag sees it) or while the upload stages. Changed once, the blob is
 // converted from the writer's version; changed at every attempt, it is
 // reported with ErrBlobChanged and the writer's version stands.
 func TestMigrateConcurrentChange(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		always bool
-	}{{"once", false}, {"every attempt", true}} {
+		when   string // the request of the upload the writer goes before
+	}{
+		{"once, before the upload", false, http.MethodHead},
+		{"every attempt, before the upload", true, http.MethodHead},
+		{"once, while staging", false, http.MethodPut},
+		{"every attempt, while staging", true, http.MethodPut},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMigrationFixture(t)
 			ctx := context.Background()
 			m.putCSE(t, "race", 100000, cseBlobOptions{})
 			m.putCSE(t, "calm", 5000, cseBlobOptions{})
 			// The other writer stores another CSE v2 blob (of 5000 bytes)
-			// just as a conversion of "race", having read it, stages its
-			// first block.
+			// just as a conversion of "race", having read it, pins it
+			// (HEAD) or stages its first block (PUT).
 			var armed atomic.Bool
 			var raced atomic.Int32
 			m.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
@@ -301,7 +309,7 @@ func TestMigrateConcurrentChange(t *testing.T) {
 					switch {
 					case req.Method == http.MethodGet && req.URL.RawQuery == "":
 						armed.Store(tc.always || raced.Load() == 0)
-					case req.Method == http.MethodPut && req.URL.Query().Get("comp") == "block" && armed.Swap(false):
+					case req.Method == tc.when && (tc.when == http.MethodHead || req.URL.Query().Get("comp") == "block") && armed.Swap(false):
 						raced.Add(1)
 						m.putCSE(t, "race", 5000, cseBlobOptions{metadata: map[string]*string{"writer": to.Ptr(fmt.Sprint(raced.Load()))}})
 					}
@@ -371,13 +379,28 @@ func TestMigrateFailures(t *testing.T) {
 	m.putEncrypted(t, "forged-key", big.Ciphertext, string(js), cseBlobOptions{})
 	// Metadata that is no client-side encryption this package reads.
 	m.putEncrypted(t, "malformed", big.Ciphertext, `{"EncryptionAgent":{"Protocol":"3.0"}}`, cseBlobOptions{})
+	// Whole, but its body ends early in transit, at a region boundary
+	// (where CSE v2 cannot see a cut), without the transport noticing.
+	m.putCSE(t, "cut-in-transit", 100000, cseBlobOptions{})
+	m.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		resp, err := send(req)
+		if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/cut-in-transit") {
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.LimitReader(resp.Body, 10*(4096+csev2.Overhead)), resp.Body}
+		}
+		return resp, err
+	})
+	defer m.wire.Intercept(nil)
 
 	failing := map[string]error{
-		"tampered":    csev2.ErrAuthentication,
-		"cut":         csev2.ErrTruncated,
-		"unknown-key": csev2.ErrKeyNotFound,
-		"forged-key":  csev2.ErrUnwrap,
-		"malformed":   ErrNotGeoseal,
+		"tampered":       csev2.ErrAuthentication,
+		"cut":            csev2.ErrTruncated,
+		"unknown-key":    csev2.ErrKeyNotFound,
+		"forged-key":     csev2.ErrUnwrap,
+		"malformed":      ErrNotGeoseal,
+		"cut-in-transit": csev2.ErrTruncated,
 	}
 	before := map[string]stored{}
 	for name := range failing {
