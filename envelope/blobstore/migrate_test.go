@@ -159,6 +159,7 @@ func TestMigrate(t *testing.T) {
 	if puts, reqs := m.wire.Puts.Load(), m.wire.Requests.Load(); puts != 3*4 || reqs > 1+5*4 {
 		t.Errorf("Migrate made %d requests, %d PUTs (%v); want one listing and at most 5 per converted blob, 3 of them PUTs", reqs, puts, m.wire)
 	}
+	t.Logf("4 blobs converted, 2 left: %v", m.wire)
 	if w := m.kr.wraps.Load(); w != 4 || m.resolver.n.Load() != 4 {
 		t.Errorf("%d wraps and %d key lookups for 4 blobs", w, m.resolver.n.Load())
 	}
