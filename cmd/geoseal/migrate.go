@@ -146,8 +146,12 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	deleteSnapshots := fs.Bool("delete-snapshots", false, "delete snapshots and versions in an old format once their blob is converted")
 	asJSON := fs.Bool("json", false, "JSON lines")
 	quiet := fs.Bool("quiet", false, "no progress report")
+	// The old blobs have one key-encryption key, as Azure CSE names it: the
+	// keyring flags that can be one.
 	keys, newKeys := keyringFlags{}, keyringFlags{prefix: "to-"}
-	keys.register(fs)
+	fs.Var(&keys.keyFiles, "key-file", "the old blobs' AES-256 key file (A256KW), with --key-id")
+	fs.Var(&keys.rsaPrivate, "rsa-private", "the old blobs' RSA private key PEM, with --key-id")
+	fs.Var(&keys.keyVault, "keyvault", "the old blobs' Key Vault / Managed HSM key URL")
 	newKeys.register(fs)
 	if code, ok := parseArgs(fs, args, stderr); !ok {
 		return code
