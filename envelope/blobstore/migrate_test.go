@@ -24,6 +24,7 @@ import (
 	"github.com/geoseal/geoseal/internal/pysdk"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
+	"go.uber.org/goleak"
 )
 
 // migrationFixture is a container with Azure client-side encrypted blobs
@@ -651,4 +652,49 @@ func TestMigratePython(t *testing.T) {
 	if r := got.m["1.0/broken-padding"]; r.Outcome != OutcomeFailed || !errors.Is(r.Err, csev2.ErrV1Decrypt) || !f.stored(t, "1.0/broken-padding").same(broken) {
 		t.Errorf("broken padding: %+v", r)
 	}
+}
+
+// TestMigrateCancel cancels a migration while its first commit is on the
+// wire and loses the response: that blob was committed, and is reported
+// as migrated, never as failed; the blobs not yet started are not reported
+// and stay as they were; no goroutine is left behind.
+func TestMigrateCancel(t *testing.T) {
+	m := newMigrationFixture(t)
+	for i := range 5 {
+		m.putCSE(t, fmt.Sprintf("c/%d", i), 5000, cseBlobOptions{})
+	}
+	before := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once atomic.Bool
+	m.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		if !isCommit(req) || !once.CompareAndSwap(false, true) {
+			return send(req)
+		}
+		cancel()
+		resp, err := send(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errLost
+	})
+	defer m.wire.Intercept(nil)
+	var got outcomes
+	resp, err := m.client.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: 1, Results: got.record})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Migrate cancelled: %v", err)
+	}
+	if resp.Migrated != 1 || resp.Failed != 0 || got.n != 1 || got.of("c/0") != OutcomeMigrated {
+		t.Fatalf("after a cancel during the first commit: %+v, results %v", resp, got.m)
+	}
+	if s := m.stored(t, "c/0"); s.hasEncryptionData() || mdGet(s.metadata, metaVersion) != metaVersionValue {
+		t.Fatalf("c/0 after the cancelled migration: %v", s.metadata)
+	}
+	for i := 1; i < 5; i++ {
+		if s := m.stored(t, fmt.Sprintf("c/%d", i)); !bytes.Equal(s.data, m.blobs[5000].Ciphertext) {
+			t.Errorf("c/%d was changed", i)
+		}
+	}
+	m.transport.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 }
