@@ -723,6 +723,11 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	} else {
 		fmt.Fprintf(stdout, "%s\n", summary)
 	}
+	if resp.Resumed && resp.Done && resp.Failed > 0 && err == nil && !*quiet {
+		// A finished job does not try its failures again.
+		fmt.Fprintf(stderr, "geoseal %s: job %s is done; %d blobs failed in its runs (see their output): rerun under another --job name, or without one, to try them again (blobs already rotated cost one request each)\n",
+			cmd, quoteUntrusted(*job), resp.Failed)
+	}
 	if err != nil && resp.Failed == 0 {
 		return blobFail(stderr, cmd, err)
 	}
