@@ -105,6 +105,29 @@ func (r result) want(t *testing.T, code int) result {
 	return r
 }
 
+// errorLine checks that stderr is one error line, "geoseal CMD: ...",
+// shorter than 200 characters and free of the service's XML, optionally
+// followed (for a usage error) by the line pointing to the command's help,
+// and returns the error line.
+func errorLine(t *testing.T, stderr string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) == 2 && strings.HasPrefix(lines[1], "run 'geoseal") && strings.HasSuffix(lines[1], " --help'") {
+		lines = lines[:1]
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "geoseal ") || !strings.HasSuffix(stderr, "\n") {
+		t.Errorf("stderr is not one error line: %q", stderr)
+		return stderr
+	}
+	if n := len([]rune(lines[0])); n >= 200 {
+		t.Errorf("error line of %d characters: %q", n, lines[0])
+	}
+	if strings.Contains(lines[0], "<?xml") || strings.Contains(lines[0], "</") {
+		t.Errorf("error line holds XML: %q", lines[0])
+	}
+	return lines[0]
+}
+
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)

@@ -41,7 +41,8 @@ func (c *cseFlags) used() bool {
 
 // cseKEK builds the one key-encryption key CSE v2 allows from the keyring
 // flags. Encrypting takes a public RSA key; decrypting a private one.
-func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+func cseKEK(ctx context.Context, env *environment, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+	keys.useEnvDefaults(env)
 	n := len(keys.keyFiles) + len(keys.rsaPublic) + len(keys.rsaPrivate) + len(keys.keyVault)
 	if n != 1 || len(keys.pkcs11Keys)+len(keys.pkcs11Modules)+len(keys.pkcs11Tokens) > 0 {
 		return nil, nil, errors.New("--format azure-cse-v2 takes exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
@@ -50,7 +51,7 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 		if keyID != "" {
 			return nil, nil, errors.New("--key-id does not apply to --keyvault: the versioned key URL is the key id")
 		}
-		return keyVaultKEK(ctx, keys.keyVault[0], encrypt)
+		return keyVaultKEK(ctx, env, keys.keyVault[0], encrypt)
 	}
 	if keyID == "" {
 		return nil, nil, errors.New("--key-id is required with --key-file and --rsa-*: it names the key in the metadata")
@@ -90,16 +91,16 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 // keyVaultKEK returns a Key Vault KEK for encrypting (the key's current
 // version, if keyURL names none) and a resolver for decrypting that accepts
 // the metadata's key id when it is keyURL, or a version of it.
-func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+func keyVaultKEK(ctx context.Context, env *environment, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
 	vault, _, _, err := kvurl.Parse(keyURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--keyvault: %w", err)
 	}
-	cred, err := azureCredential()
+	cred, err := env.credential()
 	if err != nil {
 		return nil, nil, fmt.Errorf("credential for --keyvault (azidentity default chain): %w", err)
 	}
-	client, err := azkeys.NewClient(vault, cred, keyVaultClientOptions)
+	client, err := azkeys.NewClient(vault, cred, env.keyVaultOptions())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,102 +112,103 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 	return kek, nil, err
 }
 
-func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "encrypt"
+func encryptCSEv2(ctx context.Context, env *environment, in, out string, keys *keyringFlags, cse *cseFlags) error {
 	if in == "" || out == "" || cse.metadataOut == "" {
-		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata-out")
+		return usageErrorf("--format azure-cse-v2 needs --in, --out and --metadata-out")
 	}
 	if cse.metadataOut == "-" && out == "-" {
-		return usageError(stderr, cmd, "--out and --metadata-out cannot both be stdout")
+		return usageErrorf("--out and --metadata-out cannot both be stdout")
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	kek, _, err := cseKEK(ctx, keys, cse.keyID, true)
+	if out == "-" && env.terminal(env.stdout) {
+		return usageErrorf("refusing to write ciphertext to a terminal; use --out FILE or a pipe")
+	}
+	kek, _, err := cseKEK(ctx, env, keys, cse.keyID, true)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	opts := &csev2.WriterOptions{}
-	if cse.regionLength != 0 {
-		opts.Protocol, opts.RegionLength = csev2.Protocol21, cse.regionLength
-	}
-	src, size, closeIn, err := openInput(in, stdin)
+	src, size, closeIn, err := openInput(in, env.stdin)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, stdout)
+	dst, err := createOutput(out, env.stdout)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer dst.abort()
-	if out == "-" && isTerminal(stdout) {
-		return usageError(stderr, cmd, "refusing to write ciphertext to a terminal; use --out FILE or a pipe")
-	}
-	md, err := createOutput(cse.metadataOut, stdout)
+	md, err := createOutput(cse.metadataOut, env.stdout)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer md.abort()
 
-	w, err := csev2.NewWriter(ctx, dst, kek, opts)
+	w, err := csev2.NewWriter(ctx, dst, kek, cse.writerOptions())
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	p := newProgress(stderr, "encrypting "+displayName(in), "B", size, quiet)
+	p := env.newProgress("encrypting "+displayName(in), "B", size)
 	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := w.Close(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	js, err := w.EncryptionData().Marshal()
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if _, err := md.Write(append(js, '\n')); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := md.commit(); err != nil {
 		dst.undo() // a body without its metadata cannot be decrypted
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return nil
 }
 
-func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool, offset, length int64, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "decrypt"
+// writerOptions are the CSE v2 writer's options the flags ask for.
+func (c *cseFlags) writerOptions() *csev2.WriterOptions {
+	opts := &csev2.WriterOptions{}
+	if c.regionLength != 0 {
+		opts.Protocol, opts.RegionLength = csev2.Protocol21, c.regionLength
+	}
+	return opts
+}
+
+func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
+	in, out, cse := c.in, c.out, &c.cse
+	ranged := c.offset != 0 || c.length >= 0
 	if in == "" || out == "" || cse.metadata == "" {
-		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata")
+		return usageErrorf("--format azure-cse-v2 needs --in, --out and --metadata")
 	}
 	if ranged && in == "-" {
-		return usageError(stderr, cmd, "--offset and --length need --in to be a file, not stdin")
+		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	mdBytes, err := readBounded(cse.metadata, stdin, csev2.MaxEncryptionDataSize)
+	mdBytes, err := readBounded(cse.metadata, env.stdin, csev2.MaxEncryptionDataSize)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	ed, err := csev2.ParseEncryptionData(bytes.TrimSpace(mdBytes))
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, fmt.Errorf("%s: %w", cse.metadata, err))
+		return fmt.Errorf("%s: %w", cse.metadata, err)
 	}
-	_, resolver, err := cseKEK(ctx, keys, cse.keyID, false)
+	_, resolver, err := cseKEK(ctx, env, &c.keys, cse.keyID, false)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(in, stdin)
+	src, size, closeIn, err := openInput(in, env.stdin)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, stdout)
+	dst, err := createOutput(out, env.stdout)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 
@@ -215,34 +217,34 @@ func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
-			return usageError(stderr, cmd, "--offset and --length need --in to be a regular file")
+			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
 		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, nil)
 		if err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+			return err
 		}
-		start := min(offset, ra.Size())
+		start := min(c.offset, ra.Size())
 		end := ra.Size()
-		if length >= 0 && start+length < end && start+length >= start {
-			end = start + length
+		if c.length >= 0 && start+c.length < end && start+c.length >= start {
+			end = start + c.length
 		}
 		total = end - start
 		plain = io.NewSectionReader(ra, start, total)
 	} else {
 		plain, err = csev2.NewReader(ctx, src, ed, resolver, nil)
 		if err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+			return err
 		}
 	}
-	p := newProgress(stderr, "decrypting "+displayName(in), "B", total, quiet)
+	p := env.newProgress("decrypting "+displayName(in), "B", total)
 	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return nil
 }
 
 // readBounded reads at most limit bytes of path ("-": stdin).

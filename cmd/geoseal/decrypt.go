@@ -1,23 +1,13 @@
 package main
 
 import (
-	"errors"
-	"fmt"
+	"context"
+	"flag"
 	"io"
 	"os"
 
 	"github.com/geoseal/geoseal/envelope"
-	"github.com/geoseal/geoseal/keyring"
 )
-
-func init() {
-	register(command{
-		name:    "decrypt",
-		summary: "decrypt a geoseal object (or an Azure CSE v2 blob with --format azure-cse-v2)",
-		run:     runDecrypt,
-		help:    helpFor(decryptHelp),
-	})
-}
 
 var decryptHelp = `Usage:
 
@@ -79,122 +69,104 @@ const (
 	formatCSEv2   = "azure-cse-v2"
 )
 
-func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("decrypt", stderr, helpFor(decryptHelp))
-	in := fs.String("in", "", "object file, or - for stdin")
-	out := fs.String("out", "", "plaintext file, or - for stdout")
-	var req contextFlag
-	fs.Var(&req, "require-context", "required context pair KEY=VALUE (repeatable)")
-	offset := fs.Int64("offset", 0, "first plaintext byte")
-	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal or azure-cse-v2")
-	var cse cseFlags
-	cse.registerDecrypt(fs)
-	keys := keyringFlags{}
-	keys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type decryptCmd struct {
+	in, out        string
+	requireContext contextFlag
+	offset, length int64
+	format         string
+	cse            cseFlags
+	keys           keyringFlags
+}
+
+func (c *decryptCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "object file, or - for stdin")
+	fs.StringVar(&c.out, "out", "", "plaintext file, or - for stdout")
+	fs.Var(&c.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
+	fs.Int64Var(&c.offset, "offset", 0, "first plaintext byte")
+	fs.Int64Var(&c.length, "length", -1, "plaintext bytes from --offset (default: to the end)")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
+	c.cse.registerDecrypt(fs)
+	c.keys.register(fs)
+}
+
+func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	if *offset < 0 || *length < -1 {
-		return usageError(stderr, "decrypt", "--offset and --length must not be negative")
+	if c.offset < 0 || c.length < -1 {
+		return usageErrorf("--offset and --length must not be negative")
 	}
-	ranged := *offset != 0 || *length >= 0
-	switch *format {
+	ranged := c.offset != 0 || c.length >= 0
+	switch c.format {
 	case formatCSEv2:
-		if len(req.ctx) > 0 {
-			return usageError(stderr, "decrypt", "--require-context does not apply to --format azure-cse-v2")
+		if len(c.requireContext.ctx) > 0 {
+			return usageErrorf("--require-context does not apply to --format azure-cse-v2")
 		}
-		return decryptCSEv2(*in, *out, &keys, &cse, ranged, *offset, *length, *quiet, stdin, stdout, stderr)
+		return decryptCSEv2(ctx, env, c)
 	case formatGeoseal:
-		if cse.used() {
-			return usageError(stderr, "decrypt", "--key-id and --metadata need --format azure-cse-v2")
+		if c.cse.used() {
+			return usageErrorf("--key-id and --metadata need --format azure-cse-v2")
 		}
 	default:
-		return usageError(stderr, "decrypt", "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
 	}
-	if *in == "" || *out == "" {
-		return usageError(stderr, "decrypt", "--in and --out are required")
+	if c.in == "" || c.out == "" {
+		return usageErrorf("--in and --out are required")
 	}
-	if ranged && *in == "-" {
-		return usageError(stderr, "decrypt", "--offset and --length need --in to be a file, not stdin")
+	if ranged && c.in == "-" {
+		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
 
-	ctx, cancel := commandContext()
-	defer cancel()
 	var cl closers
 	defer cl.close()
-	kr, err := keys.build(ctx, "decrypt", &cl)
+	kr, err := c.keys.build(ctx, env, "decrypt", &cl)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(*in, stdin)
+	src, size, closeIn, err := openInput(c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(*out, stdout)
+	dst, err := createOutput(c.out, env.stdout)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 
-	opts := &envelope.DecryptOptions{RequireContext: req.ctx}
+	opts := &envelope.DecryptOptions{RequireContext: c.requireContext.ctx}
 	var plain io.Reader
 	total := int64(-1)
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
-			return usageError(stderr, "decrypt", "--offset and --length need --in to be a regular file")
+			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
 		ra, err := envelope.DecryptAt(ctx, f, size, kr, opts)
 		if err != nil {
-			return fail(stderr, "decrypt", exitUsage, explain(err))
+			return err
 		}
 		end := ra.Size()
-		if *length >= 0 && *offset+*length < end && *offset+*length >= *offset {
-			end = *offset + *length
+		if c.length >= 0 && c.offset+c.length < end && c.offset+c.length >= c.offset {
+			end = c.offset + c.length
 		}
-		start := min(*offset, ra.Size())
+		start := min(c.offset, ra.Size())
 		total = end - start
 		plain = io.NewSectionReader(ra, start, total)
 	} else {
 		plain, err = envelope.Decrypt(ctx, src, kr, opts)
 		if err != nil {
-			return fail(stderr, "decrypt", exitUsage, explain(err))
+			return err
 		}
 		total = size // the object's size: a close enough yardstick
 	}
-	p := newProgress(stderr, "decrypting "+displayName(*in), "B", total, *quiet)
+	p := env.newProgress("decrypting "+displayName(c.in), "B", total)
 	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
-		return fail(stderr, "decrypt", exitUsage, explain(err))
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
-}
-
-// explain prefixes errors whose package text is terse for a person at a
-// terminal with what they mean; the original error stays in the chain.
-func explain(err error) error {
-	var nm *keyring.NoMatchError
-	switch {
-	case errors.As(err, &nm):
-		return fmt.Errorf("none of the keys given opens this object: %w", err)
-	case errors.Is(err, envelope.ErrBodyTampered):
-		return fmt.Errorf("the object was modified, truncated or extended: %w", err)
-	case errors.Is(err, envelope.ErrHeaderTampered), errors.Is(err, envelope.ErrCommitment):
-		return fmt.Errorf("the object's header was modified: %w", err)
-	case errors.Is(err, errCSEv2NoContext):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2, which has no encryption context: --require-context refuses it: %w", err)
-	case errors.Is(err, envelope.ErrContextMismatch):
-		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
-	case errors.Is(err, envelope.ErrCSEv2NotConfigured):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2, which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
-	case errors.Is(err, envelope.ErrNotGeoseal):
-		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)
-	}
-	return err
+	return nil
 }

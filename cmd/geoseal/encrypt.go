@@ -3,22 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
 	"github.com/geoseal/geoseal/envelope"
 )
-
-func init() {
-	register(command{
-		name:    "encrypt",
-		summary: "encrypt a file into a geoseal object (or Azure CSE v2 with --format azure-cse-v2)",
-		run:     runEncrypt,
-		help:    helpFor(encryptHelp),
-	})
-}
 
 var encryptHelp = `Usage:
 
@@ -77,87 +67,85 @@ terminal, a line every few seconds otherwise.
 Exit status: 0 written, 1 on any error (nothing is left under --out).
 `
 
-// commandContext is cancelled by an interrupt, so that an encryption or
-// upload stops cleanly and leaves no partial output.
-func commandContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+type encryptCmd struct {
+	in, out   string
+	context   contextFlag
+	chunkSize int
+	format    string
+	cse       cseFlags
+	keys      keyringFlags
 }
 
-func runEncrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("encrypt", stderr, helpFor(encryptHelp))
-	in := fs.String("in", "", "plaintext file, or - for stdin")
-	out := fs.String("out", "", "object file, or - for stdout")
-	var ec contextFlag
-	fs.Var(&ec, "context", "encryption context KEY=VALUE (repeatable)")
-	chunkSize := fs.Int("chunk-size", 0, "plaintext bytes per chunk")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal or azure-cse-v2")
-	var cse cseFlags
-	cse.registerEncrypt(fs)
-	keys := keyringFlags{}
-	keys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+func (c *encryptCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "plaintext file, or - for stdin")
+	fs.StringVar(&c.out, "out", "", "object file, or - for stdout")
+	fs.Var(&c.context, "context", "encryption context KEY=VALUE (repeatable)")
+	fs.IntVar(&c.chunkSize, "chunk-size", 0, "plaintext bytes per chunk")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
+	c.cse.registerEncrypt(fs)
+	c.keys.register(fs)
+}
+
+func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	switch *format {
+	switch c.format {
 	case formatCSEv2:
-		if len(ec.ctx) > 0 || *chunkSize != 0 {
-			return usageError(stderr, "encrypt", "--context and --chunk-size do not apply to --format azure-cse-v2")
+		if len(c.context.ctx) > 0 || c.chunkSize != 0 {
+			return usageErrorf("--context and --chunk-size do not apply to --format azure-cse-v2")
 		}
-		return encryptCSEv2(*in, *out, &keys, &cse, *quiet, stdin, stdout, stderr)
+		return encryptCSEv2(ctx, env, c.in, c.out, &c.keys, &c.cse)
 	case formatGeoseal:
-		if cse.used() {
-			return usageError(stderr, "encrypt", "--key-id, --metadata-out and --region-length need --format azure-cse-v2")
+		if c.cse.used() {
+			return usageErrorf("--key-id, --metadata-out and --region-length need --format azure-cse-v2")
 		}
 	default:
-		return usageError(stderr, "encrypt", "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
 	}
-	if *in == "" || *out == "" {
-		return usageError(stderr, "encrypt", "--in and --out are required")
+	if c.in == "" || c.out == "" {
+		return usageErrorf("--in and --out are required")
 	}
-	if *chunkSize < 0 {
-		return usageError(stderr, "encrypt", "--chunk-size must be positive")
+	if c.chunkSize < 0 {
+		return usageErrorf("--chunk-size must be positive")
+	}
+	if c.out == "-" && env.terminal(env.stdout) {
+		return usageErrorf("refusing to write ciphertext to a terminal; use --out FILE or a pipe")
 	}
 
-	if *out == "-" && isTerminal(stdout) {
-		return usageError(stderr, "encrypt", "refusing to write ciphertext to a terminal; use --out FILE or a pipe")
-	}
-
-	ctx, cancel := commandContext()
-	defer cancel()
 	var cl closers
 	defer cl.close()
-	kr, err := keys.build(ctx, "encrypt", &cl)
+	kr, err := c.keys.build(ctx, env, "encrypt", &cl)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(*in, stdin)
+	src, size, closeIn, err := openInput(c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(*out, stdout)
+	dst, err := createOutput(c.out, env.stdout)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 
-	w, err := envelope.Encrypt(ctx, dst, kr, &envelope.EncryptOptions{Context: ec.ctx, ChunkSize: *chunkSize})
+	w, err := envelope.Encrypt(ctx, dst, kr, &envelope.EncryptOptions{Context: c.context.ctx, ChunkSize: c.chunkSize})
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
-	p := newProgress(stderr, "encrypting "+displayName(*in), "B", size, *quiet)
+	p := env.newProgress("encrypting "+displayName(c.in), "B", size)
 	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	if err := w.Close(); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return nil
 }
 
 // copyContext is io.Copy that stops when ctx is done (an interrupt).

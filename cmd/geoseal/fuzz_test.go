@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +36,7 @@ func FuzzFlagParsers(f *testing.F) {
 		case len(c.ctx) != 1 || c.ctx[k] != v:
 			t.Errorf("Set(%q) = %v", s, c.ctx)
 		}
-		if line := oneLine(errors.New(s)); strings.ContainsAny(line, "\r\n") {
+		if line := oneLine(s); strings.ContainsAny(line, "\r\n") {
 			t.Errorf("oneLine(%q) = %q spans lines", s, line)
 		} else if i := strings.IndexFunc(line, notPrinting); i >= 0 {
 			t.Errorf("oneLine(%q) = %q holds a non-printing character at %d", s, line, i)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -11,15 +13,6 @@ import (
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/stream"
 )
-
-func init() {
-	register(command{
-		name:    "inspect",
-		summary: "show a geoseal object's header (format, context, wrapped keys) without any key",
-		run:     runInspect,
-		help:    helpFor(inspectHelp),
-	})
-}
 
 const inspectHelp = `Usage:
 
@@ -72,27 +65,34 @@ type wrappedKeyInfo struct {
 	WrappedSize int    `json:"wrapped_size"`
 }
 
-func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("inspect", stderr, helpFor(inspectHelp))
-	in := fs.String("in", "", "object file, or - for stdin")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type inspectCmd struct {
+	in   string
+	json bool
+}
+
+func (c *inspectCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "object file, or - for stdin")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	src, _, closeIn, err := openInput(*in, stdin)
+	src, _, closeIn, err := openInput(c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, err)
+		return err
 	}
 	defer closeIn()
 	h, err := envelope.Inspect(src)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, explain(err))
+		return err
 	}
 	// Inspect leaves src at the body: count it rather than trust Stat, so
 	// stdin works too.
 	body, err := io.Copy(io.Discard, src)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, err)
+		return err
 	}
 	out := inspectOutput{
 		Version:     h.Version,
@@ -115,12 +115,10 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, k := range h.WrappedKeys {
 		out.WrappedKeys = append(out.WrappedKeys, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
 	}
-	if *asJSON {
-		if err := printJSON(stdout, out); err != nil {
-			return fail(stderr, "inspect", exitUsage, err)
-		}
-		return exitOK
+	if c.json {
+		return printJSON(env.stdout, out)
 	}
+	stdout := env.stdout
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "format:\tgeoseal v%d\n", out.Version)
 	fmt.Fprintf(tw, "suite:\t%s\n", out.Suite)
@@ -149,5 +147,5 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "(unauthenticated: no key was used; geoseal decrypt verifies the header)")
-	return exitOK
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -193,4 +194,11 @@ func displayName(path string) string {
 		return "stdin"
 	}
 	return path
+}
+
+// printJSON writes v as indented JSON: the --json result of a command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,21 +13,7 @@ import (
 	"github.com/geoseal/geoseal/region"
 )
 
-// exitRefused is `geoseal region check`'s exit code when the policy refuses
-// the location (unknown regions included).
-const exitRefused = 3
-
-func init() {
-	register(command{
-		name:    "region",
-		summary: "check an account location against an export-control policy; list the region catalog",
-		run:     runRegion,
-		help:    regionHelp,
-	})
-}
-
-func regionHelp(w io.Writer) {
-	fmt.Fprint(w, `Usage:
+const regionHelp = `Usage:
 
 	geoseal region check --policy NAME --primary REGION [--secondary REGION]
 	        [--keyvault-region REGION] [--json] [--override FILE]
@@ -69,27 +56,7 @@ included), 1 usage or data error (unknown policy, bad override file).
 Exit status (list): 0, or 1 on usage or data error.
 
 The lists are dated research with citations, not legal advice.
-`)
-}
-
-func runRegion(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "geoseal region: missing subcommand (check or list)")
-		regionHelp(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "check":
-		return regionCheck(args[1:], stdout, stderr)
-	case "list":
-		return regionList(args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		regionHelp(stdout)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "geoseal region: unknown subcommand %q (want check or list)\n", args[0])
-	return exitUsage
-}
+`
 
 // loadCatalog returns the embedded catalog, with the override file applied
 // when one is given.
@@ -117,62 +84,64 @@ type checkOutput struct {
 	Message string `json:"message"`
 }
 
-func regionCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flagSet("region check", stderr, regionHelp)
-	policyName := fs.String("policy", "", "policy name (required)")
-	primary := fs.String("primary", "", "primary region (required)")
-	secondary := fs.String("secondary", "", "secondary region of a geo-replicated account")
-	keyVaultRegion := fs.String("keyvault-region", "", "region of the key vault holding the key-encryption key")
-	asJSON := fs.Bool("json", false, "print JSON")
-	override := fs.String("override", "", "override file")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type regionCheckCmd struct {
+	policy, primary, secondary string
+	keyVaultRegion, override   string
+	json                       bool
+}
+
+func (c *regionCheckCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.policy, "policy", "", "policy name (required)")
+	fs.StringVar(&c.primary, "primary", "", "primary region (required)")
+	fs.StringVar(&c.secondary, "secondary", "", "secondary region of a geo-replicated account")
+	fs.StringVar(&c.keyVaultRegion, "keyvault-region", "", "region of the key vault holding the key-encryption key")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.override, "override", "", "override file")
+}
+
+func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	if *policyName == "" || strings.TrimSpace(*primary) == "" {
-		fmt.Fprintln(stderr, "geoseal region check: --policy and --primary are required")
-		return exitUsage
+	if c.policy == "" || strings.TrimSpace(c.primary) == "" {
+		return usageErrorf("--policy and --primary are required")
 	}
-	cat, err := loadCatalog(*override)
+	cat, err := loadCatalog(c.override)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
-	p, err := cat.Policy(*policyName)
+	p, err := cat.Policy(c.policy)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
 	opts := &region.GuardOptions{Catalog: cat}
-	if *keyVaultRegion != "" {
-		opts.KeyVaults = []region.Resolver{region.StaticKeyVault(*keyVaultRegion)}
+	if c.keyVaultRegion != "" {
+		opts.KeyVaults = []region.Resolver{region.StaticKeyVault(c.keyVaultRegion)}
 	}
-	g, err := region.NewGuard(p, region.Static(*primary, *secondary), opts)
+	g, err := region.NewGuard(p, region.Static(c.primary, c.secondary), opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
-	d, err := g.Check(context.Background())
+	d, err := g.Check(ctx)
 	var v *region.Violation
 	if err != nil && !errors.As(err, &v) {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
 	message := d.Reason
 	if v != nil {
 		message = v.Error()
 	}
-	if *asJSON {
-		if err := printJSON(stdout, checkOutput{Decision: d, Message: message}); err != nil {
-			fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-			return exitUsage
+	if c.json {
+		if err := printJSON(env.stdout, checkOutput{Decision: d, Message: message}); err != nil {
+			return err
 		}
 	} else {
-		printDecision(stdout, d, message)
+		printDecision(env.stdout, d, message)
 	}
-	if !d.Allowed {
-		return exitRefused
+	if v != nil {
+		return shown{v} // the decision printed is the explanation
 	}
-	return exitOK
+	return nil
 }
 
 func printDecision(w io.Writer, d *region.Decision, message string) {
@@ -249,18 +218,26 @@ type listOutput struct {
 	Regions []listEntry `json:"regions"`
 }
 
-func regionList(args []string, stdout, stderr io.Writer) int {
-	fs := flagSet("region list", stderr, regionHelp)
-	policyName := fs.String("policy", "", "policy name: add each region's verdict")
-	asJSON := fs.Bool("json", false, "print JSON")
-	override := fs.String("override", "", "override file")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type regionListCmd struct {
+	policy, override string
+	json             bool
+}
+
+func (c *regionListCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.policy, "policy", "", "policy name: add each region's verdict")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.override, "override", "", "override file")
+}
+
+func (c *regionListCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	cat, err := loadCatalog(*override)
+	stdout := env.stdout
+	policyName := &c.policy
+	cat, err := loadCatalog(c.override)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-		return exitUsage
+		return err
 	}
 	var g *region.Guard
 	if *policyName != "" {
@@ -270,8 +247,7 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 			g, err = region.NewGuard(p, region.Static("eastus", ""), &region.GuardOptions{Catalog: cat})
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-			return exitUsage
+			return err
 		}
 	}
 	out := listOutput{AsOf: cat.AsOf(), Policy: *policyName}
@@ -285,12 +261,8 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 		}
 		out.Regions = append(out.Regions, e)
 	}
-	if *asJSON {
-		if err := printJSON(stdout, out); err != nil {
-			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-			return exitUsage
-		}
-		return exitOK
+	if c.json {
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	header := "NAME\tDISPLAY NAME\tCOUNTRY\tCLOUD\tPAIR\tFLAGS"
@@ -328,7 +300,7 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\n%d regions; catalog as of %s. Not legal advice.\n", len(out.Regions), out.AsOf)
-	return exitOK
+	return nil
 }
 
 func summarize(d *region.Decision) *verdictSummary {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/region"
+)
+
+var rewrapAllHelp = `Usage:
+
+	geoseal rewrap-all --container NAME [--prefix P] [keys] [new keys] --policy NAME
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json]
+
+rewrap-all does what geoseal rewrap does for every geoseal object in the
+container whose name starts with --prefix, several at a time: the rotation
+of a key-encryption key, or the revocation of a recipient, across a
+container. Blobs that are not geoseal objects are skipped and listed. A blob
+that fails does not stop the others; each failure is printed.
+
+` + containerHelp + `
+` + guardHelp + `
+Keys that open the objects now:
+
+` + keyringHelp("") + `
+New keys:
+
+` + keyringHelp("to-") + `
+Flags:
+
+	--prefix P    only blobs whose names start with P
+	--json        print the result as JSON (rewrapped, skipped, failed)
+
+Exit status: 0 all rewrapped, 3 refused by the region policy, 1 if any blob
+failed or on any other error.
+`
+
+type rewrapAllCmd struct {
+	rewrapFlags
+	prefix string
+	json   bool
+}
+
+func (c *rewrapAllCmd) flags(fs *flag.FlagSet) {
+	c.rewrapFlags.register(fs, false)
+	fs.StringVar(&c.prefix, "prefix", "", "only blobs whose names start with this")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
+	}
+	var cl closers
+	defer cl.close()
+	client, newKR, err := c.client(ctx, env, &cl)
+	if err != nil {
+		return err
+	}
+	p := env.newProgress("rewrapping "+c.where.container, "blobs", -1)
+	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
+		Prefix:   c.prefix,
+		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
+	})
+	p.done()
+	var v *region.Violation
+	if errors.As(err, &v) && resp.Rewrapped == 0 {
+		return err
+	}
+	if c.json {
+		failed := []map[string]string{}
+		for _, f := range resp.Failed {
+			failed = append(failed, map[string]string{"blob": f.Blob, "error": oneLine(redactSAS(f.Err.Error()))})
+		}
+		skipped := resp.Skipped
+		if skipped == nil {
+			skipped = []string{}
+		}
+		if err := printJSON(env.stdout, map[string]any{"container": c.where.container, "prefix": c.prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, c.where.container, len(resp.Skipped), len(resp.Failed))
+		// Blob names are chosen by whoever can write to the container.
+		for _, s := range resp.Skipped {
+			fmt.Fprintf(env.stdout, "  skipped %s\n", quoteUntrusted(s))
+		}
+	}
+	for _, f := range resp.Failed {
+		line, _ := describe(ctx, &blobError{container: c.where.container, blob: f.Blob, err: f.Err})
+		fmt.Fprintln(env.stderr, shorten(oneLine(redactSAS("geoseal rewrap-all: "+quoteUntrusted(f.Blob)+": "+line)), maxLine))
+	}
+	if err != nil {
+		if len(resp.Failed) == 0 {
+			return &blobError{container: c.where.container, err: err}
+		}
+		return shown{err}
+	}
+	return nil
+}
