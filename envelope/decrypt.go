@@ -104,6 +104,25 @@ func openObject(ctx context.Context, header []byte, u keyring.Unwrapper, opts *D
 	return h, body, k.content, nil
 }
 
+// commitmentCheck is the check keyring.UnwrapChecked runs on each data key
+// a keyring recovers from h: it must match h's key commitment, so that a
+// wrapped key holding another data key is a failed attempt and the next one
+// is tried, whatever keyring, Multi or Cache is in front.
+func commitmentCheck(h *Header) func(dek []byte) error {
+	return func(dek []byte) error {
+		k, err := deriveKeys(dek, h.MessageID)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCommitment, err)
+		}
+		zero(k.content)
+		zero(k.header)
+		if subtle.ConstantTimeCompare(k.commitment, h.Commitment[:]) != 1 {
+			return ErrCommitment
+		}
+		return nil
+	}
+}
+
 // unlock does the work of openObject and returns the data key too, for
 // Rewrap. The caller must zero dek and the keys it does not hand on.
 func unlock(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*Header, *headerFields, []byte, *objectKeys, error) {
@@ -132,7 +151,7 @@ func unlock(ctx context.Context, header []byte, u keyring.Unwrapper, opts *Decry
 		return nil, nil, nil, nil, fmt.Errorf("envelope: nil keyring")
 	}
 
-	dek, err := u.Unwrap(ctx, h.WrappedKeys, h.Context)
+	dek, err := keyring.UnwrapChecked(ctx, u, h.WrappedKeys, h.Context, commitmentCheck(h))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("envelope: %w", err)
 	}

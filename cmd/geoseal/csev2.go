@@ -12,8 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/kvurl"
-	"github.com/geoseal/geoseal/keyring"
 )
 
 // cseFlags are the flags of --format azure-cse-v2.
@@ -61,7 +61,7 @@ func cseKEK(ctx context.Context, env *environment, keys *keyringFlags, keyID str
 	switch {
 	case len(keys.keyFiles) == 1:
 		var key []byte
-		key, err = keyring.ReadAESKeyFile(keys.keyFiles[0])
+		key, err = keyfile.ReadAESKeyFile(keys.keyFiles[0])
 		if err == nil {
 			kek, err = csev2.LocalAESKEK(keyID, key)
 			clear(key)
@@ -71,13 +71,13 @@ func cseKEK(ctx context.Context, env *environment, keys *keyringFlags, keyID str
 			return nil, nil, errors.New("--rsa-public cannot decrypt; give --rsa-private")
 		}
 		var pub *rsa.PublicKey
-		pub, err = keyring.ReadRSAPublicPEM(keys.rsaPublic[0])
+		pub, err = keyfile.ReadRSAPublicPEM(keys.rsaPublic[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, nil, pub)
 		}
 	default:
 		var priv *rsa.PrivateKey
-		priv, err = keyring.ReadRSAPrivatePEM(keys.rsaPrivate[0])
+		priv, err = keyfile.ReadRSAPrivatePEM(keys.rsaPrivate[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, priv, nil)
 		}

@@ -114,7 +114,7 @@ func TestRSA(t *testing.T) {
 		t.Fatalf("error code %q", re.ErrorCode)
 	}
 
-	want := Counts{GetKey: 1, WrapKey: 1, UnwrapKey: 2, Encrypt: 1, Decrypt: 1, Challenges: 1}
+	want := Counts{GetKey: 1, WrapKey: 1, UnwrapKey: 2, Encrypt: 1, Decrypt: 1, Challenges: 1, Requests: 7}
 	if c := s.Counts(); c != want {
 		t.Fatalf("counts %+v, want %+v", c, want)
 	}
@@ -264,6 +264,15 @@ func TestFailNext(t *testing.T) {
 	responseError(t, err, http.StatusServiceUnavailable)
 	if got := s.Counts(); got.Injected != 2+4 { // 1 try + MaxRetries 3
 		t.Fatalf("counts %+v", got)
+	}
+	// Requests counts everything that arrived: the challenge round trip,
+	// the injected failures and the GET that succeeded.
+	if got := s.Counts(); got.Requests != got.Challenges+got.Injected+got.GetKey+got.WrapKey || got.Requests < 2+4+1 {
+		t.Fatalf("Requests %d does not add up: %+v", got.Requests, got)
+	}
+	s.ResetCounts()
+	if got := s.Counts(); got.Requests != 0 {
+		t.Fatalf("after ResetCounts: %+v", got)
 	}
 }
 
