@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/geoseal/geoseal/internal/untrusted"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -114,22 +115,21 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(escapeNonPrinting(s)), " ")
 }
 
-// quoteUntrusted returns s, a string from an object, a blob or a service,
-// as human output may show it: unchanged when it is printable and holds no
-// space, quote, backslash or '=', Go-quoted (strconv.Quote) otherwise.
-// Quoted, it can neither send terminal escape sequences nor start a line
-// of its own ("\nauthenticated: yes"), nor pass for another field of a
-// "key=value" pair. JSON output needs none of this: encoding/json escapes.
-//
-// The keyring package is to gain a shared helper for this (issue 11.5);
-// this one stands in until it does.
+// quoteUntrusted returns s, a string from an object, a blob, a service or
+// the command line, as human output shows it: unchanged when it is short,
+// printable and holds no space, quote, backslash or '=', so that tables
+// and messages stay readable (project=x-57); quoted by untrusted.Quote
+// otherwise. Quoted, it can neither send terminal escape sequences nor
+// start a line of its own ("\nauthenticated: yes"), nor pass for another
+// field of a "key=value" pair, nor flood the line. JSON output needs none
+// of this: encoding/json escapes.
 func quoteUntrusted(s string) string {
-	if s == "" {
-		return `""`
+	if s == "" || len(s) > untrusted.MaxLen {
+		return untrusted.Quote(s)
 	}
 	for _, r := range s {
 		if r == utf8.RuneError || r == ' ' || r == '"' || r == '\\' || r == '=' || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
+			return untrusted.Quote(s)
 		}
 	}
 	return s
