@@ -30,6 +30,11 @@ func (c *cseFlags) registerEncrypt(fs *flag.FlagSet) {
 	fs.Int64Var(&c.regionLength, "region-length", 0, "CSE v2: protocol 2.1 region length")
 }
 
+func (c *cseFlags) registerPut(fs *flag.FlagSet) {
+	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id stored in the metadata")
+	fs.Int64Var(&c.regionLength, "region-length", 0, "CSE v2: protocol 2.1 region length")
+}
+
 func (c *cseFlags) registerDecrypt(fs *flag.FlagSet) {
 	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id of --key-file or --rsa-private")
 	fs.StringVar(&c.metadata, "metadata", "", "CSE v2: the blob's encryptiondata JSON")
@@ -96,9 +101,9 @@ func keyVaultKEK(ctx context.Context, env *environment, keyURL string, encrypt b
 	if err != nil {
 		return nil, nil, fmt.Errorf("--keyvault: %w", err)
 	}
-	cred, err := env.credential()
+	cred, err := env.azureCredential("--keyvault " + quoteUntrusted(keyURL))
 	if err != nil {
-		return nil, nil, fmt.Errorf("credential for --keyvault (azidentity default chain): %w", err)
+		return nil, nil, err
 	}
 	client, err := azkeys.NewClient(vault, cred, env.keyVaultOptions())
 	if err != nil {
@@ -112,7 +117,8 @@ func keyVaultKEK(ctx context.Context, env *environment, keyURL string, encrypt b
 	return kek, nil, err
 }
 
-func encryptCSEv2(ctx context.Context, env *environment, in, out string, keys *keyringFlags, cse *cseFlags) error {
+func encryptCSEv2(ctx context.Context, env *environment, c *encryptCmd) error {
+	in, out, keys, cse := c.in, c.out, &c.keys, &c.cse
 	if in == "" || out == "" || cse.metadataOut == "" {
 		return usageErrorf("--format azure-cse-v2 needs --in, --out and --metadata-out")
 	}
@@ -131,23 +137,25 @@ func encryptCSEv2(ctx context.Context, env *environment, in, out string, keys *k
 		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, env.stdout)
+	dst, err := createOutput(out, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer dst.abort()
-	md, err := createOutput(cse.metadataOut, env.stdout)
+	md, err := createOutput(cse.metadataOut, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer md.abort()
 
-	w, err := csev2.NewWriter(ctx, dst, kek, cse.writerOptions())
+	written := &countingWriter{w: dst}
+	w, err := csev2.NewWriter(ctx, written, kek, cse.writerOptions())
 	if err != nil {
 		return err
 	}
-	p := env.newProgress("encrypting "+displayName(in), "B", size)
-	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
+	p := env.newProgress("encrypting "+quoteUntrusted(displayName(in)), "B", size)
+	n, err := copyContext(ctx, w, progressReader{src, p})
+	if err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
@@ -168,7 +176,7 @@ func encryptCSEv2(ctx context.Context, env *environment, in, out string, keys *k
 		return err
 	}
 	p.done()
-	return nil
+	return c.result(env, formatCSEv2, n, written.n)
 }
 
 // writerOptions are the CSE v2 writer's options the flags ask for.
@@ -206,14 +214,14 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, env.stdout)
+	dst, err := createOutput(out, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer dst.abort()
 
+	p := env.newProgress("decrypting "+quoteUntrusted(displayName(in)), "B", size)
 	var plain io.Reader
-	total := size
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
@@ -223,28 +231,27 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		if err != nil {
 			return err
 		}
-		start := min(c.offset, ra.Size())
-		end := ra.Size()
-		if c.length >= 0 && start+c.length < end && start+c.length >= start {
-			end = start + c.length
+		start, n, err := plaintextRange(c.offset, c.length, ra.Size())
+		if err != nil {
+			return err
 		}
-		total = end - start
-		plain = io.NewSectionReader(ra, start, total)
+		p.total = n
+		plain = progressReader{io.NewSectionReader(ra, start, n), p}
 	} else {
-		plain, err = csev2.NewReader(ctx, src, ed, resolver, nil)
+		plain, err = csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, nil)
 		if err != nil {
 			return err
 		}
 	}
-	p := env.newProgress("decrypting "+displayName(in), "B", total)
-	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
+	n, err := copyContext(ctx, dst, plain)
+	if err != nil {
 		return err
 	}
 	if err := dst.commit(); err != nil {
 		return err
 	}
 	p.done()
-	return nil
+	return c.result(env, formatCSEv2, n)
 }
 
 // readBounded reads at most limit bytes of path ("-": stdin).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
@@ -11,7 +12,8 @@ import (
 
 var decryptHelp = `Usage:
 
-	geoseal decrypt --in FILE --out FILE [keys] [--require-context KEY=VALUE]... [--offset N --length N] [--quiet]
+	geoseal decrypt --in FILE --out FILE [keys] [--require-context KEY=VALUE]... [--offset N --length N]
+	        [--no-overwrite] [--json]
 	geoseal decrypt --format azure-cse-v2 --metadata FILE --in BLOB --out FILE
 	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
 	        [--offset N --length N]
@@ -46,8 +48,10 @@ Flags:
 	                           of the range are read and authenticated, plus
 	                           the final chunk, which authenticates the size;
 	                           --in must then be a file, not stdin.
-	--quiet                    no progress report
+	                           A range that starts past the end is an error.
 	--format FORMAT            geoseal (default) or azure-cse-v2
+	--no-overwrite             refuse to replace an existing --out file
+	--json                     print the result as JSON (in, out, format, size)
 
 Azure client-side encryption v2 (--format azure-cse-v2) reads a blob body
 written by the .NET, Java or Python SDKs, given its "encryptiondata"
@@ -60,6 +64,8 @@ metadata JSON in --metadata FILE. Its keys:
 	                               with SHA-1, refused under fips140=only)
 	--keyvault KEY-URL             a Key Vault key; the versioned key id in the
 	                               metadata must be a version of this key
+
+The result is one line on stdout (on stderr when --out is stdout).
 
 Exit status: 0 success, 1 on any error (a one-line reason on stderr).
 `
@@ -76,6 +82,8 @@ type decryptCmd struct {
 	format         string
 	cse            cseFlags
 	keys           keyringFlags
+	noOverwrite    bool
+	json           bool
 }
 
 func (c *decryptCmd) flags(fs *flag.FlagSet) {
@@ -86,7 +94,32 @@ func (c *decryptCmd) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.length, "length", -1, "plaintext bytes from --offset (default: to the end)")
 	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
 	c.cse.registerDecrypt(fs)
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
 	c.keys.register(fs)
+}
+
+// plaintextRange returns the section of a plaintext of size bytes that
+// --offset and --length name (length -1: to the end). A range that starts
+// past the end is an error, as HTTP answers 416, not an empty file: at the
+// end is past it too, unless the plaintext or the range (--length 0) is
+// empty.
+func plaintextRange(offset, length, size int64) (start, n int64, err error) {
+	if offset > size || (offset == size && size > 0 && length != 0) {
+		return 0, 0, fmt.Errorf("the range starts at byte %d, past the end of the plaintext (%d bytes)", offset, size)
+	}
+	n = size - offset
+	if length >= 0 && length < n {
+		n = length
+	}
+	return offset, n, nil
+}
+
+// result prints what decrypt wrote: n bytes of plaintext.
+func (c *decryptCmd) result(env *environment, format string, n int64) error {
+	r := fileResult{In: c.in, Out: c.out, Format: format, Size: n}
+	return env.result(c.out == "-", c.json, r, "decrypted %s (%s format) to %s: %d bytes",
+		quoteUntrusted(displayName(c.in)), format, quoteUntrusted(displayOut(c.out)), n)
 }
 
 func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) error {
@@ -128,15 +161,15 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(c.out, env.stdout)
+	dst, err := createOutput(c.out, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer dst.abort()
 
 	opts := &envelope.DecryptOptions{RequireContext: c.requireContext.ctx}
+	p := env.newProgress("decrypting "+quoteUntrusted(displayName(c.in)), "B", size)
 	var plain io.Reader
-	total := int64(-1)
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
@@ -146,27 +179,26 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 		if err != nil {
 			return err
 		}
-		end := ra.Size()
-		if c.length >= 0 && c.offset+c.length < end && c.offset+c.length >= c.offset {
-			end = c.offset + c.length
-		}
-		start := min(c.offset, ra.Size())
-		total = end - start
-		plain = io.NewSectionReader(ra, start, total)
-	} else {
-		plain, err = envelope.Decrypt(ctx, src, kr, opts)
+		start, n, err := plaintextRange(c.offset, c.length, ra.Size())
 		if err != nil {
 			return err
 		}
-		total = size // the object's size: a close enough yardstick
+		// A range counts its plaintext; a whole object, the object read.
+		p.total = n
+		plain = progressReader{io.NewSectionReader(ra, start, n), p}
+	} else {
+		plain, err = envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
+		if err != nil {
+			return err
+		}
 	}
-	p := env.newProgress("decrypting "+displayName(c.in), "B", total)
-	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
+	n, err := copyContext(ctx, dst, plain)
+	if err != nil {
 		return err
 	}
 	if err := dst.commit(); err != nil {
 		return err
 	}
 	p.done()
-	return nil
+	return c.result(env, formatGeoseal, n)
 }

@@ -12,7 +12,7 @@ import (
 
 var encryptHelp = `Usage:
 
-	geoseal encrypt --in FILE --out FILE [keys] [--context KEY=VALUE]... [--chunk-size N] [--quiet]
+	geoseal encrypt --in FILE --out FILE [keys] [--context KEY=VALUE]... [--chunk-size N] [--no-overwrite] [--json]
 	geoseal encrypt --format azure-cse-v2 --in FILE --out FILE --metadata-out FILE
 	        (--key-file FILE --key-id KID | --rsa-public PEM --key-id KID | --keyvault KEY-URL)
 
@@ -38,8 +38,10 @@ Flags:
 	                      or technical data in it.
 	--chunk-size N        plaintext bytes per chunk: a power of two from 4096
 	                      to 16777216 (default 65536)
-	--quiet               no progress report on stderr
 	--format FORMAT       geoseal (default) or azure-cse-v2 (see below)
+	--no-overwrite        refuse to replace an existing --out file
+	--json                print the result as JSON (in, out, format, size,
+	                      encrypted_size)
 
 Azure client-side encryption v2 (--format azure-cse-v2) writes the body the
 .NET, Java and Python azure-storage-blob SDKs read (4 MiB AES-256-GCM
@@ -61,6 +63,7 @@ regions, protocol 2.0) and the "encryptiondata" metadata JSON to
 CSE v2 writing uses counter nonces, which GODEBUG=fips140=only forbids: in
 that mode it fails. Prefer the geoseal format for new data.
 
+The result is one line on stdout (on stderr when --out is stdout).
 Long operations print progress on stderr after a second: a bar on a
 terminal, a line every few seconds otherwise.
 
@@ -68,12 +71,14 @@ Exit status: 0 written, 1 on any error (nothing is left under --out).
 `
 
 type encryptCmd struct {
-	in, out   string
-	context   contextFlag
-	chunkSize int
-	format    string
-	cse       cseFlags
-	keys      keyringFlags
+	in, out     string
+	context     contextFlag
+	chunkSize   int
+	format      string
+	cse         cseFlags
+	keys        keyringFlags
+	noOverwrite bool
+	json        bool
 }
 
 func (c *encryptCmd) flags(fs *flag.FlagSet) {
@@ -83,7 +88,26 @@ func (c *encryptCmd) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.chunkSize, "chunk-size", 0, "plaintext bytes per chunk")
 	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
 	c.cse.registerEncrypt(fs)
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
 	c.keys.register(fs)
+}
+
+// fileResult is the --json output of encrypt and decrypt.
+type fileResult struct {
+	In            string `json:"in"`
+	Out           string `json:"out"`
+	Format        string `json:"format"`
+	Size          int64  `json:"size"`
+	EncryptedSize int64  `json:"encrypted_size,omitempty"`
+}
+
+// result prints what encrypt wrote: n plaintext bytes into an object of
+// written bytes.
+func (c *encryptCmd) result(env *environment, format string, n, written int64) error {
+	r := fileResult{In: c.in, Out: c.out, Format: format, Size: n, EncryptedSize: written}
+	return env.result(c.out == "-", c.json, r, "encrypted %s (%d bytes) to %s: %d bytes, %s format",
+		quoteUntrusted(displayName(c.in)), n, quoteUntrusted(displayOut(c.out)), written, format)
 }
 
 func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) error {
@@ -95,7 +119,7 @@ func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) e
 		if len(c.context.ctx) > 0 || c.chunkSize != 0 {
 			return usageErrorf("--context and --chunk-size do not apply to --format azure-cse-v2")
 		}
-		return encryptCSEv2(ctx, env, c.in, c.out, &c.keys, &c.cse)
+		return encryptCSEv2(ctx, env, c)
 	case formatGeoseal:
 		if c.cse.used() {
 			return usageErrorf("--key-id, --metadata-out and --region-length need --format azure-cse-v2")
@@ -124,18 +148,20 @@ func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(c.out, env.stdout)
+	dst, err := createOutput(c.out, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer dst.abort()
 
-	w, err := envelope.Encrypt(ctx, dst, kr, &envelope.EncryptOptions{Context: c.context.ctx, ChunkSize: c.chunkSize})
+	written := &countingWriter{w: dst}
+	w, err := envelope.Encrypt(ctx, written, kr, &envelope.EncryptOptions{Context: c.context.ctx, ChunkSize: c.chunkSize})
 	if err != nil {
 		return err
 	}
-	p := env.newProgress("encrypting "+displayName(c.in), "B", size)
-	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
+	p := env.newProgress("encrypting "+quoteUntrusted(displayName(c.in)), "B", size)
+	n, err := copyContext(ctx, w, progressReader{src, p})
+	if err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
@@ -145,7 +171,19 @@ func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	p.done()
-	return nil
+	return c.result(env, formatGeoseal, n, written.n)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // copyContext is io.Copy that stops when ctx is done (an interrupt).

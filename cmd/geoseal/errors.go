@@ -138,6 +138,7 @@ func describe(ctx context.Context, err error) (line, detail string) {
 		be  *blobError
 		re  *azcore.ResponseError
 		ne  *url.Error
+		ce  *credentialError
 	)
 	if errors.As(err, &re) {
 		detail = serviceDetail(re)
@@ -151,6 +152,8 @@ func describe(ctx context.Context, err error) (line, detail string) {
 		return to.Error(), err.Error()
 	case errors.As(err, &v):
 		return "nothing was sent: " + shortViolation(v.Decision), v.Error()
+	case errors.As(err, &ce):
+		return fmt.Sprintf("no Microsoft Entra ID token for %s from azidentity's default chain: sign in (az login) or set AZURE_CLIENT_ID and its secret, or give a key or SAS", ce.what), ce.err.Error()
 	case errors.As(err, &be) && re != nil:
 		return be.describe(re), detail
 	case re != nil:
@@ -229,6 +232,8 @@ type blobError struct {
 	container, blob string
 	// credential says where the credential came from ("a SAS in the URL").
 	credential string
+	// skipped lists credential sources that did not apply, and why.
+	skipped []string
 	// canCreate is set when the command can create a missing container.
 	canCreate bool
 	err       error
@@ -250,13 +255,21 @@ func (e *blobError) describe(re *azcore.ResponseError) string {
 	case code == bloberror.BlobAlreadyExists || code == bloberror.ConditionNotMet:
 		return fmt.Sprintf("blob %s in container %s exists or changed meanwhile: left as it is (--no-overwrite, or another writer)", b, c)
 	case code == bloberror.AuthenticationFailed:
-		return fmt.Sprintf("the storage account refused the credential (%s: %s): a wrong key, or a SAS that is malformed or expired", e.credential, code)
+		return fmt.Sprintf("the storage account refused the credential (%s%s): a wrong key, or a SAS that is malformed or expired", e.credential, e.skippedNote())
 	case strings.HasPrefix(string(code), "Authorization") || code == bloberror.InsufficientAccountPermissions || re.StatusCode == http.StatusForbidden:
-		return fmt.Sprintf("access denied (%s, %s): the SAS lacks a permission or the identity a data role", e.credential, code)
+		return fmt.Sprintf("access denied (%s, %s%s): a wrong or expired SAS, one without the permission, or an identity without a Storage Blob Data role", e.credential, code, e.skippedNote())
 	case code == bloberror.InvalidResourceName:
 		return fmt.Sprintf("invalid container or blob name: container %s, blob %s", c, b)
 	}
 	return fmt.Sprintf("the storage service answered %d %s for container %s", re.StatusCode, re.ErrorCode, c)
+}
+
+// skippedNote says which credential sources were passed over.
+func (e *blobError) skippedNote() string {
+	if len(e.skipped) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(e.skipped, "; ")
 }
 
 // shortViolation is a region refusal in a line: the first refused region,

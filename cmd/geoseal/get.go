@@ -13,16 +13,19 @@ import (
 
 var getHelp = `Usage:
 
-	geoseal get --container NAME --blob NAME --out FILE [keys]
-	        [--require-context KEY=VALUE]... [--offset N --length N]
-	        [--format azure-cse-v2 [--key-id KID]]
+	geoseal get URL DST [keys] [--require-context KEY=VALUE]... [--offset N --length N]
+	        [--format azure-cse-v2 [--key-id KID]] [--no-overwrite] [--json]
+	geoseal get --container NAME --blob NAME --out DST ...
 
-get downloads the geoseal object in a blob and writes its plaintext to
---out ("-": stdout). Every chunk is authenticated before any of its bytes
-are written; on any failure get exits 1 with a one-line reason and leaves no
---out file. With --offset/--length it fetches only the header and the
-chunks of the range (plus the final chunk when the range reaches the end).
-Reading stores nothing, so the region guard is not asked.
+get downloads the geoseal object in the blob URL names and writes its
+plaintext to DST ("-": stdout). Every chunk is authenticated before any of
+its bytes are written; on any failure get exits 1 with a one-line reason
+and leaves no DST file. With --offset/--length it fetches only the header
+and the chunks of the range (plus the final chunk when the range reaches
+the end). Reading stores nothing, so the region guard is not asked.
+
+The result is one line, on stdout (on stderr when DST is stdout): how many
+bytes of which blob were written where.
 
 ` + outHelp + `
 ` + containerHelp + `
@@ -31,8 +34,9 @@ Keys (at least one that can unwrap):
 ` + keyringHelp("") + `
 Flags:
 
-	--blob NAME                  the blob
-	--out FILE                   where to write the plaintext, or - for stdout
+	--blob NAME                  the blob, with --container
+	--out FILE                   DST, as a flag
+	--no-overwrite               refuse to replace an existing DST file
 	--require-context KEY=VALUE  refuse an object without this context pair
 	--offset N, --length N       a plaintext range (default: all)
 	--format FORMAT              geoseal (default): read geoseal objects only; or
@@ -48,6 +52,8 @@ Flags:
 	--allow-cse-v2               the same as --format azure-cse-v2
 	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
 	                             blob's metadata names it
+	--json                       print the result as JSON (container, blob, url,
+	                             out, size)
 
 Exit status: 0, or 1 on any error.
 `
@@ -61,6 +67,8 @@ type getCmd struct {
 	format         string
 	allowCSEv2     bool
 	keyID          string
+	noOverwrite    bool
+	json           bool
 }
 
 func (c *getCmd) flags(fs *flag.FlagSet) {
@@ -72,15 +80,36 @@ func (c *getCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
 	fs.BoolVar(&c.allowCSEv2, "allow-cse-v2", false, "the same as --format azure-cse-v2")
 	fs.StringVar(&c.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
 	c.keys.register(fs)
 }
 
+// getResult is get's --json output.
+type getResult struct {
+	Container string `json:"container"`
+	Blob      string `json:"blob"`
+	URL       string `json:"url"`
+	Out       string `json:"out"`
+	Size      int64  `json:"size"`
+}
+
 func (c *getCmd) run(ctx context.Context, env *environment, args []string) error {
-	if err := positionalArgs(args, 0, ""); err != nil {
+	rawURL := ""
+	switch {
+	case len(args) == 2 && c.out == "":
+		rawURL, c.out = args[0], args[1]
+	case len(args) == 1:
+		rawURL = args[0]
+	case len(args) > 0:
+		return usageErrorf("get takes URL and DST (or --container, --blob and --out)")
+	}
+	loc, err := c.where.locate(rawURL)
+	if err != nil {
 		return err
 	}
-	if c.where.blob == "" || c.out == "" {
-		return usageErrorf("--blob and --out are required")
+	if loc.blob == "" || c.out == "" {
+		return usageErrorf("get needs a blob and where to write it: geoseal get URL DST (DST - is stdout)")
 	}
 	if c.offset < 0 || c.length < -1 {
 		return usageErrorf("--offset and --length must not be negative")
@@ -96,7 +125,7 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 	if c.keyID != "" && !readCSEv2 {
 		return usageErrorf("--key-id needs --format azure-cse-v2")
 	}
-	cc, err := env.containerClient(&c.where)
+	s, err := env.openContainer(loc)
 	if err != nil {
 		return err
 	}
@@ -122,18 +151,16 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 		}
 		opts0 = &envelope.BlobClientOptions{CSEv2: csev2.BlobReader(resolver, nil)}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, readGuard(), opts0)
+	client, err := envelope.NewBlobClient(s.cc, kr, readGuard(), opts0)
 	if err != nil {
 		return err
 	}
-	dst, err := createOutput(c.out, env.stdout)
+	dst, err := createOutput(c.out, env.stdout, c.noOverwrite)
 	if err != nil {
 		return err
 	}
 	defer dst.abort()
-	fail := func(err error) error {
-		return &blobError{container: c.where.container, blob: c.where.blob, err: err}
-	}
+	fail, blobName := s.fail, s.loc.blob
 	opts := &envelope.DownloadOptions{RequireContext: c.requireContext.ctx}
 	var r io.ReadCloser
 	if c.offset != 0 || c.length >= 0 {
@@ -142,23 +169,25 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 			// is empty.
 			return dst.commit()
 		}
-		r, err = client.DownloadRange(ctx, c.where.blob, c.offset, max(c.length, 0), opts)
+		r, err = client.DownloadRange(ctx, blobName, c.offset, max(c.length, 0), opts)
 	} else {
-		r, err = client.Download(ctx, c.where.blob, opts)
+		r, err = client.Download(ctx, blobName, opts)
 	}
 	if err != nil {
 		return fail(err)
 	}
 	defer r.Close()
-	p := env.newProgress("downloading "+c.where.blob, "B", -1)
-	if _, err := copyContext(ctx, dst, progressReader{r, p}); err != nil {
+	p := env.newProgress("downloading "+quoteUntrusted(blobName), "B", -1)
+	n, err := copyContext(ctx, dst, progressReader{r, p})
+	if err != nil {
 		return fail(err)
 	}
 	if err := dst.commit(); err != nil {
 		return err
 	}
 	p.done()
-	return nil
+	res := getResult{Container: s.loc.container, Blob: blobName, URL: s.loc.blobURL(blobName), Out: c.out, Size: n}
+	return env.result(c.out == "-", c.json, res, "wrote %d bytes (%s) of %s to %s", n, humanBytes(n), res.URL, quoteUntrusted(displayOut(c.out)))
 }
 
 // errCSEv2NoContext is how get refuses an Azure client-side encryption v2

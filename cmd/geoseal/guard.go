@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
@@ -55,6 +54,7 @@ func (g *guardFlags) register(fs *flag.FlagSet) {
 // --keyvault keys the written data keys are wrapped for: their vaults are
 // located with ARM when the account is, or declared with --keyvault-region.
 func (g *guardFlags) build(env *environment, keyVaultURLs []string) (*region.Guard, error) {
+	g.policy, g.primary, g.secondary = regionDefaults(env, g.policy, g.primary, g.secondary, g.armAccount)
 	if g.policy == "" {
 		return nil, usageErrorf(`--policy is required for writing: ear, itar, us-only, or "unrestricted" for data under no export control`)
 	}
@@ -78,9 +78,9 @@ func (g *guardFlags) build(env *environment, keyVaultURLs []string) (*region.Gua
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 			return nil, usageErrorf("--arm-account %s: want SUBSCRIPTION-ID/RESOURCE-GROUP/ACCOUNT", quoteUntrusted(g.armAccount))
 		}
-		cred, err := env.credential()
+		cred, err := env.azureCredential("--arm-account")
 		if err != nil {
-			return nil, fmt.Errorf("credential for --arm-account (azidentity default chain): %w", err)
+			return nil, err
 		}
 		armOpts := env.armOptions()
 		client, err := armstorage.NewAccountsClient(parts[0], cred, armOpts)
@@ -103,6 +103,21 @@ func (g *guardFlags) build(env *environment, keyVaultURLs []string) (*region.Gua
 		keyVaults = []region.Resolver{region.StaticKeyVault(g.keyVaultRegion)}
 	}
 	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat, KeyVaults: keyVaults})
+}
+
+// regionDefaults fills in $GEOSEAL_POLICY for an empty --policy, and
+// $GEOSEAL_PRIMARY and $GEOSEAL_SECONDARY when the command line says
+// nothing about where the account is: --primary, --secondary or
+// --arm-account replace both, so a declared location is never half the
+// flags' and half the environment's.
+func regionDefaults(env *environment, policy, primary, secondary, armAccount string) (string, string, string) {
+	if policy == "" {
+		policy = env.getenv(envPolicy)
+	}
+	if primary == "" && secondary == "" && armAccount == "" {
+		primary, secondary = env.getenv(envPrimary), env.getenv(envSecondary)
+	}
+	return policy, primary, secondary
 }
 
 // readGuard is the guard of a command that only reads: the blob client

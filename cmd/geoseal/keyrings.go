@@ -138,9 +138,9 @@ func (k *keyringFlags) build(ctx context.Context, env *environment, purpose stri
 		krs = append(krs, kr)
 	}
 	if len(k.keyVault) > 0 {
-		cred, err := env.credential()
+		cred, err := env.azureCredential("--" + k.prefix + "keyvault")
 		if err != nil {
-			return nil, fmt.Errorf("credential for --%skeyvault (azidentity default chain): %w", k.prefix, err)
+			return nil, err
 		}
 		for _, u := range k.keyVault {
 			kr, err := keyring.NewKeyVault(ctx, u, cred, &keyring.KeyVaultOptions{ClientOptions: env.keyVaultOptions()})

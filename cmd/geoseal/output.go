@@ -61,7 +61,13 @@ type output struct {
 	direct  io.Closer // a device, FIFO or socket opened for writing; nil for stdout
 	done    bool
 	renamed bool // the temporary file is now final
+	// noOverwrite makes commit link the temporary file to its name, which
+	// fails if anything appeared there meanwhile, rather than rename it.
+	noOverwrite bool
 }
+
+// errExists is what --no-overwrite says about an existing output file.
+var errExists = errors.New("exists; --no-overwrite leaves it as it is")
 
 // createOutput starts the output named path; "-" is stdout. Files are
 // created with mode 0600: they may hold plaintext of controlled data.
@@ -69,7 +75,10 @@ type output struct {
 // A symbolic link is followed: the file it points to is replaced (the link
 // stays, still pointing at it), and a link to a device or FIFO writes to
 // it. A link that points to nothing is refused rather than guessed at.
-func createOutput(path string, stdout io.Writer) (*output, error) {
+//
+// With noOverwrite, an existing regular file (or a link to one) is refused
+// before anything is written, and again, atomically, by commit.
+func createOutput(path string, stdout io.Writer, noOverwrite bool) (*output, error) {
 	if path == "" {
 		return nil, errors.New("--out is required (a file, or - for stdout)")
 	}
@@ -81,12 +90,14 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 		return nil, err
 	}
 	switch mode := modeOf(fi); {
+	case fi != nil && mode.IsRegular() && noOverwrite:
+		return nil, fmt.Errorf("%s %w", path, errExists)
 	case fi == nil || mode.IsRegular():
 		f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".geoseal-*.tmp")
 		if err != nil {
 			return nil, err
 		}
-		return &output{Writer: f, file: f, final: target}, nil
+		return &output{Writer: f, file: f, final: target, noOverwrite: noOverwrite}, nil
 	case mode.IsDir():
 		return nil, &os.PathError{Op: "create", Path: path, Err: errors.New("is a directory")}
 	case mode&fs.ModeSocket != 0:
@@ -151,7 +162,15 @@ func (o *output) commit() error {
 	if cerr := o.file.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case o.noOverwrite:
+		// A link, unlike a rename, fails if the name exists.
+		if err = os.Link(o.file.Name(), o.final); errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%s %w", o.final, errExists)
+		}
+		os.Remove(o.file.Name())
+	default:
 		err = os.Rename(o.file.Name(), o.final)
 	}
 	if err != nil {
@@ -188,12 +207,39 @@ func (o *output) undo() {
 	}
 }
 
-// displayName names an --in or --out argument in messages.
+// displayName names an --in argument in messages.
 func displayName(path string) string {
 	if path == "-" {
 		return "stdin"
 	}
 	return path
+}
+
+// displayOut names an --out argument in messages.
+func displayOut(path string) string {
+	if path == "-" {
+		return "stdout"
+	}
+	return path
+}
+
+// result prints a command's result: v as JSON with --json, or one line.
+// When the command's data went to stdout (onStdout), the result goes to
+// stderr instead, where --quiet silences the line (not the JSON, which
+// was asked for).
+func (e *environment) result(onStdout, asJSON bool, v any, format string, args ...any) error {
+	w := e.stdout
+	if onStdout {
+		w = e.stderr
+	}
+	if asJSON {
+		return printJSON(w, v)
+	}
+	if onStdout && e.common.quiet {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, format+"\n", args...)
+	return err
 }
 
 // printJSON writes v as indented JSON: the --json result of a command.

@@ -4,25 +4,34 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"path/filepath"
+	"io"
+	"path"
+	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/region"
 )
 
 var putHelp = `Usage:
 
-	geoseal put --container NAME --blob NAME --in FILE [keys] --policy NAME
-	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
-	        [--context KEY=VALUE]... [--chunk-size N] [--create-container] [--json]
+	geoseal put SRC URL [keys] --policy NAME (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
+	        [--context KEY=VALUE]... [--chunk-size N] [--create-container] [--no-overwrite] [--json]
+	geoseal put --container NAME [--blob NAME] --in SRC ...
+	geoseal put --format azure-cse-v2 SRC URL (--key-file FILE --key-id KID | --rsa-public PEM --key-id KID | --keyvault KEY-URL) ...
 
 put asks the region guard whether the container's storage account may hold
-data under --policy, then encrypts --in ("-": stdin) in this process and
-uploads it as a geoseal object: the header in the first block, the body in
-4 MiB blocks, the block list committed only when everything is staged (a
-failed upload leaves the previous blob, or none). If the guard refuses, put
-exits 3 with the guard's explanation and nothing is sent.
+data under --policy, then encrypts SRC ("-": stdin) in this process and
+uploads it as a geoseal object to the blob URL names: the header in the
+first block, the body in blocks, the block list committed only when
+everything is staged, so a failed or interrupted upload leaves the previous
+blob, or none. If the guard refuses, put exits 3 with the guard's reason
+and nothing is sent. A URL that names a container (or ends in '/') gets
+the blob SRC's base name.
 
 ` + containerHelp + `
 ` + guardHelp + `
@@ -31,25 +40,39 @@ Keys (at least one; the data key is wrapped for each):
 ` + keyringHelp("") + `
 Flags:
 
-	--blob NAME             the blob name (default: the base name of --in)
-	--in FILE               the plaintext, or - for stdin
+	--in FILE               SRC, as a flag
+	--blob NAME             the blob name (default: SRC's base name)
 	--context KEY=VALUE     encryption context pair (repeatable; in the clear)
 	--chunk-size N          plaintext bytes per chunk (power of two, 4 KiB-16 MiB)
 	--create-container      create the container if it does not exist
-	--json                  print the result as JSON (blob, sizes, etag, decision)
+	--no-overwrite          refuse to replace an existing blob (it is left as it is)
+	--format FORMAT         geoseal (default), or azure-cse-v2: the Azure SDKs'
+	                        client-side encryption v2 (as geoseal encrypt writes
+	                        it, with its "encryptiondata" metadata), with one key
+	--key-id KID            azure-cse-v2: the id of --key-file or --rsa-public
+	--region-length N       azure-cse-v2: protocol 2.1 with N-byte regions
+	--json                  print the result as JSON (container, blob, url,
+	                        format, size, encrypted_size, etag, decision)
 
-Exit status: 0 uploaded, 3 refused by the region policy, 1 any other error.
+The result is one line on stdout: what was uploaded where, and the guard's
+decision.
+
+Exit status: 0 uploaded, 3 refused by the region policy, 1 any other error,
+130 interrupted (nothing is committed).
 `
 
 type putCmd struct {
-	where     containerFlags
-	guard     guardFlags
-	keys      keyringFlags
-	in        string
-	context   contextFlag
-	chunkSize int
-	create    bool
-	json      bool
+	where       containerFlags
+	guard       guardFlags
+	keys        keyringFlags
+	in          string
+	context     contextFlag
+	chunkSize   int
+	create      bool
+	noOverwrite bool
+	format      string
+	cse         cseFlags
+	json        bool
 }
 
 func (c *putCmd) flags(fs *flag.FlagSet) {
@@ -59,84 +82,190 @@ func (c *putCmd) flags(fs *flag.FlagSet) {
 	fs.Var(&c.context, "context", "encryption context KEY=VALUE (repeatable)")
 	fs.IntVar(&c.chunkSize, "chunk-size", 0, "plaintext bytes per chunk")
 	fs.BoolVar(&c.create, "create-container", false, "create the container if missing")
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing blob")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
+	c.cse.registerPut(fs)
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 	c.keys.register(fs)
 }
 
+// putResult is put's --json output.
+type putResult struct {
+	Container     string        `json:"container"`
+	Blob          string        `json:"blob"`
+	URL           string        `json:"url"`
+	Format        string        `json:"format"`
+	Size          int64         `json:"size"`
+	EncryptedSize int64         `json:"encrypted_size"`
+	ETag          string        `json:"etag,omitempty"`
+	Decision      *decisionJSON `json:"decision,omitempty"`
+}
+
 func (c *putCmd) run(ctx context.Context, env *environment, args []string) error {
-	if err := positionalArgs(args, 0, ""); err != nil {
+	src, rawURL := c.in, ""
+	switch {
+	case len(args) == 2 && c.in == "":
+		src, rawURL = args[0], args[1]
+	case len(args) == 1 && c.in != "":
+		rawURL = args[0]
+	case len(args) > 0:
+		return usageErrorf("put takes SRC and URL (or --in and --container)")
+	}
+	if src == "" {
+		return usageErrorf("nothing to upload: give SRC and URL (SRC - is stdin)")
+	}
+	loc, err := c.where.locate(rawURL)
+	if err != nil {
 		return err
 	}
-	if c.in == "" {
-		return usageErrorf("--in is required")
-	}
-	if c.where.blob == "" {
-		if c.in == "-" {
-			return usageErrorf("--blob is required with --in -")
+	if loc.blob == "" || strings.HasSuffix(loc.blob, "/") {
+		if src == "-" {
+			return usageErrorf("name the blob: stdin has no name to give it")
 		}
-		c.where.blob = filepath.Base(c.in)
+		loc.blob += path.Base(strings.ReplaceAll(src, `\`, "/"))
 	}
+	switch c.format {
+	case formatGeoseal:
+		if c.cse.used() {
+			return usageErrorf("--key-id and --region-length need --format azure-cse-v2")
+		}
+	case formatCSEv2:
+		if len(c.context.ctx) > 0 || c.chunkSize != 0 {
+			return usageErrorf("--context and --chunk-size do not apply to --format azure-cse-v2")
+		}
+	default:
+		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
+	}
+	c.keys.useEnvDefaults(env)
 	guard, err := c.guard.build(env, c.keys.keyVault)
 	if err != nil {
 		return err
 	}
-	cc, err := env.containerClient(&c.where)
+	s, err := env.openContainer(loc)
 	if err != nil {
 		return err
 	}
 	// Ask the guard before anything else (the keyring included), so a
 	// refusal costs nothing and says so; Upload asks again itself.
-	if _, err := guard.CheckURL(ctx, cc.URL()); err != nil {
-		return err
-	}
-	var cl closers
-	defer cl.close()
-	kr, err := c.keys.build(ctx, env, "encrypt", &cl)
+	d, err := guard.CheckURL(ctx, s.loc.containerURL())
 	if err != nil {
 		return err
 	}
-	src, size, closeIn, err := openInput(c.in, env.stdin)
+	in, size, closeIn, err := openInput(src, env.stdin)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	fail := func(err error) error {
-		return &blobError{container: c.where.container, blob: c.where.blob, canCreate: !c.create, err: err}
+	var cl closers
+	defer cl.close()
+	up := upload{s: s, ctx: ctx, env: env, noOverwrite: c.noOverwrite}
+	if c.format == formatCSEv2 {
+		kek, _, err := cseKEK(ctx, env, &c.keys, c.cse.keyID, true)
+		if err != nil {
+			return err
+		}
+		up.send = func(r io.Reader, conds *blob.AccessConditions) (upResponse, error) {
+			resp, err := csev2.Upload(ctx, s.cc.NewBlockBlobClient(s.loc.blob), r, kek, &csev2.UploadOptions{Encryption: c.cse.writerOptions(), AccessConditions: conds})
+			if err != nil {
+				return upResponse{}, err
+			}
+			return upResponse{etag: resp.ETag}, nil
+		}
+	} else {
+		kr, err := c.keys.build(ctx, env, "encrypt", &cl)
+		if err != nil {
+			return err
+		}
+		client, err := envelope.NewBlobClient(s.cc, kr, guard, nil)
+		if err != nil {
+			return err
+		}
+		up.send = func(r io.Reader, conds *blob.AccessConditions) (upResponse, error) {
+			resp, err := client.Upload(ctx, s.loc.blob, r, &envelope.UploadOptions{Context: c.context.ctx, ChunkSize: c.chunkSize, AccessConditions: conds})
+			if err != nil {
+				return upResponse{}, err
+			}
+			d = resp.Decision
+			return upResponse{etag: resp.ETag, size: resp.Size, encrypted: resp.EncryptedSize}, nil
+		}
 	}
 	if c.create {
-		if _, err := cc.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-			return fail(err)
+		if _, err := s.cc.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return s.fail(err)
 		}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	resp, err := up.run(in, size, displayName(src))
 	if err != nil {
-		return err
+		be := s.blobError(err)
+		be.canCreate = !c.create
+		return be
 	}
-	p := env.newProgress("uploading "+c.where.blob, "B", size)
-	resp, err := client.Upload(ctx, c.where.blob, progressReader{src, p}, &envelope.UploadOptions{Context: c.context.ctx, ChunkSize: c.chunkSize})
-	if err != nil {
-		return fail(err)
+	out := putResult{
+		Container: s.loc.container, Blob: s.loc.blob, URL: s.loc.blobURL(s.loc.blob), Format: c.format,
+		Size: resp.size, EncryptedSize: resp.encrypted,
 	}
-	p.done()
-	d := resp.Decision
+	if resp.etag != nil {
+		out.ETag = string(*resp.etag)
+	}
+	if d != nil {
+		out.Decision = &decisionJSON{d.Allowed, d.Policy, d.Reason, d.Rule}
+	}
 	if c.json {
-		out := map[string]any{
-			"container": c.where.container, "blob": c.where.blob, "url": cc.NewBlobClient(c.where.blob).URL(),
-			"size": resp.Size, "encrypted_size": resp.EncryptedSize,
-		}
-		if resp.ETag != nil {
-			out["etag"] = string(*resp.ETag)
-		}
-		if d != nil {
-			out["decision"] = decisionJSON{d.Allowed, d.Policy, d.Reason, d.Rule}
-		}
 		return printJSON(env.stdout, out)
 	}
-	fmt.Fprintf(env.stdout, "uploaded %s (%d bytes, %d encrypted) to %s/%s\n", c.in, resp.Size, resp.EncryptedSize, c.where.container, c.where.blob)
-	if d != nil {
-		fmt.Fprintf(env.stdout, "region guard: allowed under %s: %s\n", d.Policy, d.Reason)
-	}
+	fmt.Fprintf(env.stdout, "uploaded %s (%s) to %s as %s, %s encrypted; region guard: allowed under %s\n",
+		quoteUntrusted(displayName(src)), humanBytes(out.Size), out.URL, out.Format, humanBytes(out.EncryptedSize), d.Policy)
 	return nil
+}
+
+// upload runs one put: the source through a progress counter, and the
+// no-overwrite condition.
+type upload struct {
+	ctx         context.Context
+	env         *environment
+	s           *store
+	noOverwrite bool
+	send        func(io.Reader, *blob.AccessConditions) (upResponse, error)
+}
+
+type upResponse struct {
+	etag            *azcore.ETag
+	size, encrypted int64
+}
+
+func (u *upload) run(in io.Reader, size int64, name string) (upResponse, error) {
+	var conds *blob.AccessConditions
+	if u.noOverwrite {
+		conds = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
+	}
+	p := u.env.newProgress("uploading "+quoteUntrusted(name), "B", size)
+	counted := &countingReader{r: progressReader{in, p}}
+	resp, err := u.send(counted, conds)
+	if err != nil {
+		return resp, err
+	}
+	p.done()
+	if resp.size == 0 {
+		resp.size = counted.n
+	}
+	if resp.encrypted == 0 {
+		if props, err := u.s.cc.NewBlobClient(u.s.loc.blob).GetProperties(u.ctx, nil); err == nil && props.ContentLength != nil {
+			resp.encrypted = *props.ContentLength
+		}
+	}
+	return resp, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // decisionJSON is the region decision as put and rewrap print it.

@@ -103,8 +103,9 @@ func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []strin
 	if err := positionalArgs(args, 0, ""); err != nil {
 		return err
 	}
+	c.policy, c.primary, c.secondary = regionDefaults(env, c.policy, c.primary, c.secondary, "")
 	if c.policy == "" || strings.TrimSpace(c.primary) == "" {
-		return usageErrorf("--policy and --primary are required")
+		return usageErrorf("--policy and --primary are required (or $%s and $%s)", envPolicy, envPrimary)
 	}
 	cat, err := loadCatalog(c.override)
 	if err != nil {

@@ -12,8 +12,9 @@ import (
 
 var rewrapHelp = `Usage:
 
-	geoseal rewrap --container NAME --blob NAME [keys] [new keys] --policy NAME
+	geoseal rewrap URL [keys] [new keys] --policy NAME
 	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json]
+	geoseal rewrap --container NAME --blob NAME ...
 
 rewrap rotates the key-encryption keys of one blob: it unwraps the object's
 data key with the keys given, wraps it with the new keys (--to-*), and
@@ -32,7 +33,7 @@ New keys (the object will be wrapped for exactly these):
 ` + keyringHelp("to-") + `
 Flags:
 
-	--blob NAME   the blob
+	--blob NAME   the blob, with --container
 	--json        print the result as JSON
 
 Exit status: 0 rewrapped, 3 refused by the region policy, 1 any other error.
@@ -66,60 +67,76 @@ func (c *rewrapCmd) flags(fs *flag.FlagSet) {
 
 // client builds the blob client (opened with the current keys) and the new
 // keys, once the guard has allowed the account.
-func (f *rewrapFlags) client(ctx context.Context, env *environment, cl *closers) (*envelope.BlobClient, keyring.Wrapper, error) {
+func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location, cl *closers) (*envelope.BlobClient, *store, keyring.Wrapper, error) {
 	// The new header is wrapped for the new keys: theirs are the vaults
 	// that will hold the means of decryption.
 	guard, err := f.guard.build(env, f.to.keyVault)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	cc, err := env.containerClient(&f.where)
+	s, err := env.openContainer(loc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if _, err := guard.CheckURL(ctx, cc.URL()); err != nil {
-		return nil, nil, err
+	if _, err := guard.CheckURL(ctx, s.loc.containerURL()); err != nil {
+		return nil, nil, nil, err
 	}
 	kr, err := f.keys.build(ctx, env, "decrypt", cl)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	newKR, err := f.to.build(ctx, env, "encrypt", cl)
 	if err != nil {
-		return nil, nil, fmt.Errorf("new keys: %w", err)
+		return nil, nil, nil, fmt.Errorf("new keys: %w", err)
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := envelope.NewBlobClient(s.cc, kr, guard, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return client, newKR, nil
+	return client, s, newKR, nil
+}
+
+// oneURL returns the URL argument of a command that takes at most one.
+func oneURL(args []string) (string, error) {
+	if err := positionalArgs(args, 1, "a URL"); err != nil {
+		return "", err
+	}
+	if len(args) == 1 {
+		return args[0], nil
+	}
+	return "", nil
 }
 
 func (c *rewrapCmd) run(ctx context.Context, env *environment, args []string) error {
-	if err := positionalArgs(args, 0, ""); err != nil {
+	rawURL, err := oneURL(args)
+	if err != nil {
 		return err
 	}
-	if c.where.blob == "" {
-		return usageErrorf("--blob is required")
+	loc, err := c.where.locate(rawURL)
+	if err != nil {
+		return err
+	}
+	if loc.blob == "" {
+		return usageErrorf("rewrap needs a blob: geoseal rewrap URL")
 	}
 	var cl closers
 	defer cl.close()
-	client, newKR, err := c.client(ctx, env, &cl)
+	client, s, newKR, err := c.client(ctx, env, loc, &cl)
 	if err != nil {
 		return err
 	}
-	resp, err := client.Rewrap(ctx, c.where.blob, newKR, nil)
+	resp, err := client.Rewrap(ctx, loc.blob, newKR, nil)
 	if err != nil {
-		return &blobError{container: c.where.container, blob: c.where.blob, err: err}
+		return s.fail(err)
 	}
 	if c.json {
 		var wk []wrappedKeyInfo
 		for _, k := range resp.WrappedKeys {
 			wk = append(wk, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
 		}
-		return printJSON(env.stdout, map[string]any{"container": c.where.container, "blob": c.where.blob, "header_size": resp.HeaderSize, "wrapped_keys": wk})
+		return printJSON(env.stdout, map[string]any{"container": loc.container, "blob": loc.blob, "url": s.loc.blobURL(loc.blob), "header_size": resp.HeaderSize, "wrapped_keys": wk})
 	}
-	fmt.Fprintf(env.stdout, "rewrapped %s/%s: new %d-byte header, wrapped for %s\n", c.where.container, c.where.blob, resp.HeaderSize, describeKeys(resp.WrappedKeys))
+	fmt.Fprintf(env.stdout, "rewrapped %s: new %d-byte header, wrapped for %s\n", s.loc.blobURL(loc.blob), resp.HeaderSize, describeKeys(resp.WrappedKeys))
 	return nil
 }
 

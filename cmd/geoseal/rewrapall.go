@@ -12,8 +12,9 @@ import (
 
 var rewrapAllHelp = `Usage:
 
-	geoseal rewrap-all --container NAME [--prefix P] [keys] [new keys] --policy NAME
+	geoseal rewrap-all CONTAINER-URL [--prefix P] [keys] [new keys] --policy NAME
 	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json]
+	geoseal rewrap-all --container NAME ...
 
 rewrap-all does what geoseal rewrap does for every geoseal object in the
 container whose name starts with --prefix, several at a time: the rotation
@@ -50,17 +51,37 @@ func (c *rewrapAllCmd) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 }
 
+// listPrefix is the prefix of a command over a container's blobs: the
+// path a URL gives after the container, or --prefix, not both.
+func listPrefix(loc location, prefix string) (string, error) {
+	switch {
+	case loc.blob != "" && prefix != "":
+		return "", usageErrorf("give the prefix in the URL or with --prefix, not both")
+	case loc.blob != "":
+		return loc.blob, nil
+	}
+	return prefix, nil
+}
+
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
-	if err := positionalArgs(args, 0, ""); err != nil {
+	rawURL, err := oneURL(args)
+	if err != nil {
+		return err
+	}
+	loc, err := c.where.locate(rawURL)
+	if err != nil {
+		return err
+	}
+	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
 		return err
 	}
 	var cl closers
 	defer cl.close()
-	client, newKR, err := c.client(ctx, env, &cl)
+	client, s, newKR, err := c.client(ctx, env, loc, &cl)
 	if err != nil {
 		return err
 	}
-	p := env.newProgress("rewrapping "+c.where.container, "blobs", -1)
+	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", -1)
 	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
 		Prefix:   c.prefix,
 		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
@@ -79,23 +100,25 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		if skipped == nil {
 			skipped = []string{}
 		}
-		if err := printJSON(env.stdout, map[string]any{"container": c.where.container, "prefix": c.prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed}); err != nil {
+		if err := printJSON(env.stdout, map[string]any{"container": loc.container, "prefix": c.prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(env.stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, c.where.container, len(resp.Skipped), len(resp.Failed))
+		fmt.Fprintf(env.stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, loc.container, len(resp.Skipped), len(resp.Failed))
 		// Blob names are chosen by whoever can write to the container.
 		for _, s := range resp.Skipped {
 			fmt.Fprintf(env.stdout, "  skipped %s\n", quoteUntrusted(s))
 		}
 	}
 	for _, f := range resp.Failed {
-		line, _ := describe(ctx, &blobError{container: c.where.container, blob: f.Blob, err: f.Err})
+		be := s.blobError(f.Err)
+		be.blob = f.Blob
+		line, _ := describe(ctx, be)
 		fmt.Fprintln(env.stderr, shorten(oneLine(redactSAS("geoseal rewrap-all: "+quoteUntrusted(f.Blob)+": "+line)), maxLine))
 	}
 	if err != nil {
 		if len(resp.Failed) == 0 {
-			return &blobError{container: c.where.container, err: err}
+			return s.fail(err)
 		}
 		return shown{err}
 	}
