@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 	"github.com/geoseal/geoseal/stream"
@@ -107,8 +108,8 @@ const (
 // checks them against the authenticated header, failing with
 // ErrInvalidMetadata on any disagreement.
 const (
-	// MetadataVersion marks a blob as a geoseal object; its value is "v1".
-	MetadataVersion    = "geoseal"
+	// metaVersion marks a blob as a geoseal object; its value is "v1".
+	metaVersion        = "geoseal"
 	metaVersionValue   = "v1"
 	metaHeaderLength   = "geosealheaderlength"
 	metaChunkSize      = "geosealchunksize"
@@ -248,12 +249,12 @@ func parseObjectMetadata(md map[string]*string) (m objectMetadata, ok bool, err 
 		}
 		return "", false
 	}
-	v, ok := get(MetadataVersion)
+	v, ok := get(metaVersion)
 	if !ok {
 		return m, false, nil
 	}
 	if v != metaVersionValue {
-		return m, true, fmt.Errorf("%w: %s=%q", ErrInvalidMetadata, MetadataVersion, v)
+		return m, true, fmt.Errorf("%w: %s=%q", ErrInvalidMetadata, metaVersion, v)
 	}
 	num := func(k string, lo, hi int64) (int64, error) {
 		s, ok := get(k)
@@ -266,22 +267,22 @@ func parseObjectMetadata(md map[string]*string) (m objectMetadata, ok bool, err 
 		}
 		return n, nil
 	}
-	hl, err := num(metaHeaderLength, int64(minHeaderLen), MaxHeaderSize)
+	hl, err := num(metaHeaderLength, int64(format.MinHeaderSize), format.MaxHeaderSize)
 	if err != nil {
 		return m, true, err
 	}
-	cs, err := num(metaChunkSize, 1<<minChunkLog2, 1<<maxChunkLog2)
+	cs, err := num(metaChunkSize, format.MinChunkSize, format.MaxChunkSize)
 	if err != nil {
 		return m, true, err
 	}
-	if _, err := chunkLog2(int(cs)); err != nil {
+	if err := format.CheckChunkSize(int(cs)); err != nil {
 		return m, true, fmt.Errorf("%w: %s=%d", ErrInvalidMetadata, metaChunkSize, cs)
 	}
 	sc, err := num(metaSuite, 0, 255)
 	if err != nil {
 		return m, true, err
 	}
-	suite, err := suiteFromCode(uint8(sc))
+	suite, err := format.SuiteFromCode(uint8(sc))
 	if err != nil {
 		return m, true, fmt.Errorf("%w: %s=%d", ErrInvalidMetadata, metaSuite, sc)
 	}

@@ -27,7 +27,7 @@ type CSEv2Reader interface {
 // geoseal object. A blob carrying both is treated as geoseal: the header
 // decides, and a forged "encryptiondata" entry cannot divert it.
 func isCSEv2(md map[string]*string) bool {
-	return hasMetadata(md, metaCSEv2) && !hasMetadata(md, MetadataVersion)
+	return hasMetadata(md, metaCSEv2) && !hasMetadata(md, metaVersion)
 }
 
 // downloadCSEv2 reads a CSE v2 blob through the configured reader.

@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -102,23 +103,23 @@ func (c *BlobClient) Download(ctx context.Context, blobName string, opts *Downlo
 		return fail(fmt.Errorf("envelope: download of %q: %w", blobName, blobChanged(err)))
 	}
 	br := bytes.NewReader(first)
-	header, err := readHeader(br)
+	header, err := format.ReadHeader(br)
 	if err != nil {
 		return fail(err)
 	}
-	h, bodyOpts, key, err := openObject(ctx, header, c.keyring, &DecryptOptions{
+	h, content, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{
 		RequireContext: opts.RequireContext,
-		Concurrency:    cryptoConcurrency(concurrency),
 		MaxWrappedKeys: c.opts.MaxWrappedKeys,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	defer zero(key)
+	defer content.Zero()
+	content.Options.Concurrency = cryptoConcurrency(concurrency)
 	if err := checkMetadata(resp.Metadata, h, len(header), total); err != nil {
 		return fail(err)
 	}
-	sr, err := stream.NewReader(io.MultiReader(br, f), key, &bodyOpts)
+	sr, err := stream.NewReader(io.MultiReader(br, f), content.Key, &content.Options)
 	if err != nil {
 		return fail(fmt.Errorf("envelope: %w", err))
 	}
@@ -127,7 +128,7 @@ func (c *BlobClient) Download(ctx context.Context, blobName string, opts *Downlo
 
 // checkMetadata compares the geoseal metadata of a blob, if any, with its
 // authenticated header and its size.
-func checkMetadata(md map[string]*string, h *Header, headerLen int, total int64) error {
+func checkMetadata(md map[string]*string, h *format.Header, headerLen int, total int64) error {
 	m, ok, err := parseObjectMetadata(md)
 	if err != nil || !ok {
 		return err
@@ -161,7 +162,7 @@ func totalSize(contentRange *string, contentLength *int64) (int64, error) {
 
 // downloadReader is the plaintext reader Download returns.
 type downloadReader struct {
-	r      io.Reader // *stream reader, which is an io.Closer
+	r      *stream.Reader
 	f      *fetcher
 	cancel context.CancelCauseFunc
 	once   sync.Once
@@ -178,9 +179,7 @@ func (d *downloadReader) Read(p []byte) (int, error) {
 // Close stops the requests in flight and releases the buffers.
 func (d *downloadReader) Close() error {
 	d.once.Do(func() {
-		if c, ok := d.r.(io.Closer); ok {
-			c.Close()
-		}
+		d.r.Close()
 		d.cancel(errReaderClosed)
 		d.f.Close()
 	})
@@ -199,7 +198,7 @@ func (f *fetcher) explain(err error) error {
 	}
 	var ce *stream.ChunkError
 	if errors.As(err, &ce) {
-		return bodyError(err)
+		return format.BodyError(err)
 	}
 	return err
 }

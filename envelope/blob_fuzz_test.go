@@ -16,7 +16,7 @@ func FuzzBlobMetadata(f *testing.F) {
 	f.Add("v1", "124", "16777216", "1", "4611686018427387904", int64(1<<62), int64(1<<62), int64(1<<62))
 	f.Fuzz(func(t *testing.T, version, hl, cs, suite, ps string, total, off, count int64) {
 		md := map[string]*string{
-			MetadataVersion:   &version,
+			metaVersion:       &version,
 			metaHeaderLength:  &hl,
 			metaChunkSize:     &cs,
 			metaSuite:         &suite,

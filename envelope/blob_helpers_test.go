@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/internal/azurite"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -143,7 +144,7 @@ func newBlobFixture(t testing.TB, opts *BlobClientOptions) *blobFixture {
 	if _, err := f.plain.Create(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	f.kr = blobTestKeyring(t)
+	f.kr = formattest.NewAES(t)
 	f.client, err = NewBlobClient(f.container, f.kr, unrestrictedGuard(t), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -158,19 +159,6 @@ func unrestrictedGuard(t testing.TB) *region.Guard {
 		t.Fatal(err)
 	}
 	return g
-}
-
-func blobTestKeyring(t testing.TB) *keyring.AES {
-	t.Helper()
-	key, err := keyring.GenerateAESKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.NewAES(key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
 }
 
 // blobContainerName derives a valid, unique container name from the test.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/rangesrc"
 	"github.com/geoseal/geoseal/stream"
 )
 
@@ -75,7 +77,7 @@ func (c *BlobClient) DownloadRange(ctx context.Context, blobName string, offset,
 		if err != nil {
 			return nil, err
 		}
-		h, _, err := parseHeader(header)
+		h, err := format.Parse(header)
 		if err != nil {
 			return nil, err
 		}
@@ -121,14 +123,14 @@ func (c *BlobClient) DownloadRange(ctx context.Context, blobName string, offset,
 		return fail(err)
 	}
 
-	h, bodyOpts, key, err := openObject(ctx, header, c.keyring, &DecryptOptions{
+	h, body, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{
 		RequireContext: opts.RequireContext,
 		MaxWrappedKeys: c.opts.MaxWrappedKeys,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	defer zero(key)
+	defer body.Zero()
 	if h.ChunkSize != m.chunkSize || h.Suite != m.suite || len(header) != m.headerLength {
 		return fail(fmt.Errorf("%w: header length %d, chunk size %d, suite %v planned; the header has %d, %d, %v",
 			ErrInvalidMetadata, m.headerLength, m.chunkSize, m.suite, len(header), h.ChunkSize, h.Suite))
@@ -138,9 +140,9 @@ func (c *BlobClient) DownloadRange(ctx context.Context, blobName string, offset,
 	bodySize := total - int64(m.headerLength)
 	var ra *stream.ReaderAt
 	if p.finalSeparate {
-		ra, err = stream.NewReaderAt(src, bodySize, key, &bodyOpts)
+		ra, err = stream.NewReaderAt(src, bodySize, body.Key, &body.Options)
 	} else {
-		ra, err = stream.NewRangeReaderAt(src, bodySize, key, &bodyOpts)
+		ra, err = stream.NewReaderAt(rangesrc.Partial{ReaderAt: src}, bodySize, body.Key, &body.Options)
 	}
 	if err != nil {
 		return fail(f.explain(err))
@@ -206,11 +208,11 @@ func planRange(m objectMetadata, total, offset, count int64) (rangePlan, error) 
 // readBlobHeader reads the header at the start of a blob whose metadata
 // does not give its length.
 func readBlobHeader(ctx context.Context, b *blob.Client, etag azcore.ETag, total int64) ([]byte, error) {
-	buf := make([]byte, min(total, MaxHeaderSize))
+	buf := make([]byte, min(total, format.MaxHeaderSize))
 	if err := getRange(ctx, b, etag, buf, 0); err != nil {
 		return nil, err
 	}
-	return readHeader(bytes.NewReader(buf))
+	return format.ReadHeader(bytes.NewReader(buf))
 }
 
 // getRange fills buf with the blob's bytes from off, if its ETag is etag.
@@ -305,7 +307,7 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 			}
 			r.err = r.f.explain(err)
 			if errors.Is(r.err, io.ErrUnexpectedEOF) {
-				r.err = bodyError(r.err)
+				r.err = format.BodyError(r.err)
 			}
 			return 0, r.err
 		}

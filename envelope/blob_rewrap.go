@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -75,14 +76,14 @@ func (c *BlobClient) rewrap(ctx context.Context, blobName string, to keyring.Wra
 	}
 	blocks := bl.BlockList.CommittedBlocks
 	if len(blocks) == 0 || blocks[0].Size == nil || blocks[0].Name == nil ||
-		*blocks[0].Size < int64(minHeaderLen) || *blocks[0].Size > MaxHeaderSize {
+		*blocks[0].Size < int64(format.MinHeaderSize) || *blocks[0].Size > format.MaxHeaderSize {
 		return fail(ErrHeaderNotInOwnBlock)
 	}
 	header := make([]byte, *blocks[0].Size)
 	if err := getRange(ctx, bb.BlobClient(), etag, header, 0); err != nil {
 		return fail(err)
 	}
-	n, err := headerLength(header)
+	n, err := format.HeaderLength(header)
 	if err != nil {
 		return fail(err)
 	}
@@ -94,7 +95,7 @@ func (c *BlobClient) rewrap(ctx context.Context, blobName string, to keyring.Wra
 	if err != nil {
 		return fail(err)
 	}
-	h, _, err := parseHeader(newHeader)
+	h, err := format.Parse(newHeader)
 	if err != nil {
 		return fail(err)
 	}
@@ -271,7 +272,7 @@ list:
 				continue
 			}
 			name := *item.Name
-			if !hasMetadata(item.Metadata, MetadataVersion) {
+			if !hasMetadata(item.Metadata, metaVersion) {
 				mu.Lock()
 				resp.Skipped = append(resp.Skipped, name)
 				mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 	"github.com/geoseal/geoseal/stream"
@@ -248,7 +249,7 @@ func TestBlobRewrap(t *testing.T) {
 	rawBefore, _ := f.rawBlob(t, "doc")
 	hBefore, _ := Inspect(bytes.NewReader(rawBefore))
 
-	newKR := blobTestKeyring(t)
+	newKR := formattest.NewAES(t)
 	f.wire.reset()
 	resp, err := f.client.Rewrap(ctx, "doc", newKR, nil)
 	if err != nil {
@@ -338,7 +339,7 @@ func TestBlobRewrapConcurrentWriter(t *testing.T) {
 	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock})
 	f.upload(t, "doc", blobRandom(2*testBlock), &UploadOptions{ChunkSize: testChunk})
 	winner := blobRandom(testBlock + 5)
-	w := racingWrapper{Wrapper: blobTestKeyring(t), race: func() { f.upload(t, "doc", winner, nil) }}
+	w := racingWrapper{Wrapper: formattest.NewAES(t), race: func() { f.upload(t, "doc", winner, nil) }}
 	_, err := f.client.Rewrap(context.Background(), "doc", w, nil)
 	if !errors.Is(err, ErrBlobChanged) {
 		t.Fatalf("rewrap racing a writer: got %v, want ErrBlobChanged", err)
@@ -372,7 +373,7 @@ func TestBlobRewrapAll(t *testing.T) {
 	}
 	f.putRaw(t, "rot/onepiece", obj, md)
 
-	newKR := blobTestKeyring(t)
+	newKR := formattest.NewAES(t)
 	var progress []RewrapProgress
 	var mu sync.Mutex
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -99,16 +100,16 @@ func (c *BlobClient) Upload(ctx context.Context, blobName string, r io.Reader, o
 		return UploadResponse{}, fmt.Errorf("envelope: upload of %q refused: %w", blobName, err)
 	}
 
-	header, body, key, err := newObject(ctx, c.keyring, &EncryptOptions{
-		Context:     opts.Context,
-		ChunkSize:   opts.ChunkSize,
-		Suite:       opts.Suite,
-		Concurrency: cryptoConcurrency(concurrency),
+	header, body, err := format.New(ctx, c.keyring, &format.Params{
+		Context:   opts.Context,
+		ChunkSize: opts.ChunkSize,
+		Suite:     opts.Suite,
 	})
 	if err != nil {
 		return UploadResponse{}, err
 	}
-	defer zero(key)
+	defer body.Zero()
+	body.Options.Concurrency = cryptoConcurrency(concurrency)
 
 	bb := c.container.NewBlockBlobClient(blobName)
 	st, err := newStager(ctx, bb, int(blockSize), concurrency, opts)
@@ -117,7 +118,7 @@ func (c *BlobClient) Upload(ctx context.Context, blobName string, r io.Reader, o
 	}
 	src := &countingReader{r: r, ctx: st.ctx}
 	sizes, err := st.run(header, func(dst io.Writer) error {
-		sw, err := stream.NewWriter(dst, key, &body)
+		sw, err := stream.NewWriter(dst, body.Key, &body.Options)
 		if err != nil {
 			return err
 		}
@@ -135,7 +136,7 @@ func (c *BlobClient) Upload(ctx context.Context, blobName string, r io.Reader, o
 	for k, v := range opts.Metadata {
 		md[k] = v
 	}
-	if err := setObjectMetadata(md, len(header), &body, src.n); err != nil {
+	if err := setObjectMetadata(md, len(header), &body.Options, src.n); err != nil {
 		return UploadResponse{}, err
 	}
 
@@ -160,12 +161,12 @@ func (c *BlobClient) Upload(ctx context.Context, blobName string, r io.Reader, o
 
 // setObjectMetadata records what readers need to plan ranged reads.
 func setObjectMetadata(md map[string]*string, headerLen int, body *stream.Options, plaintextSize int64) error {
-	code, err := suiteCode(body.Suite)
+	code, err := format.SuiteCode(body.Suite)
 	if err != nil {
 		return err
 	}
 	s := func(v string) *string { return &v }
-	md[MetadataVersion] = s(metaVersionValue)
+	md[metaVersion] = s(metaVersionValue)
 	md[metaHeaderLength] = s(strconv.Itoa(headerLen))
 	md[metaChunkSize] = s(strconv.Itoa(body.ChunkSize))
 	md[metaSuite] = s(strconv.Itoa(int(code)))

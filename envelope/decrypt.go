@@ -2,12 +2,9 @@ package envelope
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/subtle"
-	"errors"
-	"fmt"
 	"io"
 
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -40,21 +37,19 @@ type DecryptOptions struct {
 // io.EOF. A caller that must not act on a partial plaintext should buffer
 // it until Read returns io.EOF.
 //
-// ctx bounds the key operations; it does not cancel the reads that follow.
-func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *DecryptOptions) (io.Reader, error) {
-	header, err := readHeader(src)
+// With opts.Concurrency > 1 the Reader opens chunks on goroutines of its
+// own: Close it (see Reader.Close). ctx bounds the key operations; it does
+// not cancel the reads that follow.
+func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *DecryptOptions) (*Reader, error) {
+	header, err := format.ReadHeader(src)
 	if err != nil {
 		return nil, err
 	}
-	_, body, key, err := openObject(ctx, header, u, opts)
+	body, err := unlockBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
-	r, err := stream.NewReader(src, key, &body)
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	return &bodyReader{r: r}, nil
+	return openBody(src, body)
 }
 
 // DecryptAt opens the object of the given size in src for random access,
@@ -67,144 +62,91 @@ func Decrypt(ctx context.Context, src io.Reader, u keyring.Unwrapper, opts *Decr
 // *stream.ChunkError matching stream.ErrAuthentication, and no byte of it is
 // returned.
 func DecryptAt(ctx context.Context, src io.ReaderAt, size int64, u keyring.Unwrapper, opts *DecryptOptions) (*stream.ReaderAt, error) {
-	header, err := readHeaderAt(src, size)
+	header, err := format.ReadHeaderAt(src, size)
 	if err != nil {
 		return nil, err
 	}
-	_, body, key, err := openObject(ctx, header, u, opts)
+	body, err := unlockBody(ctx, header, u, opts)
 	if err != nil {
 		return nil, err
 	}
 	off := int64(len(header))
-	ra, err := stream.NewReaderAt(io.NewSectionReader(src, off, size-off), size-off, key, &body)
+	return openBodyAt(io.NewSectionReader(src, off, size-off), size-off, body)
+}
+
+// openBody returns the Reader of the body in src and zeroes the content
+// key: the stream.Reader keeps no copy of it.
+func openBody(src io.Reader, body *format.Body) (*Reader, error) {
+	defer body.Zero()
+	r, err := stream.NewReader(src, body.Key, &body.Options)
 	if err != nil {
-		return nil, bodyError(err)
+		return nil, format.BodyError(err)
+	}
+	return &Reader{r: r}, nil
+}
+
+// openBodyAt returns the ReaderAt of the body of the given size in src and
+// zeroes the content key: the stream.ReaderAt keeps no copy of it.
+func openBodyAt(src io.ReaderAt, size int64, body *format.Body) (*stream.ReaderAt, error) {
+	defer body.Zero()
+	ra, err := stream.NewReaderAt(src, size, body.Key, &body.Options)
+	if err != nil {
+		return nil, format.BodyError(err)
 	}
 	return ra, nil
 }
 
-// openObject parses a complete header, unwraps the data key with u and
-// verifies, in this order, the key commitment (in constant time), the
-// header tag and opts.RequireContext. It returns the authenticated header
-// and the options and content key that open the body following it.
-func openObject(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (h *Header, body stream.Options, key []byte, err error) {
+// unlockBody unlocks the complete header with u (format.Unlock: commitment,
+// tag, opts.RequireContext) and returns what opens the body after it.
+func unlockBody(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*format.Body, error) {
 	if opts == nil {
 		opts = &DecryptOptions{}
 	}
-	h, f, dek, k, err := unlock(ctx, header, u, opts)
+	_, body, err := format.Unlock(ctx, header, u, &format.UnlockOptions{
+		RequireContext: opts.RequireContext,
+		MaxWrappedKeys: opts.MaxWrappedKeys,
+	})
 	if err != nil {
-		return nil, body, nil, err
+		return nil, err
 	}
-	zero(dek)
-	zero(k.header)
-	body, err = bodyOptions(f, opts.Concurrency)
-	if err != nil {
-		return nil, body, nil, err
-	}
-	return h, body, k.content, nil
+	body.Options.Concurrency = opts.Concurrency
+	return body, nil
 }
 
-// commitmentCheck is the check keyring.UnwrapChecked runs on each data key
-// a keyring recovers from h: it must match h's key commitment, so that a
-// wrapped key holding another data key is a failed attempt and the next one
-// is tried, whatever keyring, Multi or Cache is in front.
-func commitmentCheck(h *Header) func(dek []byte) error {
-	return func(dek []byte) error {
-		k, err := deriveKeys(dek, h.MessageID)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrCommitment, err)
-		}
-		zero(k.content)
-		zero(k.header)
-		if subtle.ConstantTimeCompare(k.commitment, h.Commitment[:]) != 1 {
-			return ErrCommitment
-		}
-		return nil
-	}
-}
+// A Reader is the plaintext of an object, as Decrypt returns it. It reads
+// the body through a stream.Reader and reports a body that fails to
+// authenticate with an error matching ErrBodyTampered (and the
+// *stream.ChunkError naming the chunk).
+//
+// A Reader that opens chunks in parallel (DecryptOptions.Concurrency > 1)
+// owns goroutines until io.EOF, an error, or Close. Close every Reader not
+// read to the end; one abandoned without Close keeps its goroutines and
+// buffers until the garbage collector finds it unreachable.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct{ r *stream.Reader }
 
-// unlock does the work of openObject and returns the data key too, for
-// Rewrap. The caller must zero dek and the keys it does not hand on.
-func unlock(ctx context.Context, header []byte, u keyring.Unwrapper, opts *DecryptOptions) (*Header, *headerFields, []byte, *objectKeys, error) {
-	h, tag, err := parseHeader(header)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := checkSuiteApproved(h.Suite); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	limit := opts.MaxWrappedKeys
-	if limit <= 0 {
-		limit = keyring.DefaultMaxWrappedKeys
-	}
-	if len(h.WrappedKeys) > limit {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: object lists %d wrapped keys, at most %d accepted: %w", len(h.WrappedKeys), limit, keyring.ErrTooManyKeys)
-	}
-	// The context is not authenticated yet, but refusing here saves an
-	// unwrap (and an HSM or Key Vault call) for an object that would be
-	// refused anyway; once the tag verifies, the context checked is the
-	// authentic one.
-	if !h.Context.Contains(opts.RequireContext) {
-		return nil, nil, nil, nil, ErrContextMismatch
-	}
-	if u == nil {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: nil keyring")
-	}
-
-	dek, err := keyring.UnwrapChecked(ctx, u, h.WrappedKeys, h.Context, commitmentCheck(h))
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("envelope: %w", err)
-	}
-	if len(dek) != dekLen {
-		zero(dek)
-		return nil, nil, nil, nil, fmt.Errorf("%w: unwrapped a key of %d bytes", ErrCommitment, len(dek))
-	}
-	k, err := deriveKeys(dek, h.MessageID)
-	if err != nil {
-		zero(dek)
-		return nil, nil, nil, nil, err
-	}
-	fail := func(err error) (*Header, *headerFields, []byte, *objectKeys, error) {
-		zero(dek)
-		zero(k.content)
-		zero(k.header)
-		return nil, nil, nil, nil, err
-	}
-	if subtle.ConstantTimeCompare(k.commitment, h.Commitment[:]) != 1 {
-		return fail(ErrCommitment)
-	}
-	if !hmac.Equal(headerTag(k.header, header[:len(header)-tagLen]), tag[:]) {
-		return fail(ErrHeaderTampered)
-	}
-	f := &headerFields{
-		suite:      h.Suite,
-		chunkSize:  h.ChunkSize,
-		messageID:  h.MessageID,
-		commitment: h.Commitment,
-		context:    h.Context,
-	}
-	return h, f, dek, k, nil
-}
-
-// bodyReader reports failures of the body as ErrBodyTampered.
-type bodyReader struct{ r io.Reader }
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
+// Read reads up to len(p) bytes of authenticated plaintext into p. It
+// returns io.EOF only at the authenticated end of the object.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
 	if err != nil && err != io.EOF {
-		err = bodyError(err)
+		err = format.BodyError(err)
 	}
 	return n, err
 }
 
-// bodyError adds ErrBodyTampered to the chain of a stream error that
-// means the ciphertext itself is wrong, and leaves other errors (a failing
-// source, bad options) as they are.
-func bodyError(err error) error {
-	for _, target := range []error{stream.ErrAuthentication, stream.ErrTruncated, stream.ErrTrailingData, stream.ErrTooLarge, stream.ErrInvalidSize} {
-		if errors.Is(err, target) {
-			return fmt.Errorf("%w: %w", ErrBodyTampered, err)
-		}
+// WriteTo writes the plaintext to dst until the end of the object or an
+// error, straight from the chunk buffers; io.Copy uses it.
+func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
+	n, err := r.r.WriteTo(dst)
+	if err != nil {
+		err = format.BodyError(err)
 	}
-	return fmt.Errorf("envelope: %w", err)
+	return n, err
 }
+
+// Close stops the Reader's goroutines, waiting for them to exit, and
+// releases its buffers; Read fails afterwards. It is safe to call more
+// than once and returns nil.
+func (r *Reader) Close() error { return r.r.Close() }

@@ -33,6 +33,7 @@
 //	r, err := envelope.Decrypt(ctx, src, kr, &envelope.DecryptOptions{
 //		RequireContext: keyring.Context{"project": "x-57"},
 //	})
+//	defer r.Close() // once err is nil: stops its goroutines, if any
 //
 // DecryptAt opens an object for random access (an io.ReaderAt over a file
 // or a blob): it authenticates the final chunk on open, so its Size is

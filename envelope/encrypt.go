@@ -2,11 +2,10 @@ package envelope
 
 import (
 	"context"
-	"crypto/fips140"
-	"crypto/rand"
 	"fmt"
 	"io"
 
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -45,11 +44,22 @@ type EncryptOptions struct {
 // ctx bounds the key operations (wrapping, which may reach a Key Vault or an
 // HSM); it does not cancel the writes that follow.
 func Encrypt(ctx context.Context, dst io.Writer, w keyring.Wrapper, opts *EncryptOptions) (io.WriteCloser, error) {
-	header, body, key, err := newObject(ctx, w, opts)
+	if opts == nil {
+		opts = &EncryptOptions{}
+	}
+	header, body, err := format.New(ctx, w, &format.Params{Suite: opts.Suite, ChunkSize: opts.ChunkSize, Context: opts.Context})
 	if err != nil {
 		return nil, err
 	}
-	sw, err := stream.NewWriter(&headerFirst{w: dst, header: header}, key, &body)
+	body.Options.Concurrency = opts.Concurrency
+	return sealBody(&headerFirst{w: dst, header: header}, body)
+}
+
+// sealBody returns the stream.Writer of an object's body and zeroes the
+// content key: the Writer keeps no copy of it.
+func sealBody(dst io.Writer, body *format.Body) (io.WriteCloser, error) {
+	defer body.Zero()
+	sw, err := stream.NewWriter(dst, body.Key, &body.Options)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
@@ -70,84 +80,4 @@ func (h *headerFirst) Write(p []byte) (int, error) {
 		h.header = nil
 	}
 	return h.w.Write(p)
-}
-
-// newObject draws a data key (or asks a keyring.DataKeyGenerator for one),
-// wraps it, and builds and authenticates the header of a new object. It
-// returns the encoded header, the options and the content key that seal the
-// body, which must follow the header immediately.
-func newObject(ctx context.Context, w keyring.Wrapper, opts *EncryptOptions) (header []byte, body stream.Options, key []byte, err error) {
-	if opts == nil {
-		opts = &EncryptOptions{}
-	}
-	f := headerFields{suite: opts.Suite, chunkSize: opts.ChunkSize, context: opts.Context}
-	if f.chunkSize == 0 {
-		f.chunkSize = stream.DefaultChunkSize
-	}
-	if _, err := chunkLog2(f.chunkSize); err != nil {
-		return nil, body, nil, err
-	}
-	if _, err := suiteCode(f.suite); err != nil {
-		return nil, body, nil, err
-	}
-	if err := checkSuiteApproved(f.suite); err != nil {
-		return nil, body, nil, err
-	}
-	// Fail on a bad context before the keyring is called.
-	if _, err := f.context.MarshalBinary(); err != nil {
-		return nil, body, nil, fmt.Errorf("envelope: %w", err)
-	}
-	if w == nil {
-		return nil, body, nil, fmt.Errorf("envelope: nil keyring")
-	}
-
-	var dek []byte
-	var keys []keyring.WrappedKey
-	if g, ok := w.(keyring.DataKeyGenerator); ok {
-		dek, keys, err = g.GenerateDataKey(ctx, f.context)
-	} else {
-		dek = make([]byte, dekLen)
-		rand.Read(dek)
-		keys, err = w.Wrap(ctx, dek, f.context)
-	}
-	defer zero(dek)
-	if err != nil {
-		return nil, body, nil, fmt.Errorf("envelope: wrapping the data key: %w", err)
-	}
-	rand.Read(f.messageID[:])
-
-	k, err := deriveKeys(dek, f.messageID)
-	if err != nil {
-		return nil, body, nil, err
-	}
-	defer zero(k.header)
-	copy(f.commitment[:], k.commitment)
-
-	header, err = buildHeader(&f, keys, k.header)
-	if err != nil {
-		return nil, body, nil, err
-	}
-	body, err = bodyOptions(&f, opts.Concurrency)
-	if err != nil {
-		return nil, body, nil, err
-	}
-	return header, body, k.content, nil
-}
-
-// bodyOptions returns the stream options of an object's body.
-func bodyOptions(f *headerFields, concurrency int) (stream.Options, error) {
-	aad, err := bodyAAD(f.suite, f.chunkSize, f.messageID)
-	if err != nil {
-		return stream.Options{}, err
-	}
-	return stream.Options{ChunkSize: f.chunkSize, Concurrency: concurrency, AAD: aad, Suite: f.suite}, nil
-}
-
-// checkSuiteApproved refuses, in FIPS 140-only mode, a suite that is not
-// approved, before any key is wrapped or unwrapped for it.
-func checkSuiteApproved(s stream.Suite) error {
-	if s != stream.AES256GCM && fips140.Enforced() {
-		return fmt.Errorf("envelope: suite %v: %w", s, stream.ErrNotApproved)
-	}
-	return nil
 }

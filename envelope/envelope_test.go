@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	mathrand "math/rand/v2"
 	"testing"
 
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 	"go.uber.org/goleak"
@@ -40,6 +43,7 @@ func decryptBytes(u keyring.Unwrapper, object []byte, opts *DecryptOptions) ([]b
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	return io.ReadAll(r)
 }
 
@@ -70,7 +74,7 @@ func suites() []stream.Suite {
 func TestRoundTrip(t *testing.T) {
 	// Goroutines of other tests (idle HTTP connections) are not ours.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	const cs = 4 << 10
 	for _, suite := range suites() {
 		for _, size := range []int{0, 1, cs - 1, cs, cs + 1, 3 * cs, 3*cs + 17} {
@@ -125,7 +129,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestNotGeoseal(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	for _, in := range [][]byte{nil, []byte("x"), []byte("hello, this is plain text, long enough"), make([]byte, 1000)} {
 		if _, err := decryptBytes(kr, in, nil); !errors.Is(err, ErrNotGeoseal) {
 			t.Errorf("Decrypt(%q...): %v, want ErrNotGeoseal", in[:min(len(in), 8)], err)
@@ -140,8 +144,8 @@ func TestNotGeoseal(t *testing.T) {
 }
 
 func TestWrongKeyring(t *testing.T) {
-	obj := encryptBytes(t, newTestAES(t), []byte("secret"), nil)
-	other := newTestAES(t)
+	obj := encryptBytes(t, formattest.NewAES(t), []byte("secret"), nil)
+	other := formattest.NewAES(t)
 	_, err := decryptBytes(other, obj, nil)
 	var nm *keyring.NoMatchError
 	if !errors.As(err, &nm) {
@@ -160,7 +164,7 @@ func TestWrongKeyring(t *testing.T) {
 // every byte and appends bytes: all fail with a typed error, and no byte of
 // a chunk that failed is returned.
 func TestObjectTamper(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	const cs = 4 << 10
 	pt := randomBytes(2*cs + 100)
 	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs, Context: keyring.Context{"k": "v"}})
@@ -174,7 +178,7 @@ func TestObjectTamper(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: decrypted", what)
 		}
-		if classify(err) == "other" {
+		if formattest.Classify(err) == "other" {
 			t.Fatalf("%s: untyped error %v", what, err)
 		}
 		if !wantPrefixOK && len(got) > 0 {
@@ -234,7 +238,7 @@ func TestObjectTamper(t *testing.T) {
 // TestTransplant puts the header of one object on the body of another
 // written to the same key with the same context.
 func TestTransplant(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	opts := &EncryptOptions{ChunkSize: 4 << 10, Context: keyring.Context{"k": "v"}}
 	for _, size := range []int{0, 100, 10000} {
 		a := encryptBytes(t, kr, randomBytes(size), opts)
@@ -259,33 +263,33 @@ func TestTransplant(t *testing.T) {
 // rejected by both.
 func TestCommitment(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newTestAES(t), newTestAES(t)
+	alice, bob := formattest.NewAES(t), formattest.NewAES(t)
 	deks := [2][]byte{randomBytes(32), randomBytes(32)}
 	recipients := [2]*keyring.AES{alice, bob}
-	f := testFields()
-	var keys []keyring.WrappedKey
+	h := &format.Header{ChunkSize: 4 << 10, Context: keyring.Context{"project": "x-57"}}
+	rand.Read(h.MessageID[:])
 	for i, r := range recipients {
-		w, err := r.Wrap(ctx, deks[i], f.context)
+		w, err := r.Wrap(ctx, deks[i], h.Context)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, w...)
+		h.WrappedKeys = append(h.WrappedKeys, w...)
 	}
 	// The body of each key, sealed with its content key and the object's
 	// body AAD.
 	pts := [2][]byte{[]byte("what alice should read"), []byte("what bob should read!")}
 	var bodies [2][]byte
 	for i, dek := range deks {
-		k, err := deriveKeys(dek, f.messageID)
+		k, err := format.DeriveKeys(dek, h.MessageID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts, err := bodyOptions(&f, 1)
+		opts, err := format.BodyOptions(h)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		w, err := stream.NewWriter(&buf, k.content, &opts)
+		w, err := stream.NewWriter(&buf, k.Content, &opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +303,7 @@ func TestCommitment(t *testing.T) {
 	for c := range 2 {
 		for tg := range 2 {
 			for b := range 2 {
-				obj := append(craftHeader(t, f, keys, deks[c], deks[tg]), bodies[b]...)
+				obj := append(formattest.Craft(t, h, deks[c], deks[tg]), bodies[b]...)
 				readers := 0
 				for r, rec := range recipients {
 					got, err := decryptBytes(rec, obj, nil)
@@ -334,7 +338,7 @@ func TestCommitment(t *testing.T) {
 
 func TestRewrap(t *testing.T) {
 	ctx := context.Background()
-	oldKR, newKR, third := newTestAES(t), newTestAES(t), newTestAES(t)
+	oldKR, newKR, third := formattest.NewAES(t), formattest.NewAES(t), formattest.NewAES(t)
 	pt := randomBytes(10000)
 	ec := keyring.Context{"project": "x-57"}
 	obj := encryptBytes(t, oldKR, pt, &EncryptOptions{ChunkSize: 4 << 10, Context: ec})
@@ -377,22 +381,28 @@ func TestRewrap(t *testing.T) {
 	if _, err := decryptBytes(oldKR, rewrapped, nil); !errors.As(err, &nm) {
 		t.Errorf("old key on the rewrapped object: %v, want *keyring.NoMatchError", err)
 	}
+
 	// Rewrapping needs the key, and verifies the header.
-	if _, err := Rewrap(ctx, obj[:h.Size], newKR, newKR); !errors.As(err, &nm) {
-		t.Errorf("Rewrap without the key: %v, want *keyring.NoMatchError", err)
-	}
 	bad := bytes.Clone(obj[:h.Size])
 	bad[h.Size-1] ^= 1
-	if _, err := Rewrap(ctx, bad, oldKR, newKR); !errors.Is(err, ErrHeaderTampered) {
-		t.Errorf("Rewrap of a tampered header: %v, want ErrHeaderTampered", err)
-	}
-	if _, err := Rewrap(ctx, obj, oldKR, newKR); !errors.Is(err, ErrInvalidHeader) {
-		t.Errorf("Rewrap of a whole object: %v, want ErrInvalidHeader", err)
+	for _, tc := range []struct {
+		name   string
+		header []byte
+		u      keyring.Unwrapper
+		class  string // formattest.Classify of the error
+	}{
+		{"without the key", obj[:h.Size], newKR, "no match"},
+		{"a tampered header", bad, oldKR, "tampered"},
+		{"a whole object", obj, oldKR, "invalid"},
+	} {
+		if got, err := Rewrap(ctx, tc.header, tc.u, newKR); formattest.Classify(err) != tc.class || got != nil {
+			t.Errorf("Rewrap of %s: %v, want a %q error", tc.name, err, tc.class)
+		}
 	}
 }
 
 func TestRequireContextObject(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	obj := encryptBytes(t, kr, []byte("secret"), &EncryptOptions{Context: keyring.Context{"project": "x-57"}})
 	for _, f := range []func(keyring.Unwrapper, []byte, *DecryptOptions) ([]byte, error){decryptBytes, decryptAtBytes} {
 		if got, err := f(kr, obj, &DecryptOptions{RequireContext: keyring.Context{"project": "x-58"}}); !errors.Is(err, ErrContextMismatch) || len(got) != 0 {
@@ -408,7 +418,7 @@ func TestRequireContextObject(t *testing.T) {
 // concurrency on, and checks that no goroutine is left behind.
 func TestConcurrentNoLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	pt := randomBytes(20 << 10)
 	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: 4 << 10, Concurrency: 4})
 	r, err := Decrypt(context.Background(), bytes.NewReader(obj), kr, &DecryptOptions{Concurrency: 4})
@@ -427,6 +437,72 @@ func TestConcurrentNoLeak(t *testing.T) {
 	}
 }
 
+// TestReaderClose closes Readers half way through an object, at every
+// concurrency, and checks that Close leaves no goroutine behind, may be
+// called twice, and makes Read and WriteTo fail.
+func TestReaderClose(t *testing.T) {
+	kr := formattest.NewAES(t)
+	const cs = 4 << 10
+	pt := randomBytes(40 * cs)
+	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs})
+	for _, conc := range []int{0, 1, 2, 3, 4, 8, 16} {
+		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			r, err := Decrypt(context.Background(), bytes.NewReader(obj), kr, &DecryptOptions{Concurrency: conc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			half := make([]byte, len(pt)/2+1)
+			if _, err := io.ReadFull(r, half); err != nil || !bytes.Equal(half, pt[:len(half)]) {
+				t.Fatalf("reading half: %v", err)
+			}
+			for range 2 {
+				if err := r.Close(); err != nil {
+					t.Fatalf("Close = %v", err)
+				}
+			}
+			if n, err := r.Read(half); n != 0 || !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("Read after Close = %d, %v; want fs.ErrClosed", n, err)
+			}
+			if n, err := r.WriteTo(io.Discard); n != 0 || !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("WriteTo after Close = %d, %v; want fs.ErrClosed", n, err)
+			}
+		})
+	}
+}
+
+// TestReaderWriteTo reads whole and tampered objects through WriteTo
+// (io.Copy), which reports a tampered body as Read does.
+func TestReaderWriteTo(t *testing.T) {
+	kr := formattest.NewAES(t)
+	const cs = 4 << 10
+	pt := randomBytes(5*cs + 7)
+	obj := encryptBytes(t, kr, pt, &EncryptOptions{ChunkSize: cs})
+	bad := bytes.Clone(obj)
+	bad[len(bad)-cs] ^= 1
+	for _, conc := range []int{0, 3} {
+		for _, tc := range []struct {
+			name string
+			obj  []byte
+			want error
+		}{{"intact", obj, nil}, {"tampered", bad, ErrBodyTampered}} {
+			r, err := Decrypt(context.Background(), bytes.NewReader(tc.obj), kr, &DecryptOptions{Concurrency: conc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			n, err := io.Copy(&out, r)
+			r.Close()
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) || n != int64(out.Len()) || !bytes.HasPrefix(pt, out.Bytes()) {
+				t.Errorf("%s, concurrency %d: io.Copy = %d, %v; want %v", tc.name, conc, n, err, tc.want)
+			}
+			if tc.want == nil && !bytes.Equal(out.Bytes(), pt) {
+				t.Errorf("%s, concurrency %d: other plaintext", tc.name, conc)
+			}
+		}
+	}
+}
+
 // failingWriter fails every write.
 type failingWriter struct{ writes int }
 
@@ -436,7 +512,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestEncryptWritesNothingOnError(t *testing.T) {
-	kr := newTestAES(t)
+	kr := formattest.NewAES(t)
 	var buf bytes.Buffer
 	if _, err := Encrypt(context.Background(), &buf, kr, &EncryptOptions{Concurrency: -1}); err == nil {
 		t.Fatal("negative concurrency accepted")
@@ -455,5 +531,70 @@ func TestEncryptWritesNothingOnError(t *testing.T) {
 	w.Write([]byte("x"))
 	if err := w.Close(); err == nil || fw.writes == 0 {
 		t.Errorf("Close on a failing destination: %v after %d writes", err, fw.writes)
+	}
+}
+
+// TestContentKeyZeroed checks that the steps Encrypt, Decrypt and
+// DecryptAt hand the derived content key to zero it once the stream is set
+// up, and that the stream still works with the key gone from memory.
+func TestContentKeyZeroed(t *testing.T) {
+	ctx := context.Background()
+	kr := formattest.NewAES(t)
+	pt := randomBytes(3*(4<<10) + 5)
+	header, body, err := format.New(ctx, kr, &format.Params{ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed := func(what string, key []byte) {
+		t.Helper()
+		if len(key) != stream.KeySize || !bytes.Equal(key, make([]byte, stream.KeySize)) {
+			t.Errorf("%s: the content key is still in memory (%d bytes)", what, len(key))
+		}
+	}
+
+	var obj bytes.Buffer
+	w, err := sealBody(&headerFirst{w: &obj, header: header}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("Encrypt", body.Key)
+	if _, err := w.Write(pt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	bodyBytes := obj.Bytes()[len(header):]
+	_, body, err = format.Unlock(ctx, header, kr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openBody(bytes.NewReader(bodyBytes), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("Decrypt", body.Key)
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("Decrypt after zeroing: %d bytes, %v", len(got), err)
+	}
+
+	_, body, err = format.Unlock(ctx, header, kr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := openBodyAt(bytes.NewReader(bodyBytes), int64(len(bodyBytes)), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroed("DecryptAt", body.Key)
+	got := make([]byte, len(pt))
+	if n, err := ra.ReadAt(got, 0); n != len(pt) || (err != nil && err != io.EOF) || !bytes.Equal(got, pt) {
+		t.Errorf("DecryptAt after zeroing: %d bytes, %v", n, err)
+	}
+
+	// And through the public functions, end to end.
+	if got, err := decryptBytes(kr, obj.Bytes(), nil); err != nil || !bytes.Equal(got, pt) {
+		t.Errorf("Decrypt: %d bytes, %v", len(got), err)
 	}
 }

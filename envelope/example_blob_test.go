@@ -60,18 +60,6 @@ func exampleClient(ctr *container.Client, kr keyring.Keyring) *envelope.BlobClie
 	return client
 }
 
-func exampleKeyring() *keyring.AES {
-	key, err := keyring.GenerateAESKey()
-	if err != nil {
-		log.Fatal(err)
-	}
-	kr, err := keyring.NewAES(key, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return kr
-}
-
 // A BlobClient encrypts before uploading, after the region guard has
 // allowed the storage account, and decrypts and verifies on download.
 func ExampleBlobClient() {
@@ -90,7 +78,7 @@ func ExampleBlobClient() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	client, err := envelope.NewBlobClient(ctr, exampleKeyring(), guard, nil)
+	client, err := envelope.NewBlobClient(ctr, newKeyring("blob key"), guard, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -121,7 +109,7 @@ func ExampleBlobClient_DownloadRange() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("logs")
 	defer stop()
-	client := exampleClient(ctr, exampleKeyring())
+	client := exampleClient(ctr, newKeyring("blob key"))
 	log1 := strings.Repeat("boring line\n", 100000) + "the interesting line\n"
 	if _, err := client.Upload(ctx, "app.log", strings.NewReader(log1), nil); err != nil {
 		log.Fatal(err)
@@ -144,7 +132,7 @@ func ExampleBlobClient_Rewrap() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("archive")
 	defer stop()
-	oldKey, newKey := exampleKeyring(), exampleKeyring()
+	oldKey, newKey := newKeyring("blob key"), newKeyring("blob key")
 	client := exampleClient(ctr, oldKey)
 	if _, err := client.Upload(ctx, "design.step", strings.NewReader("solid model"), nil); err != nil {
 		log.Fatal(err)
@@ -162,7 +150,7 @@ func ExampleBlobClient_RewrapAll() {
 	ctx := context.Background()
 	ctr, stop := exampleContainer("fleet")
 	defer stop()
-	oldKey, newKey := exampleKeyring(), exampleKeyring()
+	oldKey, newKey := newKeyring("blob key"), newKeyring("blob key")
 	client := exampleClient(ctr, oldKey)
 	for _, name := range []string{"tail/1", "tail/2", "tail/3"} {
 		if _, err := client.Upload(ctx, name, strings.NewReader("telemetry "+name), nil); err != nil {

@@ -51,6 +51,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer r.Close() // stops the reader's goroutines if it is not read to the end
 	plaintext, err := io.ReadAll(r)
 	if err != nil {
 		log.Fatal(err) // e.g. envelope.ErrBodyTampered: discard what was read
@@ -134,6 +135,7 @@ func ExampleRewrap() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer r.Close()
 	plaintext, _ := io.ReadAll(r)
 	fmt.Printf("%s\n", plaintext)
 

@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 )
 
-// seedHeaders returns well-formed headers for the seed corpora: the test
-// vectors' and fresh ones with several shapes.
+// seedObjects returns well-formed objects of several shapes for the seed
+// corpora, with plaintexts of fill bytes.
 func seedObjects(f *testing.F, kr keyring.Wrapper, fill byte) [][]byte {
 	var objs [][]byte
 	for _, o := range []struct {
@@ -33,75 +35,12 @@ func seedObjects(f *testing.F, kr keyring.Wrapper, fill byte) [][]byte {
 	return objs
 }
 
-func FuzzParseHeader(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(vectorsDir, "*.json"))
-	for _, file := range files {
-		if data, err := os.ReadFile(file); err == nil {
-			var v vector
-			if jsonUnmarshal(data, &v) == nil {
-				if obj, err := hex.DecodeString(v.Object); err == nil && len(obj) >= v.HeaderLength {
-					f.Add(obj[:v.HeaderLength])
-				}
-			}
-		}
-	}
-	for _, obj := range seedObjects(f, fixedKeyring{"fuzz"}, 'p') {
-		h, _ := Inspect(bytes.NewReader(obj))
-		f.Add(obj[:h.Size])
-	}
-	f.Add([]byte(magic))
-	f.Add([]byte("not a geoseal object at all"))
-
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n, lerr := headerLength(data)
-		h, tag, err := parseHeader(data)
-		ih, ierr := Inspect(bytes.NewReader(data))
-		if err != nil {
-			if h != nil {
-				t.Fatal("parseHeader returned a header with an error")
-			}
-			if classify(err) == "other" {
-				t.Fatalf("untyped error: %v", err)
-			}
-			if ierr == nil && ih.Size == len(data) {
-				t.Fatalf("Inspect accepted what parseHeader refused: %v", err)
-			}
-			return
-		}
-		if lerr != nil || n != len(data) || h.Size != len(data) {
-			t.Fatalf("headerLength = %d, %v; parsed %d bytes", n, lerr, len(data))
-		}
-		if ierr != nil || ih.Size != h.Size || ih.MessageID != h.MessageID {
-			t.Fatalf("Inspect disagrees with parseHeader: %v", ierr)
-		}
-		if len(h.WrappedKeys) < 1 || len(h.WrappedKeys) > MaxWrappedKeys || h.ChunkSize < 1<<12 || h.ChunkSize > 1<<24 {
-			t.Fatalf("parsed a header outside the limits: %+v", h)
-		}
-		// The encoding is canonical: what parses re-encodes to the same
-		// bytes.
-		fields := headerFields{suite: h.Suite, chunkSize: h.ChunkSize, messageID: h.MessageID, commitment: h.Commitment, context: h.Context}
-		again, err := buildHeader(&fields, h.WrappedKeys, make([]byte, 32))
-		if err != nil {
-			t.Fatalf("re-encoding a parsed header: %v", err)
-		}
-		if !bytes.Equal(again[:len(again)-tagLen], data[:len(data)-tagLen]) {
-			t.Fatalf("re-encoding differs:\n%x\n%x", again, data)
-		}
-		if !bytes.Equal(data[len(data)-tagLen:], tag[:]) {
-			t.Fatal("tag not returned")
-		}
-	})
-}
-
 // FuzzDecrypt feeds arbitrary objects to Decrypt and DecryptAt with a
 // fixed keyring. Every seed object's plaintext is all 'p' bytes and the
 // fuzzer does not know the key, so any other byte that comes out would be
 // unauthenticated data.
 func FuzzDecrypt(f *testing.F) {
-	kr, err := keyring.NewAES(vectorKEK(1), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	kr := vectorKeyring(f, []string{hex.EncodeToString(vectorKEK(1))})
 	for _, obj := range seedObjects(f, kr, 'p') {
 		f.Add(obj)
 	}
@@ -137,7 +76,7 @@ func FuzzDecrypt(f *testing.F) {
 		} else {
 			derr = err
 		}
-		if derr != nil && classify(derr) == "other" {
+		if derr != nil && formattest.Classify(derr) == "other" {
 			t.Fatalf("Decrypt: untyped error %v", derr)
 		}
 
@@ -146,7 +85,7 @@ func FuzzDecrypt(f *testing.F) {
 			if derr == nil {
 				t.Fatalf("Decrypt accepted what DecryptAt refused: %v", err)
 			}
-			if classify(err) == "other" {
+			if formattest.Classify(err) == "other" {
 				t.Fatalf("DecryptAt: untyped error %v", err)
 			}
 			return
@@ -159,7 +98,7 @@ func FuzzDecrypt(f *testing.F) {
 			rerr = nil
 		}
 		switch {
-		case rerr != nil && !errors.Is(bodyError(rerr), ErrBodyTampered):
+		case rerr != nil && !errors.Is(format.BodyError(rerr), ErrBodyTampered):
 			// Opening authenticates only the final chunk; a bad
 			// earlier chunk fails here, as an authentication error.
 			t.Fatalf("ReadAt: %v", rerr)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/internal/softhsm"
 	"github.com/geoseal/geoseal/keyring"
@@ -75,17 +76,17 @@ func TestKeyringKinds(t *testing.T) {
 		// notApproved is set for keyrings refused in FIPS 140-only mode.
 		notApproved bool
 	}{
-		{name: "local-aes", new: func(t *testing.T) keyring.Keyring { return newTestAES(t) }},
+		{name: "local-aes", new: func(t *testing.T) keyring.Keyring { return formattest.NewAES(t) }},
 		{name: "local-rsa", new: newRSA},
 		{name: "keyvault-rsa", new: func(t *testing.T) keyring.Keyring { return newKeyVault(t, true) }},
 		{name: "keyvault-oct-hsm", new: func(t *testing.T) keyring.Keyring { return newKeyVault(t, false) }},
 		{name: "pkcs11-aes", new: func(t *testing.T) keyring.Keyring { return newPKCS11(t, false) }},
 		{name: "pkcs11-rsa-oaep-sha1", new: func(t *testing.T) keyring.Keyring { return newPKCS11(t, true) }, notApproved: true},
 		{name: "multi", new: func(t *testing.T) keyring.Keyring {
-			return keyring.NewMulti(newTestAES(t), newRSA(t), newKeyVault(t, true))
+			return keyring.NewMulti(formattest.NewAES(t), newRSA(t), newKeyVault(t, true))
 		}},
 		{name: "cache-reusing-data-keys", new: func(t *testing.T) keyring.Keyring {
-			return keyring.NewCache(newTestAES(t), &keyring.CacheOptions{ReuseDataKey: &keyring.ReuseOptions{}})
+			return keyring.NewCache(formattest.NewAES(t), &keyring.CacheOptions{ReuseDataKey: &keyring.ReuseOptions{}})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,7 +126,7 @@ func TestKeyringKinds(t *testing.T) {
 				}
 
 				// Rotate to a local key, and back to the keyring.
-				other := newTestAES(t)
+				other := formattest.NewAES(t)
 				hdr, err := Rewrap(ctx, obj[:h.Size], kr, other)
 				if err != nil {
 					t.Fatalf("Rewrap to local-aes: %v", err)

@@ -2,8 +2,8 @@ package envelope
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -21,21 +21,5 @@ import (
 // header must be exactly the object's header (Header.Size bytes, as Inspect
 // reports). Rewrap verifies it as Decrypt does before it wraps anything.
 func Rewrap(ctx context.Context, header []byte, u keyring.Unwrapper, w keyring.Wrapper) ([]byte, error) {
-	if w == nil {
-		return nil, fmt.Errorf("envelope: nil keyring")
-	}
-	_, f, dek, k, err := unlock(ctx, header, u, &DecryptOptions{MaxWrappedKeys: MaxWrappedKeys})
-	if err != nil {
-		return nil, err
-	}
-	defer zero(dek)
-	defer zero(k.header)
-	zero(k.content)
-
-	// Wrap, not GenerateDataKey: the body is sealed under this data key.
-	keys, err := w.Wrap(ctx, dek, f.context)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: wrapping the data key: %w", err)
-	}
-	return buildHeader(f, keys, k.header)
+	return format.Rewrap(ctx, header, u, w)
 }

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"testing/cryptotest"
 
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -153,21 +155,19 @@ func generateVectors(t *testing.T) []*vector {
 			mutate: func(t *testing.T, v *vector, obj []byte) []byte {
 				// Wrap another data key under the second KEK and put it
 				// in the place of the second wrapped key.
-				h, tag, err := parseHeader(obj[:v.HeaderLength])
+				h, err := format.Parse(obj[:v.HeaderLength])
 				if err != nil {
 					t.Fatal(err)
 				}
-				_ = tag
 				kr2 := vectorKeyring(t, v.Keys[1:])
 				other := bytes.Repeat([]byte{0x42}, 32)
 				w, err := kr2.Wrap(context.Background(), other, h.Context)
 				if err != nil {
 					t.Fatal(err)
 				}
-				keys := []keyring.WrappedKey{h.WrappedKeys[0], w[0]}
+				h.WrappedKeys = []keyring.WrappedKey{h.WrappedKeys[0], w[0]}
 				dek, _ := hex.DecodeString(v.DEK)
-				f := headerFields{suite: h.Suite, chunkSize: h.ChunkSize, messageID: h.MessageID, context: h.Context}
-				hdr := craftHeader(t, f, keys, dek, dek)
+				hdr := formattest.Craft(t, h, dek, dek)
 				v.Keys = v.Keys[1:]
 				return append(hdr, obj[v.HeaderLength:]...)
 			}},
@@ -199,21 +199,21 @@ func generateVectors(t *testing.T) []*vector {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := deriveKeys(dek, h.MessageID)
+		k, err := format.DeriveKeys(dek, h.MessageID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		aad, err := bodyAAD(h.Suite, h.ChunkSize, h.MessageID)
+		body, err := format.BodyOptions(&format.Header{Suite: h.Suite, ChunkSize: h.ChunkSize, MessageID: h.MessageID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		v.Plaintext = hex.EncodeToString(s.plaintext)
 		v.DEK = hex.EncodeToString(dek)
 		v.MessageID = hex.EncodeToString(h.MessageID[:])
-		v.ContentKey = hex.EncodeToString(k.content)
-		v.HeaderKey = hex.EncodeToString(k.header)
-		v.Commitment = hex.EncodeToString(k.commitment)
-		v.BodyAAD = hex.EncodeToString(aad)
+		v.ContentKey = hex.EncodeToString(k.Content)
+		v.HeaderKey = hex.EncodeToString(k.Header)
+		v.Commitment = hex.EncodeToString(k.Commitment)
+		v.BodyAAD = hex.EncodeToString(body.AAD)
 		v.HeaderLength = h.Size
 		if s.mutate != nil {
 			obj = s.mutate(t, v, obj)
@@ -333,7 +333,7 @@ func checkVector(t *testing.T, v *vector) {
 	mid := unhex(t, v.MessageID)
 
 	// Derivations, written out from FORMAT.md rather than calling
-	// deriveKeys.
+	// format.DeriveKeys.
 	derive := func(info string) string {
 		k, err := hkdf.Key(sha256.New, dek, mid, info, 32)
 		if err != nil {

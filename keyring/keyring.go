@@ -96,6 +96,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/geoseal/geoseal/internal/fips"
 	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
@@ -162,7 +163,7 @@ const DefaultMaxWrappedKeys = 16
 // are refused because they would use an algorithm that is not FIPS 140
 // approved while the process runs in FIPS 140-only mode. It also matches
 // errors.ErrUnsupported.
-var ErrNotApproved = fmt.Errorf("keyring: algorithm not approved in FIPS 140-only mode: %w", errors.ErrUnsupported)
+var ErrNotApproved = fips.NotApproved("keyring: algorithm not approved in FIPS 140-only mode")
 
 // ErrTooManyKeys is returned by Unwrap, before any key is tried, when the
 // list of wrapped keys is longer than the keyring accepts.

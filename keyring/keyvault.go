@@ -99,9 +99,10 @@ type KeyVaultOptions struct {
 // context with the data key.
 //
 // RSA-OAEP with SHA-1 ("RSA-OAEP"), written by other tools, is accepted in
-// existing wrapped keys and unwrapped by the vault, also in FIPS 140-only
-// mode: the SHA-1 runs inside the vault's validated HSM boundary, not in this
-// process, and SP 800-131A Rev. 2 still permits SHA-1 in OAEP. This process
+// existing wrapped keys and unwrapped by the vault, except in FIPS 140-only
+// mode, where it is refused with an error matching ErrNotApproved before any
+// request, as the PKCS#11 keyring and package csev2 refuse it: FIPS-only
+// mode runs SHA-2 OAEP only, wherever the operation would run. This process
 // never computes SHA-1 and never wraps with RSA-OAEP.
 //
 // A KeyVault is safe for concurrent use.
@@ -323,6 +324,11 @@ func (k *KeyVault) owns(wk WrappedKey) (version string, ok bool) {
 func (k *KeyVault) precheck(wk WrappedKey) error {
 	switch {
 	case k.pub != nil && (wk.Algorithm == kvRSAOAEP256 || wk.Algorithm == kvRSAOAEP):
+		if wk.Algorithm == kvRSAOAEP {
+			if err := refuseInFIPSMode("Key Vault RSA-OAEP with SHA-1"); err != nil {
+				return err
+			}
+		}
 		if n := len(wk.Ciphertext); n < MinRSABits/8 || n > maxRSABits/8 {
 			return fmt.Errorf("keyring: %s wrapped key of %d bytes; no RSA key of %d to %d bits makes that", wk.Algorithm, n, MinRSABits, maxRSABits)
 		}

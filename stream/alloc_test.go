@@ -62,7 +62,7 @@ func TestNoAllocsPerChunk(t *testing.T) {
 				}); a != 0 {
 					t.Errorf("Reader: %v allocations per 2 chunks", a)
 				}
-				r.(io.Closer).Close()
+				r.Close()
 
 				if raceEnabled {
 					return // ReaderAt reuses buffers through a sync.Pool, which drops items at random under -race

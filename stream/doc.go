@@ -17,6 +17,12 @@
 // key must not be reused across streams. envelope derives a fresh content
 // key for every object.
 //
+// The constructors expand the key into the cipher's own state and keep no
+// reference to the caller's slice: zero it as soon as the Writer, Reader or
+// ReaderAt is made, as envelope does. (The expanded key inside crypto/aes or
+// chacha20poly1305 cannot be wiped from outside; it becomes garbage with the
+// stream.)
+//
 // # Format
 //
 // Chunk i of the stream is nonce || ciphertext || tag, as produced by the
@@ -50,6 +56,15 @@
 // bytes of buffers (a ciphertext and a plaintext buffer per chunk in
 // flight) whatever the length of the stream, and allocates nothing per
 // chunk once running.
+//
+// # Goroutines
+//
+// With Options.Concurrency > 1 a Writer or Reader seals or opens chunks on
+// that many goroutines of its own. They exit at the end of the stream, on
+// the first error, or on Close, which returns only once they have: Close
+// every Writer, and every Reader not read to the end. One abandoned
+// without Close keeps them until the garbage collector finds it
+// unreachable.
 //
 // # FIPS 140
 //

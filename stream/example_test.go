@@ -35,6 +35,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer r.Close() // stops its goroutines, if any, when not read to the end
 	plaintext, err := io.ReadAll(r)
 	if err != nil {
 		log.Fatal(err) // tampered, truncated, wrong key or wrong AAD
@@ -99,7 +100,33 @@ func ExampleOptions_concurrency() {
 		log.Fatal(err)
 	}
 	r, _ := stream.NewReader(&encrypted, key, &stream.Options{Concurrency: 2})
+	defer r.Close()
 	n, err := io.Copy(io.Discard, r)
 	fmt.Println(n, err)
 	// Output: 1048576 <nil>
+}
+
+// A Reader that opens chunks in parallel owns goroutines: Close stops them,
+// and returns only once they have exited, when the plaintext is not read
+// to the end.
+func ExampleReader_Close() {
+	key := make([]byte, stream.KeySize)
+	rand.Read(key)
+	var encrypted bytes.Buffer
+	w, _ := stream.NewWriter(&encrypted, key, nil)
+	w.Write(bytes.Repeat([]byte("record\n"), 100000))
+	w.Close()
+
+	r, err := stream.NewReader(&encrypted, key, &stream.Options{Concurrency: 4})
+	if err != nil {
+		log.Fatal(err)
+	}
+	first := make([]byte, 7)
+	if _, err := io.ReadFull(r, first); err != nil {
+		log.Fatal(err)
+	}
+	r.Close() // the chunks read ahead are dropped, the workers gone
+	_, err = r.Read(first)
+	fmt.Printf("%q, then: %v\n", first, err)
+	// Output: "record\n", then: stream: Reader is closed: file already closed
 }

@@ -102,7 +102,7 @@ func decrypt(ct, key []byte, opts *Options, mode readMode) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.(io.Closer).Close()
+	defer r.Close()
 	switch mode {
 	case writeTo:
 		var out bytes.Buffer

@@ -3,7 +3,9 @@ package stream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"runtime"
 	"testing"
 
@@ -82,7 +84,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		{"reader closed early", func(t *testing.T) {
 			r, _ := NewReader(bytes.NewReader(ct), testKey(1), opts)
 			r.Read(make([]byte, 100))
-			r.(io.Closer).Close()
+			r.Close()
 		}},
 		{"reader abandoned", func(t *testing.T) {
 			r, _ := NewReader(bytes.NewReader(ct), testKey(1), opts)
@@ -98,4 +100,80 @@ func TestNoGoroutineLeaks(t *testing.T) {
 			goleak.VerifyNone(t)
 		})
 	}
+}
+
+// TestCloseWaitsForWorkers closes Readers half way through, and Writers
+// after a failed write, at every concurrency, and checks that no worker
+// goroutine is left the moment Close returns: Close waits for them, rather
+// than letting them exit some time later.
+func TestCloseWaitsForWorkers(t *testing.T) {
+	const cs = MinChunkSize
+	pt := plaintext(64*cs, 2)
+	ct := encrypt(t, pt, testKey(1), &Options{ChunkSize: cs}, oneWrite)
+	boom := errors.New("boom")
+	for _, conc := range []int{1, 2, 3, 4, 8, 16, 64} {
+		opts := &Options{ChunkSize: cs, Concurrency: conc}
+		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
+			for rep := range 10 {
+				r, err := NewReader(bytes.NewReader(ct), testKey(1), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				half := make([]byte, len(pt)/2+rep*1000)
+				if _, err := io.ReadFull(r, half); err != nil || !bytes.Equal(half, pt[:len(half)]) {
+					t.Fatalf("reading half: %v", err)
+				}
+				if err := r.Close(); err != nil {
+					t.Fatalf("Close = %v", err)
+				}
+				if n := workerGoroutines(); n != 0 {
+					t.Fatalf("reader: %d worker goroutines after Close", n)
+				}
+				if err := r.Close(); err != nil {
+					t.Fatalf("second Close = %v", err)
+				}
+				if n, err := r.Read(half); n != 0 || !errors.Is(err, fs.ErrClosed) {
+					t.Fatalf("Read after Close = %d, %v; want fs.ErrClosed", n, err)
+				}
+				if _, err := r.WriteTo(io.Discard); !errors.Is(err, fs.ErrClosed) {
+					t.Fatalf("WriteTo after Close = %v; want fs.ErrClosed", err)
+				}
+
+				w, err := NewWriter(&failingWriter{limit: 5 * cs, err: boom}, testKey(1), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.Write(pt) // fails part way, with chunks in flight
+				if err := w.Close(); !errors.Is(err, boom) {
+					t.Fatalf("Writer.Close = %v, want %v", err, boom)
+				}
+				if n := workerGoroutines(); n != 0 {
+					t.Fatalf("writer: %d worker goroutines after Close", n)
+				}
+			}
+			goleak.VerifyNone(t)
+		})
+	}
+}
+
+// workerGoroutines counts the goroutines running a worker of this package,
+// from a dump of every goroutine's stack (goleak waits for goroutines to
+// exit; this does not).
+func workerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("geoseal/stream.work(")) {
+			count++
+		}
+	}
+	return count
 }

@@ -26,7 +26,7 @@ func TestMaxChunks(t *testing.T) {
 			t.Fatalf("conc %d: Close at the limit: %v", conc, err)
 		}
 		r, _ := NewReader(&buf, testKey(1), opts)
-		r.(*readerHandle).r.index = MaxChunks - 2
+		r.r.index = MaxChunks - 2
 		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt[:2*cs]) {
 			t.Fatalf("conc %d: reading at the limit: %v", conc, err)
 		}
@@ -44,7 +44,7 @@ func TestMaxChunks(t *testing.T) {
 
 		// A Reader refuses chunk MaxChunks whatever it holds.
 		r, _ = NewReader(bytes.NewReader(make([]byte, 100)), testKey(1), opts)
-		r.(*readerHandle).r.index = MaxChunks
+		r.r.index = MaxChunks
 		if _, err := io.ReadAll(r); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("conc %d: reading past the limit: %v, want ErrTooLarge", conc, err)
 		}

@@ -11,9 +11,25 @@ import (
 // errReaderClosed is returned by Read after Close.
 var errReaderClosed = fmt.Errorf("stream: Reader is closed: %w", fs.ErrClosed)
 
+// A Reader decrypts a stream, returning the plaintext of each chunk only
+// after the chunk authenticates. NewReader makes one.
+//
+// With Options.Concurrency > 1 a Reader opens chunks on goroutines of its
+// own. They exit at io.EOF, at the first error, or on Close, which does not
+// return before they have: call Close (a defer right after NewReader) on
+// every Reader not read to the end. A Reader abandoned without Close keeps
+// its goroutines and buffers until the garbage collector finds it
+// unreachable, which may be never in a program that allocates little.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	r *reader
+}
+
 // NewReader returns a Reader that decrypts the stream read from src. key
 // and opts (ChunkSize, AAD, Suite) must be those the stream was written
-// with; opts.Concurrency may differ.
+// with; opts.Concurrency may differ. The Reader keeps no reference to key:
+// the caller may overwrite it once NewReader returns.
 //
 // The Reader returns the bytes of a chunk only after the chunk
 // authenticates, and io.EOF only after the final chunk authenticates and
@@ -30,17 +46,8 @@ var errReaderClosed = fmt.Errorf("stream: Reader is closed: %w", fs.ErrClosed)
 // Concurrency chunks ahead and opens them on that many goroutines (and on
 // the calling goroutine while it waits for them). Buffers take at most
 // 2 × ChunkSize × (Concurrency + 1) bytes (2 × ChunkSize without
-// Concurrency) whatever the length of the stream. The goroutines exit at
-// io.EOF, on error, on Close, or when an unfinished Reader is garbage
-// collected.
-//
-// The returned Reader also implements io.WriterTo, which io.Copy uses to
-// write plaintext straight from the chunk buffers (and, if src is a
-// *bytes.Reader or *bytes.Buffer, to open chunks where they lie in src's
-// memory instead of copying them out), and io.Closer, which
-// releases the buffers and goroutines of a Reader not read to the end. It is
-// not safe for concurrent use.
-func NewReader(src io.Reader, key []byte, opts *Options) (io.Reader, error) {
+// Concurrency) whatever the length of the stream.
+func NewReader(src io.Reader, key []byte, opts *Options) (*Reader, error) {
 	cfg, err := newConfig(key, opts)
 	if err != nil {
 		return nil, err
@@ -54,31 +61,44 @@ func NewReader(src io.Reader, key []byte, opts *Options) (io.Reader, error) {
 	}
 	r.nslots = n
 	r.ready = newQueue(n)
-	h := &readerHandle{r}
+	h := &Reader{r}
 	if r.pool != nil {
+		// A backstop for a Reader abandoned without Close. The workers
+		// reference only the chunks, never the Reader, so it can become
+		// unreachable while they run; the methods keep it alive for the
+		// length of each call.
 		runtime.AddCleanup(h, (*workers).stop, r.pool)
 	}
 	return h, nil
 }
 
-// readerHandle is what NewReader returns; see writerHandle.
-type readerHandle struct{ r *reader }
-
-func (h *readerHandle) Read(p []byte) (int, error) {
+// Read reads up to len(p) bytes of authenticated plaintext into p. It
+// returns io.EOF only at the authenticated end of the stream, and an error
+// after Close.
+func (h *Reader) Read(p []byte) (int, error) {
 	defer runtime.KeepAlive(h)
 	return h.r.Read(p)
 }
 
-func (h *readerHandle) WriteTo(dst io.Writer) (int64, error) {
+// WriteTo writes the plaintext to dst until the end of the stream or an
+// error, straight from the chunk buffers. io.Copy uses it. If src is a
+// *bytes.Reader or *bytes.Buffer that nothing has been read from yet, the
+// chunks are opened where they lie in its memory instead of being copied
+// out first.
+func (h *Reader) WriteTo(dst io.Writer) (int64, error) {
 	defer runtime.KeepAlive(h)
 	return h.r.WriteTo(dst)
 }
 
-func (h *readerHandle) Close() error {
+// Close stops the Reader's goroutines, waiting for them to exit, and
+// releases its buffers. Read and WriteTo fail afterwards. Close is safe to
+// call more than once and always returns nil.
+func (h *Reader) Close() error {
 	defer runtime.KeepAlive(h)
 	return h.r.Close()
 }
 
+// reader is the state of a Reader.
 type reader struct {
 	cfg    *config
 	src    io.Reader
@@ -172,8 +192,6 @@ func (r *reader) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
-// Close stops the workers and releases the buffers. Read returns an error
-// afterwards.
 func (r *reader) Close() error {
 	r.stop(errReaderClosed)
 	r.cur = nil
@@ -211,12 +229,12 @@ func (r *reader) stop(err error) {
 	}
 	r.srcEnd = true
 	if r.pool != nil {
-		r.pool.stop()
-		// Wait for the chunks still being opened, so that no goroutine
-		// outlives the error.
+		// Let the workers finish the chunks still being opened and exit,
+		// so that no goroutine outlives the error (or Close).
 		for r.ready.len() > 0 {
 			r.pool.wait(r.ready.pop())
 		}
+		r.pool.close()
 	}
 	r.free = nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/geoseal/geoseal/internal/rangesrc"
 )
 
 // ReaderAt decrypts any range of a stream held in an io.ReaderAt, reading
@@ -21,7 +23,8 @@ type ReaderAt struct {
 
 // NewReaderAt returns a ReaderAt over the stream of size bytes (the
 // encrypted size) in src. key and opts must be those the stream was written
-// with; opts.Concurrency is ignored.
+// with; opts.Concurrency is ignored. The ReaderAt keeps no reference to
+// key.
 //
 // NewReaderAt reads and authenticates the final chunk, so Size is the
 // trusted plaintext size: a stream cut or extended at a chunk boundary, or a
@@ -31,9 +34,16 @@ type ReaderAt struct {
 // src past size are not read, so they are not detected: callers that need
 // that must compare size with the object's length.
 func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*ReaderAt, error) {
-	r, err := NewRangeReaderAt(src, size, key, opts)
+	r, err := newReaderAt(src, size, key, opts)
 	if err != nil {
 		return nil, err
+	}
+	if _, partial := src.(rangesrc.Partial); partial {
+		// The blob client's ranged reads hold only the chunks of their
+		// range; the final chunk is authenticated only by a read that
+		// reaches it (see package internal/rangesrc, which code outside
+		// the module cannot import).
+		return r, nil
 	}
 	c := r.getChunk()
 	defer r.bufs.Put(c)
@@ -44,15 +54,8 @@ func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*Reade
 	return r, nil
 }
 
-// NewRangeReaderAt is NewReaderAt without opening the final chunk first, for
-// callers that fetch only the chunks a range covers (one round trip per
-// ranged read of remote storage). Every chunk a ReadAt returns is still
-// authenticated, bound to its index, and the final chunk is opened as final,
-// so a read that reaches the end of the stream detects one cut or extended
-// at a chunk boundary. Until such a read, Size is the size claimed by size:
-// a stream cut short at a chunk boundary reads without error in the ranges
-// it still holds.
-func NewRangeReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*ReaderAt, error) {
+// newReaderAt is NewReaderAt without opening the final chunk.
+func newReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*ReaderAt, error) {
 	cfg, err := newConfig(key, opts)
 	if err != nil {
 		return nil, err
@@ -73,9 +76,8 @@ func NewRangeReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*
 	return r, nil
 }
 
-// Size returns the plaintext size of the stream. After NewReaderAt it is
-// authenticated: the final chunk was opened. After NewRangeReaderAt it is
-// the size claimed by the caller until a ReadAt reaches the final chunk.
+// Size returns the plaintext size of the stream, authenticated: NewReaderAt
+// opened the final chunk.
 func (r *ReaderAt) Size() int64 { return r.size }
 
 // ReadAt reads len(p) bytes of plaintext starting at offset off, following

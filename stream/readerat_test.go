@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/rangesrc"
 )
 
 // countingReaderAt records which chunks ReadAt calls touch.
@@ -152,7 +154,10 @@ func TestReaderAtConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestRangeReaderAt(t *testing.T) {
+// TestPartialReaderAt opens sources marked rangesrc.Partial, as the blob
+// client's ranged reads do: nothing is read on open, and the guarantees
+// left are those of each chunk.
+func TestPartialReaderAt(t *testing.T) {
 	const cs = MinChunkSize
 	opts := &Options{ChunkSize: cs}
 	pt := plaintext(4*cs+10, 1)
@@ -161,12 +166,12 @@ func TestRangeReaderAt(t *testing.T) {
 
 	// It reads nothing on open, and only the chunks a range covers.
 	src := &countingReaderAt{r: bytes.NewReader(ct), encCS: full}
-	ra, err := NewRangeReaderAt(src, int64(len(ct)), testKey(1), opts)
+	ra, err := NewReaderAt(rangesrc.Partial{ReaderAt: src}, int64(len(ct)), testKey(1), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := src.take(); len(got) != 0 {
-		t.Fatalf("NewRangeReaderAt read chunks %v", got)
+		t.Fatalf("NewReaderAt of a rangesrc.Partial read chunks %v", got)
 	}
 	p := make([]byte, 100)
 	if n, err := ra.ReadAt(p, cs+50); n != 100 || err != nil || !bytes.Equal(p, pt[cs+50:cs+150]) {
@@ -179,7 +184,7 @@ func TestRangeReaderAt(t *testing.T) {
 	// Cut at a chunk boundary: ranges before the end are still authentic,
 	// a range that reaches the end fails.
 	cut := ct[:2*full]
-	ra, err = NewRangeReaderAt(bytes.NewReader(cut), int64(len(cut)), testKey(1), opts)
+	ra, err = NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(cut)}, int64(len(cut)), testKey(1), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +196,7 @@ func TestRangeReaderAt(t *testing.T) {
 	}
 	// Extended by a chunk: the old final chunk is now in a non-final place.
 	ext := append(bytes.Clone(ct), ct[:full]...)
-	ra, err = NewRangeReaderAt(bytes.NewReader(ext), int64(len(ext)), testKey(1), opts)
+	ra, err = NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(ext)}, int64(len(ext)), testKey(1), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +204,7 @@ func TestRangeReaderAt(t *testing.T) {
 		t.Fatalf("ReadAt of the old final chunk = %d, %v", n, err)
 	}
 	// 4 full chunks and a 28-byte (empty) final chunk is no Writer's output.
-	if _, err := NewRangeReaderAt(bytes.NewReader(ct), 4*full+28, testKey(1), opts); !errors.Is(err, ErrInvalidSize) {
+	if _, err := NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(ct)}, 4*full+28, testKey(1), opts); !errors.Is(err, ErrInvalidSize) {
 		t.Fatalf("impossible size: %v, want ErrInvalidSize", err)
 	}
 }

@@ -3,7 +3,6 @@ package stream
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/fips140"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/geoseal/geoseal/internal/fips"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -49,26 +49,14 @@ const KeySize = 32
 // DefaultChunkSize is the plaintext size of every chunk but the last when
 // Options.ChunkSize is zero.
 //
-// Why 64 KiB, by benchmark (internal/benchcmp -chunk N, its cmd/rss -chunk
-// N, and BenchmarkReadAt here, on a shared 2-core VM, so noisy):
-//   - Against raw AES-256-GCM on the same chunks, the stream costs the same
-//     at every chunk size (encryption 0.95-1.05×), so the ratio does not
-//     decide it.
-//   - Absolute sequential speed grows with the chunk because every chunk
-//     pays for its random nonce (about 2 µs here, a getrandom call per
-//     Seal outside FIPS mode) and a call or two: one goroutine encrypted
-//     about 3.5 GB/s at 64 KiB, 3.8 at 128 KiB, 4.4 at 256 KiB and 3.9 at
-//     1 MiB (best of three). 16 KiB lost up to a quarter.
-//   - Random access pays for whole chunks: a 4 KiB ReadAt took 7 µs at
-//     16 KiB, 29 µs at 64 KiB, 140 µs at 256 KiB and 870 µs at 1 MiB, and a
-//     ranged blob read fetches up to two chunks more than it asks for.
-//   - Memory is 2 × ChunkSize × (Concurrency + 2); 64 KiB keeps a chunk's
-//     buffers in L2.
-//
-// 64 KiB (as in age and minio/sio) keeps ranged reads cheap at a modest
-// sequential cost; callers that only stream can pass 256 KiB. It still
-// allows 2^32 × 64 KiB = 256 TiB per content key, more than the largest
-// Azure block blob (about 190.7 TiB).
+// 64 KiB, as in age and minio/sio, keeps random access cheap (a ReadAt
+// opens whole chunks, and a ranged blob read fetches up to two chunks more
+// than it asks for) and a chunk's buffers in L2, at a modest cost in
+// sequential speed, which grows with the chunk because every chunk pays for
+// its random nonce: callers that only stream can pass 256 KiB. It allows
+// 2^32 × 64 KiB = 256 TiB per content key, more than the largest Azure block
+// blob (about 190.7 TiB). The measurements behind the choice are in
+// BENCHMARKS.md at the root of the module.
 const DefaultChunkSize = 64 << 10
 
 const (
@@ -99,8 +87,9 @@ const (
 
 // ErrNotApproved is returned by the constructors for a suite that is not
 // FIPS 140 approved (ChaCha20Poly1305) when the process runs in FIPS 140-only
-// mode (GODEBUG=fips140=only). It wraps errors.ErrUnsupported.
-var ErrNotApproved = fmt.Errorf("stream: suite not approved in FIPS 140-only mode: %w", errors.ErrUnsupported)
+// mode (GODEBUG=fips140=only). It matches errors.ErrUnsupported, and the
+// ErrNotApproved of every other geoseal package (keyring.ErrNotApproved...).
+var ErrNotApproved = fips.NotApproved("stream: suite not approved in FIPS 140-only mode")
 
 // Errors a Reader or ReaderAt returns for ciphertext it refuses. They come
 // wrapped in a *ChunkError naming the chunk; match them with errors.Is.
@@ -233,7 +222,7 @@ func newConfig(key []byte, opts *Options) (*config, error) {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
 	case ChaCha20Poly1305:
-		if fips140.Enforced() {
+		if fips.Enforced() {
 			return nil, fmt.Errorf("stream: %v: %w", opts.Suite, ErrNotApproved)
 		}
 		x, err := chacha20poly1305.NewX(key)

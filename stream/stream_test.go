@@ -309,7 +309,7 @@ func TestReaderClose(t *testing.T) {
 	if _, err := r.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.(io.Closer).Close(); err != nil {
+	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Read(buf); !errors.Is(err, fs.ErrClosed) {
@@ -350,5 +350,51 @@ func TestZeroLengthRead(t *testing.T) {
 	}
 	if n, err := r.Read(make([]byte, 10)); n != 0 || err != io.EOF {
 		t.Fatalf("Read after EOF = %d, %v", n, err)
+	}
+}
+
+// TestKeyNotRetained overwrites the key right after each constructor and
+// checks that the stream still works: a Writer, Reader or ReaderAt keeps no
+// reference to the caller's key, so the caller can zero it at once.
+func TestKeyNotRetained(t *testing.T) {
+	for _, suite := range suites() {
+		opts := &Options{ChunkSize: MinChunkSize, Suite: suite}
+		pt := plaintext(3*MinChunkSize+1, 7)
+		key := testKey(9)
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, key, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(key)
+		w.Write(pt)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ct := buf.Bytes()
+		if got, err := decrypt(ct, testKey(9), opts, readAll); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%v: the stream written after the key was zeroed does not open with the key: %v", suite, err)
+		}
+
+		key = testKey(9)
+		r, err := NewReader(bytes.NewReader(ct), key, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(key)
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, pt) {
+			t.Errorf("%v: Reader after the key was zeroed: %d bytes, %v", suite, len(got), err)
+		}
+
+		key = testKey(9)
+		ra, err := NewReaderAt(bytes.NewReader(ct), int64(len(ct)), key, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(key)
+		got := make([]byte, len(pt))
+		if n, err := ra.ReadAt(got, 0); n != len(pt) || !bytes.Equal(got, pt) {
+			t.Errorf("%v: ReaderAt after the key was zeroed: %d bytes, %v", suite, n, err)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"testing"
 )
@@ -314,11 +313,8 @@ func TestMemOpenerSplitWrites(t *testing.T) {
 				opts.Concurrency = conc
 				h, _ := NewReader(nil, testKey(1), &opts)
 				var out bytes.Buffer
-				n, err := h.(*readerHandle).r.writeToFromMemory(splitWriterTo{tc.ct, pieces}, &out)
-				// The handle owns the cleanup that stops the workers when
-				// it becomes unreachable: keep it alive while its reader
-				// is used directly, as its methods do.
-				runtime.KeepAlive(h)
+				n, err := h.r.writeToFromMemory(splitWriterTo{tc.ct, pieces}, &out)
+				h.Close()
 				name := fmt.Sprintf("%s, pieces %v, conc %d", tc.name, pieces, conc)
 				if tc.err == nil {
 					if err != nil || !bytes.Equal(out.Bytes(), tc.pt) || n != int64(len(tc.pt)) {

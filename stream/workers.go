@@ -7,14 +7,16 @@ import (
 )
 
 // workers seals or opens chunks on a fixed number of goroutines for one
-// Writer or Reader. The goroutines start with the first chunk and exit when
-// stop is called: by Close, at the end of the stream, after an error, or by
-// a cleanup when the Writer or Reader is dropped unfinished. They hold no
-// reference to the Writer or Reader, so that the cleanup can run.
+// Writer or Reader. The goroutines start with the first chunk and exit once
+// stopped: close stops them and waits (Close, the end of the stream, an
+// error); stop alone is for the cleanup of a Writer or Reader dropped
+// unfinished, which must not block. They hold no reference to the Writer
+// or Reader, so that the cleanup can run.
 type workers struct {
 	n       int
 	jobs    chan *chunk
 	started atomic.Bool
+	running sync.WaitGroup // one per goroutine started
 
 	mu      sync.Mutex // guards starting and stopping
 	stopped bool
@@ -40,32 +42,29 @@ func (w *workers) start() {
 	if w.stopped || w.started.Load() {
 		return
 	}
+	w.running.Add(w.n)
 	for range w.n {
-		go work(w.jobs)
+		go func() {
+			defer w.running.Done()
+			work(w.jobs)
+		}()
 	}
 	w.started.Store(true)
 }
 
 // spinBeforePark is how many times an idle worker yields its core (with
 // runtime.Gosched) looking for the next chunk before it parks on the
-// channel. On an otherwise idle core that is about 20 µs, a chunk or so of
-// work; goroutines that are runnable meanwhile get the core, so the spin
-// takes nothing from them.
+// channel: on an otherwise idle core about 20 µs, a chunk or so of work.
+// Goroutines that are runnable meanwhile get the core, so the spin takes
+// nothing from them.
 //
-// Sealing a 64 KiB chunk takes about 15 µs, no more than it takes to resume
-// a worker that has parked and whose core has gone idle: the runtime puts
-// the thread to sleep, and waking it is a futex call and, in a VM, an
-// inter-processor interrupt. A trace of the 2-core benchmark
-// (internal/benchcmp) showed workers parking whenever the queue was empty
-// for a moment, then spending longer runnable than running, with a core
-// idle about a third of the time. Spinning briefly (with wait below) took
-// 2-worker encryption from about 1.35× to about 2× single-core AES-GCM; 50
-// spins instead of 200 measured the same for encryption but dipped more
-// often for decryption.
-//
-// The price is up to that much CPU time per idle period: when the producer
-// is slower than the workers (a network source), about 20 µs per chunk, a
-// few percent of a core at 100 MB/s.
+// Sealing a 64 KiB chunk takes no longer than resuming a worker that has
+// parked and whose core has gone idle (a futex call and, in a VM, an
+// inter-processor interrupt), so workers that park whenever the queue is
+// empty for a moment leave a core idle. The price is up to that much CPU
+// time per idle period when the producer is slower than the workers (a
+// network source). BENCHMARKS.md has the trace and the measurements behind
+// the number.
 const spinBeforePark = 200
 
 func work(jobs <-chan *chunk) {
@@ -99,9 +98,8 @@ func next(jobs <-chan *chunk) (*chunk, bool) {
 // no worker has taken c yet the caller runs c (or an earlier chunk) itself,
 // and it never sleeps while there is work it could do: a core is not left
 // idle while the workers are busy and chunks wait in the queue, and the
-// caller does not need a worker to wake it for every chunk. With the spin
-// alone, 2-worker decryption measured about 1.2× single-core AES-GCM; with
-// wait helping, about 2×.
+// caller does not need a worker to wake it for every chunk (BENCHMARKS.md
+// measures what that is worth).
 func (w *workers) wait(c *chunk) {
 	for {
 		select {
@@ -133,6 +131,13 @@ func (w *workers) stop() {
 		w.stopped = true
 		close(w.jobs)
 	}
+}
+
+// close stops the goroutines and returns once they have exited, after
+// running the chunks already submitted.
+func (w *workers) close() {
+	w.stop()
+	w.running.Wait()
 }
 
 // queue is a fixed-capacity FIFO of chunks in stream order.

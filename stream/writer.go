@@ -13,7 +13,7 @@ var errWriterClosed = fmt.Errorf("stream: Writer is closed: %w", fs.ErrClosed)
 // NewWriter returns a WriteCloser that encrypts what is written to it and
 // writes the stream to dst. key must be KeySize (32) bytes of uniformly
 // random key material used for this one stream (see the package
-// documentation); opts may be nil.
+// documentation); the Writer keeps no reference to it. opts may be nil.
 //
 // Writes are buffered into chunks: the stream is complete only after Close,
 // which seals the final chunk (also for an empty plaintext) and writes it.
@@ -23,8 +23,10 @@ var errWriterClosed = fmt.Errorf("stream: Writer is closed: %w", fs.ErrClosed)
 // With opts.Concurrency > 1, chunks are sealed by that many goroutines
 // (and by the goroutine calling Write or Close, while it waits for them)
 // and written to dst in order, from the goroutine calling Write or Close.
-// Write does not keep p after it returns. The goroutines exit on Close or
-// on error, or when an unclosed Writer is garbage collected.
+// Write does not keep p after it returns. The goroutines exit on error or
+// on Close, which returns only once they have; call Close also after an
+// error. A Writer abandoned without Close keeps them until the garbage
+// collector finds it unreachable.
 //
 // Buffers take at most 2 × ChunkSize × (Concurrency + 2) bytes (counting a
 // Concurrency of 1 as 0) whatever the length of the stream.
@@ -190,18 +192,17 @@ func (w *writer) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // Close seals and writes the final chunk, waits for every chunk to be
-// written and stops the workers. It does not close dst.
+// written and stops the workers, waiting for them to exit. It does not
+// close dst.
 func (w *writer) Close() error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.startPending() {
+	if w.err == nil && w.startPending() {
 		w.submit(w.pending, w.pending.pt[:w.pendingLen], true)
 		w.pending, w.pendingLen = nil, 0
 		w.drain()
 	}
 	if w.pool != nil {
-		w.pool.stop()
+		// Also after an error, which stopped the workers without waiting.
+		w.pool.close()
 	}
 	if w.err != nil {
 		return w.err

@@ -56,7 +56,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/geoseal/geoseal/keyring"
+	"github.com/geoseal/geoseal/internal/fips"
 )
 
 // Protocol versions of CSE v2 this package reads. Protocol 1.0 (AES-CBC) is
@@ -143,7 +143,7 @@ var (
 	// with GODEBUG=fips140=only: writing (counter nonces with cipher.NewGCM)
 	// and RSA-OAEP with SHA-1. It also matches keyring.ErrNotApproved and
 	// errors.ErrUnsupported.
-	ErrNotApproved = fmt.Errorf("csev2: %w", keyring.ErrNotApproved)
+	ErrNotApproved = fips.NotApproved("csev2: algorithm not approved in FIPS 140-only mode")
 )
 
 // A RegionError reports a failure in one region. It unwraps to one of

@@ -26,6 +26,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/geoseal/geoseal/internal/fips"
 )
 
 // MaxLen is the largest plaintext, in bytes, that Wrap and WrapPad accept; a
@@ -51,6 +53,10 @@ var (
 	// check fails: wrong KEK, corrupted or forged ciphertext, or (for KWP) a
 	// malformed length or padding. No bytes are returned with it.
 	ErrIntegrity = errors.New("keywrap: integrity check failed")
+	// ErrNotApproved is for refusing, in FIPS 140-only mode, a wrap or
+	// unwrap that would run here, outside Go's validated module. It
+	// matches the other packages' ErrNotApproved and errors.ErrUnsupported.
+	ErrNotApproved = fips.NotApproved("keywrap: AES key wrap outside the validated module, not approved in FIPS 140-only mode")
 )
 
 // defaultIV is the RFC 3394 section 2.2.3.1 initial value.
