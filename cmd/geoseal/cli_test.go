@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
@@ -137,49 +136,6 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		if !strings.Contains(stdout, "\t"+c.name+" ") {
 			t.Errorf("geoseal --help does not list %s", c.name)
 		}
-	}
-}
-
-func TestProgress(t *testing.T) {
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	e := newTestEnv(t)
-	e.progress = progressTiming{now: func() time.Time { return clock }}
-	p := e.newProgress("encrypting x", "B", 3<<20)
-	clock = clock.Add(time.Second)
-	p.add(1 << 20)
-	clock = clock.Add(time.Second)
-	p.add(2 << 20)
-	p.done()
-	want := "geoseal: encrypting x: 1.0 MiB / 3.0 MiB (33%, 1.0 MiB/s, ETA 0:02)\n" +
-		"geoseal: encrypting x: 3.0 MiB / 3.0 MiB (100%, 1.5 MiB/s, 0:02)\n" +
-		"geoseal: encrypting x done: 3.0 MiB / 3.0 MiB (100%, 1.5 MiB/s, in 0:02)\n"
-	if got := e.stderr.String(); got != want {
-		t.Errorf("plain progress:\n%s\nwant:\n%s", got, want)
-	}
-
-	// --quiet, and operations shorter than the delay, print nothing.
-	e.stderr.Reset()
-	e.common.quiet = true
-	p = e.newProgress("x", "B", 10)
-	p.add(5)
-	p.done()
-	e.common.quiet = false
-	e.progress.delay = time.Hour
-	p = e.newProgress("x", "B", 10)
-	p.add(5)
-	p.done()
-	if e.stderr.Len() != 0 {
-		t.Errorf("quiet or quick progress printed %q", e.stderr.String())
-	}
-
-	// The terminal form redraws one line.
-	e.progress.delay = 0
-	e.terminal = func(io.Writer) bool { return true }
-	p = e.newProgress("up", "blobs", -1)
-	p.set(3, 0)
-	p.done()
-	if out := e.stderr.String(); !strings.HasPrefix(out, "\rup 3 blobs") || !strings.HasSuffix(out, "\n") {
-		t.Errorf("tty progress: %q", out)
 	}
 }
 

@@ -132,7 +132,7 @@ func encryptCSEv2(ctx context.Context, env *environment, c *encryptCmd) error {
 	if err != nil {
 		return err
 	}
-	src, size, closeIn, err := openInput(in, env.stdin)
+	src, size, closeIn, err := openInput(ctx, in, env.stdin)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 	if err != nil {
 		return err
 	}
-	src, size, closeIn, err := openInput(in, env.stdin)
+	src, size, closeIn, err := openInput(ctx, in, env.stdin)
 	if err != nil {
 		return err
 	}

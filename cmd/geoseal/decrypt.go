@@ -156,7 +156,7 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 	if err != nil {
 		return err
 	}
-	src, size, closeIn, err := openInput(c.in, env.stdin)
+	src, size, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
 		return err
 	}

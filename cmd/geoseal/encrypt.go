@@ -143,7 +143,7 @@ func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) e
 	if err != nil {
 		return err
 	}
-	src, size, closeIn, err := openInput(c.in, env.stdin)
+	src, size, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
 		return err
 	}

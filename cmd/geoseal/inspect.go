@@ -79,7 +79,7 @@ func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) e
 	if err := positionalArgs(args, 0, ""); err != nil {
 		return err
 	}
-	src, _, closeIn, err := openInput(c.in, env.stdin)
+	src, _, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
 		return err
 	}

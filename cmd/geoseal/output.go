@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,23 +13,65 @@ import (
 )
 
 // openInput opens path for reading; "-" is stdin. size is the file's size,
-// or -1 when unknown (stdin, a pipe).
-func openInput(path string, stdin io.Reader) (r io.Reader, size int64, closeFn func(), err error) {
+// or -1 when unknown (stdin, a pipe). Reads of anything but a regular file
+// (which is returned as the *os.File itself) end when ctx does, even when
+// no input comes (see cancelableReader).
+func openInput(ctx context.Context, path string, stdin io.Reader) (r io.Reader, size int64, closeFn func(), err error) {
 	if path == "" {
-		return nil, 0, nil, errors.New("--in is required (a file, or - for stdin)")
+		return nil, 0, nil, usageErrorf("--in is required (a file, or - for stdin)")
 	}
 	if path == "-" {
-		return stdin, -1, func() {}, nil
+		return &cancelableReader{ctx: ctx, r: stdin, res: make(chan readResult, 1)}, -1, func() {}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	size = -1
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
+		return f, fi.Size(), func() { f.Close() }, nil
 	}
-	return f, size, func() { f.Close() }, nil
+	return &cancelableReader{ctx: ctx, r: f, res: make(chan readResult, 1)}, -1, func() { f.Close() }, nil
+}
+
+// A cancelableReader reads r in a goroutine, so that a Read waiting on a
+// terminal or a pipe returns when ctx is done: an interrupted command must
+// not wait for input that may never come. The goroutine of a Read that ctx
+// abandoned ends when r's Read returns, or with the process.
+type cancelableReader struct {
+	ctx     context.Context
+	r       io.Reader
+	res     chan readResult
+	buf     []byte
+	pending bool // a Read of r is in flight, into buf
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (c *cancelableReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	if !c.pending {
+		if cap(c.buf) < len(p) {
+			c.buf = make([]byte, len(p))
+		}
+		buf := c.buf[:len(p)]
+		c.pending = true
+		go func() {
+			n, err := c.r.Read(buf)
+			c.res <- readResult{n, err}
+		}()
+	}
+	select {
+	case r := <-c.res:
+		c.pending = false
+		return copy(p, c.buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, context.Cause(c.ctx)
+	}
 }
 
 // outHelp says in each command's help what --out does with what is not a

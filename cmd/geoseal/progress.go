@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Progress reporting. Long operations report on stderr: a bar redrawn in
@@ -39,6 +42,7 @@ type progress struct {
 	total   int64  // -1 if unknown
 	n       int64
 	tty     bool
+	width   int // the terminal's columns
 	start   time.Time
 	last    time.Time
 	printed bool
@@ -52,10 +56,16 @@ func (e *environment) newProgress(label, unit string, total int64) *progress {
 	if t.now == nil {
 		t = defaultProgressTiming
 	}
-	return &progress{
+	p := &progress{
 		w: e.stderr, timing: t, label: label, unit: unit, total: total,
-		tty: e.terminal != nil && e.terminal(e.stderr), start: t.now(), off: e.common.quiet,
+		tty: e.terminal != nil && e.terminal(e.stderr), width: 80, start: t.now(), off: e.common.quiet,
 	}
+	if f, ok := e.stderr.(*os.File); ok && p.tty {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+			p.width = w
+		}
+	}
+	return p
 }
 
 // add counts n more units done.
@@ -148,9 +158,19 @@ func (p *progress) draw(now time.Time, final bool) {
 	if final {
 		end = "\n"
 	}
+	// The line must fit the terminal, or the next \r redraws only its
+	// last row: the label gives way, keeping its end (the file name).
+	rest := " " + bar + count + "  " + strings.Join(stats, "  ")
+	if p.width-1-len(rest) < 20 { // the bar goes first
+		rest = " " + count + "  " + strings.Join(stats, "  ")
+	}
+	label := []rune(p.label)
+	if room := p.width - 1 - len([]rune(rest)); len(label) > room {
+		label = append([]rune("..."), label[min(len(label), max(0, len(label)-room+3)):]...)
+	}
 	// \r returns to the start of the line, \x1b[K clears what a longer
 	// previous draw left.
-	fmt.Fprintf(p.w, "\r%s %s%s  %s\x1b[K%s", p.label, bar, count, strings.Join(stats, "  "), end)
+	fmt.Fprintf(p.w, "\r%s%s\x1b[K%s", string(label), rest, end)
 }
 
 func (p *progress) format(n int64) string {

@@ -151,7 +151,7 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 	if err != nil {
 		return err
 	}
-	in, size, closeIn, err := openInput(src, env.stdin)
+	in, size, closeIn, err := openInput(ctx, src, env.stdin)
 	if err != nil {
 		return err
 	}
