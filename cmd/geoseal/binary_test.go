@@ -664,13 +664,21 @@ func TestBinaryBlob(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID).want(t, 0)
-	if !bytes.Equal(readFile(t, out), v.plaintext) {
-		t.Error("get of a CSE v2 blob differs")
-	}
-	geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID, "--offset", "150", "--length", "100").want(t, 0)
-	if !bytes.Equal(readFile(t, out), v.plaintext[150:250]) {
-		t.Error("ranged get of a CSE v2 blob differs")
+	if fips140.Enforced() {
+		// A local A256KW key runs outside the validated module: refused.
+		r := geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", filepath.Join(dir, "cse.fips"), "--key-file", vkek, "--key-id", v.keyID).want(t, 1)
+		if !strings.Contains(r.stderr, "not approved") {
+			t.Errorf("get of a local-A256KW CSE v2 blob in FIPS 140-only mode: %q", r.stderr)
+		}
+	} else {
+		geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID).want(t, 0)
+		if !bytes.Equal(readFile(t, out), v.plaintext) {
+			t.Error("get of a CSE v2 blob differs")
+		}
+		geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID, "--offset", "150", "--length", "100").want(t, 0)
+		if !bytes.Equal(readFile(t, out), v.plaintext[150:250]) {
+			t.Error("ranged get of a CSE v2 blob differs")
+		}
 	}
 	r = geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", filepath.Join(dir, "cse.no"), "--key-file", vkek).want(t, 1)
 	if !strings.Contains(r.stderr, "--key-id is required") {
@@ -766,7 +774,8 @@ func TestBinaryCSEv2(t *testing.T) {
 	}
 
 	// Vectors from the Python SDK's algorithm (envelope/csev2/testdata),
-	// read in every FIPS mode.
+	// read outside FIPS 140-only mode, where their local A256KW key is
+	// refused before anything is read.
 	tested := 0
 	for _, name := range []string{"2.1/A256KW/java/r100/307", "invalid/java/swapped-1-2"} {
 		v := csev2Vector(t, name)
@@ -777,6 +786,16 @@ func TestBinaryCSEv2(t *testing.T) {
 		out := filepath.Join(dir, "v.out")
 		os.Remove(out)
 		r := geoseal(t, nil, nil, "decrypt", "--format", "azure-cse-v2", "--metadata", md, "--in", blob, "--out", out, "--key-file", vkek, "--key-id", v.keyID)
+		if fips140.Enforced() {
+			r.want(t, 1)
+			if !strings.Contains(r.stderr, "not approved") {
+				t.Errorf("%s in FIPS 140-only mode: stderr %q", name, r.stderr)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Error("a refused decrypt left its output")
+			}
+			continue
+		}
 		if !v.valid {
 			r.want(t, 1)
 			if !strings.Contains(r.stderr, "out of order") {

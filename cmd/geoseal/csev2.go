@@ -16,7 +16,7 @@ import (
 	"github.com/geoseal/geoseal/internal/kvurl"
 )
 
-// cseFlags are the flags of --format azure-cse-v2.
+// cseFlags are the flags of --format azure-cse-v2 and azure-cse-v1.
 type cseFlags struct {
 	keyID        string
 	metadata     string // decrypt: the encryptiondata JSON
@@ -36,21 +36,21 @@ func (c *cseFlags) registerPut(fs *flag.FlagSet) {
 }
 
 func (c *cseFlags) registerDecrypt(fs *flag.FlagSet) {
-	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id of --key-file or --rsa-private")
-	fs.StringVar(&c.metadata, "metadata", "", "CSE v2: the blob's encryptiondata JSON")
+	fs.StringVar(&c.keyID, "key-id", "", "CSE: key id of --key-file or --rsa-private")
+	fs.StringVar(&c.metadata, "metadata", "", "CSE: the blob's encryptiondata JSON")
 }
 
 func (c *cseFlags) used() bool {
 	return c.keyID != "" || c.metadata != "" || c.metadataOut != "" || c.regionLength != 0
 }
 
-// cseKEK builds the one key-encryption key CSE v2 allows from the keyring
+// cseKEK builds the one key-encryption key Azure CSE allows from the keyring
 // flags. Encrypting takes a public RSA key; decrypting a private one.
 func cseKEK(ctx context.Context, env *environment, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
 	keys.useEnvDefaults(env)
 	n := len(keys.keyFiles) + len(keys.rsaPublic) + len(keys.rsaPrivate) + len(keys.keyVault)
 	if n != 1 || len(keys.pkcs11Keys)+len(keys.pkcs11Modules)+len(keys.pkcs11Tokens) > 0 {
-		return nil, nil, errors.New("--format azure-cse-v2 takes exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
+		return nil, nil, errors.New("--format azure-cse-v2 and azure-cse-v1 take exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
 	}
 	if len(keys.keyVault) == 1 {
 		if keyID != "" {
@@ -188,11 +188,17 @@ func (c *cseFlags) writerOptions() *csev2.WriterOptions {
 	return opts
 }
 
-func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
-	in, out, cse := c.in, c.out, &c.cse
+// v1Warning is what decrypt says on stderr whenever it reads CSE v1.
+const v1Warning = "geoseal: warning: %s is Azure client-side encryption v1 (AES-CBC), which has no integrity protection: the plaintext written is not authenticated, and a modified blob can decrypt to altered data without any error. Re-encrypt it into the geoseal format.\n"
+
+// decryptCSE decrypts an Azure CSE blob body: c.format is azure-cse-v2, or
+// azure-cse-v1, which also switches on csev2's v1 reading and must match
+// the metadata's protocol.
+func decryptCSE(ctx context.Context, env *environment, c *decryptCmd) error {
+	in, out, cse, format := c.in, c.out, &c.cse, c.format
 	ranged := c.offset != 0 || c.length >= 0
 	if in == "" || out == "" || cse.metadata == "" {
-		return usageErrorf("--format azure-cse-v2 needs --in, --out and --metadata")
+		return usageErrorf("--format %s needs --in, --out and --metadata", format)
 	}
 	if ranged && in == "-" {
 		return usageErrorf("--offset and --length need --in to be a file, not stdin")
@@ -204,6 +210,13 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 	ed, err := csev2.ParseEncryptionData(bytes.TrimSpace(mdBytes))
 	if err != nil {
 		return fmt.Errorf("%s: %w", cse.metadata, err)
+	}
+	v1 := ed.EncryptionAgent.Protocol == csev2.Protocol10
+	switch {
+	case v1 && format != formatCSEv1:
+		return usageErrorf("%s is protocol 1.0 (CSE v1, no integrity): read it with --format azure-cse-v1", quoteUntrusted(cse.metadata))
+	case !v1 && format == formatCSEv1:
+		return usageErrorf("%s is protocol %s, not CSE v1: read it with --format azure-cse-v2", quoteUntrusted(cse.metadata), quoteUntrusted(ed.EncryptionAgent.Protocol))
 	}
 	_, resolver, err := cseKEK(ctx, env, &c.keys, cse.keyID, false)
 	if err != nil {
@@ -219,7 +232,11 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		return err
 	}
 	defer dst.abort()
+	if v1 {
+		fmt.Fprintf(env.stderr, v1Warning, quoteUntrusted(displayName(in)))
+	}
 
+	opts := &csev2.ReaderOptions{ReadCSEv1: v1}
 	p := env.newProgress("decrypting "+quoteUntrusted(displayName(in)), "B", size)
 	var plain io.Reader
 	if ranged {
@@ -227,7 +244,7 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		if !ok || size < 0 {
 			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
-		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, nil)
+		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, opts)
 		if err != nil {
 			return err
 		}
@@ -238,10 +255,12 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		p.total = n
 		plain = progressReader{io.NewSectionReader(ra, start, n), p}
 	} else {
-		plain, err = csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, nil)
+		r, err := csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, opts)
 		if err != nil {
 			return err
 		}
+		defer r.Close()
+		plain = r
 	}
 	n, err := copyContext(ctx, dst, plain)
 	if err != nil {
@@ -251,7 +270,7 @@ func decryptCSEv2(ctx context.Context, env *environment, c *decryptCmd) error {
 		return err
 	}
 	p.done()
-	return c.result(env, formatCSEv2, n)
+	return c.result(env, format, n)
 }
 
 // readBounded reads at most limit bytes of path ("-": stdin).

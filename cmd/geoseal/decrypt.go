@@ -17,6 +17,9 @@ var decryptHelp = `Usage:
 	geoseal decrypt --format azure-cse-v2 --metadata FILE --in BLOB --out FILE
 	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
 	        [--offset N --length N]
+	geoseal decrypt --format azure-cse-v1 --metadata FILE --in BLOB --out FILE
+	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
+	        [--offset N --length N]
 
 decrypt opens the geoseal object in --in with any one of the keys given and
 writes the plaintext to --out ("-": stdin, stdout). Before a byte of
@@ -49,7 +52,7 @@ Flags:
 	                           the final chunk, which authenticates the size;
 	                           --in must then be a file, not stdin.
 	                           A range that starts past the end is an error.
-	--format FORMAT            geoseal (default) or azure-cse-v2
+	--format FORMAT            geoseal (default), azure-cse-v2 or azure-cse-v1
 	--no-overwrite             refuse to replace an existing --out file
 	--json                     print the result as JSON (in, out, format, size)
 
@@ -65,6 +68,13 @@ metadata JSON in --metadata FILE. Its keys:
 	--keyvault KEY-URL             a Key Vault key; the versioned key id in the
 	                               metadata must be a version of this key
 
+Azure client-side encryption v1 (--format azure-cse-v1, protocol 1.0,
+AES-CBC: what the SDKs wrote before mid-2022, and the Python SDK's default)
+is read with the same flags. CSE v1 HAS NO INTEGRITY: anyone who could write
+the blob can change what it decrypts to, and decrypt cannot notice; only a
+broken padding is caught (exit 1, no --out file). decrypt says so on stderr
+every time it reads one. Re-encrypt such data into the geoseal format.
+
 The result is one line on stdout (on stderr when --out is stdout).
 
 Exit status: 0 success, 1 on any error (a one-line reason on stderr).
@@ -73,6 +83,7 @@ Exit status: 0 success, 1 on any error (a one-line reason on stderr).
 const (
 	formatGeoseal = "geoseal"
 	formatCSEv2   = "azure-cse-v2"
+	formatCSEv1   = "azure-cse-v1"
 )
 
 type decryptCmd struct {
@@ -92,7 +103,7 @@ func (c *decryptCmd) flags(fs *flag.FlagSet) {
 	fs.Var(&c.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
 	fs.Int64Var(&c.offset, "offset", 0, "first plaintext byte")
 	fs.Int64Var(&c.length, "length", -1, "plaintext bytes from --offset (default: to the end)")
-	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal, azure-cse-v2 or azure-cse-v1")
 	c.cse.registerDecrypt(fs)
 	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
@@ -131,17 +142,17 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 	}
 	ranged := c.offset != 0 || c.length >= 0
 	switch c.format {
-	case formatCSEv2:
+	case formatCSEv2, formatCSEv1:
 		if len(c.requireContext.ctx) > 0 {
-			return usageErrorf("--require-context does not apply to --format azure-cse-v2")
+			return usageErrorf("--require-context does not apply to --format %s: Azure client-side encryption has no encryption context", c.format)
 		}
-		return decryptCSEv2(ctx, env, c)
+		return decryptCSE(ctx, env, c)
 	case formatGeoseal:
 		if c.cse.used() {
-			return usageErrorf("--key-id and --metadata need --format azure-cse-v2")
+			return usageErrorf("--key-id and --metadata need --format azure-cse-v2 or azure-cse-v1")
 		}
 	default:
-		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
+		return usageErrorf("unknown --format %s (want geoseal, azure-cse-v2 or azure-cse-v1)", quoteUntrusted(c.format))
 	}
 	if c.in == "" || c.out == "" {
 		return usageErrorf("--in and --out are required")

@@ -613,12 +613,16 @@ func (kv *keyVersion) do(op azkeys.KeyOperation, alg azkeys.EncryptionAlgorithm,
 		if op == azkeys.KeyOperationEncrypt || op == azkeys.KeyOperationDecrypt {
 			return nil, http.StatusBadRequest, fmt.Errorf("kvtest supports only wrapkey and unwrapkey for oct-HSM keys, not %s", op)
 		}
+		// A vault's key wrap runs in its HSM, not in this process: the
+		// server uses keywrap's TestHSM, which FIPS 140-only mode (where
+		// local key wrap is refused) leaves running, as the service does.
+		var hsm keywrap.TestHSM
 		var wrap, unwrap func(kek, b []byte) ([]byte, error)
 		switch alg {
 		case azkeys.EncryptionAlgorithmA256KW:
-			wrap, unwrap = keywrap.Wrap, keywrap.Unwrap
+			wrap, unwrap = hsm.Wrap, hsm.Unwrap
 		case azkeys.EncryptionAlgorithmCKMAESKEYWRAPPAD:
-			wrap, unwrap = keywrap.WrapPad, keywrap.UnwrapPad
+			wrap, unwrap = hsm.WrapPad, hsm.UnwrapPad
 		default:
 			return nil, http.StatusBadRequest, fmt.Errorf("algorithm %s is not supported for this 256-bit oct-HSM key", alg)
 		}
