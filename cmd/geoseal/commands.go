@@ -43,6 +43,8 @@ var commands = []command{
 	{name: "get", summary: "download and decrypt a blob (whole or a range)", help: getHelp, new: func() runner { return new(getCmd) }},
 	{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", help: rewrapHelp, new: func() runner { return new(rewrapCmd) }},
 	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
+	{name: "completion", summary: "print shell completion for bash, zsh or fish", help: completionHelp, new: func() runner { return new(completionCmd) }},
+	{name: "version", summary: "print the version, the Go version and the FIPS 140-3 state of this binary", help: versionHelp, new: func() runner { return new(versionCmd) }},
 	{name: "region", summary: "check an account location against an export-control policy; list the region catalog", help: regionHelp, subcommands: []command{
 		{name: "check", summary: "decide whether an account's regions may hold data under a policy", help: regionHelp, new: func() runner { return new(regionCheckCmd) }},
 		{name: "list", summary: "list the region catalog, with a policy's verdicts", help: regionHelp, new: func() runner { return new(regionListCmd) }},

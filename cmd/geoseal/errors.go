@@ -297,6 +297,9 @@ func shortViolation(d *region.Decision) string {
 		if v.Holder != "" {
 			holder = armResourceID.ReplaceAllString(v.Holder, `"$1"`) + ": "
 		}
+		if !v.Known {
+			return fmt.Sprintf("policy %s refuses %s%s region %s: not in the region catalog%s", d.Policy, holder, v.Role, where, regionHint(region.DefaultCatalog(), v))
+		}
 		s := fmt.Sprintf("policy %s refuses %s%s region %s: %s", d.Policy, holder, v.Role, where, v.Rule)
 		if v.Citation != "" {
 			s += ", " + v.Citation

@@ -65,7 +65,7 @@ func (g *guardFlags) build(env *environment, keyVaultURLs []string) (*region.Gua
 	var p *region.Policy
 	if g.policy == policyUnrestricted {
 		p = region.Unrestricted()
-	} else if p, err = cat.Policy(g.policy); err != nil {
+	} else if p, err = policyOf(cat, g.policy); err != nil {
 		return nil, err
 	}
 	var res region.Resolver

@@ -111,7 +111,7 @@ func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []strin
 	if err != nil {
 		return err
 	}
-	p, err := cat.Policy(c.policy)
+	p, err := policyOf(cat, c.policy)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []strin
 			return err
 		}
 	} else {
-		printDecision(env.stdout, d, message)
+		printDecision(env.stdout, cat, d, message)
 	}
 	if v != nil {
 		return shown{v} // the decision printed is the explanation
@@ -145,7 +145,7 @@ func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []strin
 	return nil
 }
 
-func printDecision(w io.Writer, d *region.Decision, message string) {
+func printDecision(w io.Writer, cat *region.Catalog, d *region.Decision, message string) {
 	verdict := "ALLOWED"
 	if !d.Allowed {
 		verdict = "REFUSED"
@@ -165,7 +165,41 @@ func printDecision(w io.Writer, d *region.Decision, message string) {
 		fmt.Fprintf(w, "  %-10s %s: %s\n", v.Role+":", v.Holder, describeVerdict(v))
 	}
 	fmt.Fprintf(w, "%s\n", message)
+	verdicts := []region.Verdict{d.Primary}
+	if d.Secondary != nil {
+		verdicts = append(verdicts, *d.Secondary)
+	}
+	for _, v := range append(verdicts, d.Copies...) {
+		if hint := regionHint(cat, v); hint != "" {
+			fmt.Fprintf(w, "%s is not in the catalog%s\n", quoteUntrusted(v.Region), hint)
+		}
+	}
 	fmt.Fprintf(w, "data: region catalog as of %s, policy as of %s. Not legal advice.\n", d.CatalogAsOf, d.PolicyAsOf)
+}
+
+// regionHint is, for a region the catalog does not know, the nearest one
+// it does: "; did you mean eastus?" (a typo refused is a typo to fix).
+func regionHint(cat *region.Catalog, v region.Verdict) string {
+	if v.Known || v.Region == "" {
+		return ""
+	}
+	var names []string
+	for _, r := range cat.Regions() {
+		names = append(names, r.Name)
+	}
+	return didYouMean(region.NormalizeName(v.Region), names)
+}
+
+// policyOf returns the policy name of cat, or an error that suggests the
+// nearest policy name.
+func policyOf(cat *region.Catalog, name string) (*region.Policy, error) {
+	p, err := cat.Policy(name)
+	if err != nil {
+		if hint := didYouMean(name, cat.PolicyNames()); hint != "" {
+			err = fmt.Errorf("%w%s", err, hint)
+		}
+	}
+	return p, err
 }
 
 func describeVerdict(v *region.Verdict) string {
@@ -242,7 +276,7 @@ func (c *regionListCmd) run(ctx context.Context, env *environment, args []string
 	}
 	var g *region.Guard
 	if *policyName != "" {
-		p, err := cat.Policy(*policyName)
+		p, err := policyOf(cat, *policyName)
 		if err == nil {
 			// The resolver is unused: Decide judges given locations.
 			g, err = region.NewGuard(p, region.Static("eastus", ""), &region.GuardOptions{Catalog: cat})

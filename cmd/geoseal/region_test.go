@@ -62,6 +62,10 @@ func TestRegionCheckExitCodes(t *testing.T) {
 			"cross-cloud-replica", ""},
 		{"declared not geo-replicated: said", []string{"region", "check", "--policy", "itar", "--primary", "eastus"}, 0,
 			"declared as not geo-replicated", ""},
+		{"unknown region: the nearest known", []string{"region", "check", "--policy", "itar", "--primary", "eastsu", "--secondary", "wset us"}, 3,
+			"eastsu is not in the catalog; did you mean eastus?\nwsetus is not in the catalog; did you mean westus?\n", ""},
+		{"unknown region, nothing near", []string{"region", "check", "--policy", "itar", "--primary", "atlantis"}, 3, "", ""},
+		{"unknown policy: the nearest known", []string{"region", "check", "--policy", "itr", "--primary", "eastus"}, 1, "", "did you mean itar?"},
 		{"list", []string{"region", "list"}, 0, "southeastasia", ""},
 		{"list marks unconfirmed", []string{"region", "list"}, 0, "restricted,unconfirmed", ""},
 		{"list policy", []string{"region", "list", "--policy", "ear"}, 0, "EAR ALONE", ""},
@@ -85,6 +89,19 @@ func TestRegionCheckExitCodes(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr)
 			}
 		})
+	}
+}
+
+// TestPutUnknownRegion: a mistyped region in put is refused before any
+// request, with the region meant.
+func TestPutUnknownRegion(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	if code, _, stderr := runCLI(t, "keygen", "--out", k); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, _, stderr := runCLI(t, "put", k, "http://127.0.0.1:1/devstoreaccount1/c/b?sig=x", "--key-file", k, "--policy", "itar", "--primary", "eastsu")
+	if code != 3 || stderr != "geoseal put: nothing was sent: policy itar refuses primary region eastsu: not in the region catalog; did you mean eastus?\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
 
