@@ -179,9 +179,32 @@ func TestKeyVaultFlags(t *testing.T) {
 		t.Errorf("unwrapkey calls: %d, want 1", c.UnwrapKey)
 	}
 	// A key the vault does not have.
-	if code, _, stderr := runCLI(t, "decrypt", "--in", obj, "--out", out+"2", "--keyvault", kv.KeyURL("nope")); code != 1 || strings.Count(stderr, "\n") != 1 {
+	if code, _, stderr := runCLI(t, "decrypt", "--in", obj, "--out", out+"2", "--keyvault", kv.KeyURL("nope")); code != 1 || !strings.Contains(errorLine(t, stderr), "404 KeyNotFound") {
 		t.Errorf("missing key: exit %d, stderr %q", code, stderr)
 	}
+
+	// GEOSEAL_KEYVAULT and GEOSEAL_KEY_FILE stand in for the key flags when
+	// none is given: both wrap, either opens; a key flag replaces both.
+	e.vars[envKeyVault], e.vars[envKeyFile] = kv.KeyURL("cli"), local
+	envObj := filepath.Join(dir, "env.obj")
+	if code, _, stderr := runCLI(t, "encrypt", "--in", in, "--out", envObj); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stdout, _ := runCLI(t, "inspect", "--in", envObj); !strings.Contains(stdout, "azure-keyvault") || !strings.Contains(stdout, "local-aes") {
+		t.Errorf("GEOSEAL_KEYVAULT and GEOSEAL_KEY_FILE: inspect:\n%s", stdout)
+	}
+	delete(e.vars, envKeyFile)
+	kv.ResetCounts()
+	os.Remove(out)
+	if code, _, stderr := runCLI(t, "decrypt", "--in", envObj, "--out", out); code != 0 || kv.Counts().UnwrapKey != 1 {
+		t.Errorf("decrypt with GEOSEAL_KEYVAULT: exit %d, %d unwraps, %s", code, kv.Counts().UnwrapKey, stderr)
+	}
+	kv.ResetCounts()
+	os.Remove(out)
+	if code, _, stderr := runCLI(t, "decrypt", "--in", envObj, "--out", out, "--key-file", local); code != 0 || kv.Counts().UnwrapKey != 0 {
+		t.Errorf("--key-file over GEOSEAL_KEYVAULT: exit %d, %d unwraps, %s", code, kv.Counts().UnwrapKey, stderr)
+	}
+	delete(e.vars, envKeyVault)
 
 	// CSE v2 with the vault key: the versioned key id goes in the metadata.
 	if fips140.Enforced() {
