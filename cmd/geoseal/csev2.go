@@ -248,12 +248,9 @@ func decryptCSE(ctx context.Context, env *environment, c *decryptCmd) error {
 		if err != nil {
 			return err
 		}
-		start, n, err := plaintextRange(c.offset, c.length, ra.Size())
-		if err != nil {
+		if plain, err = c.section(ra, p); err != nil {
 			return err
 		}
-		p.total = n
-		plain = progressReader{io.NewSectionReader(ra, start, n), p}
 	} else {
 		r, err := csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, opts)
 		if err != nil {

@@ -126,6 +126,21 @@ func plaintextRange(offset, length, size int64) (start, n int64, err error) {
 	return offset, n, nil
 }
 
+// section returns the reader of the --offset/--length range of ra, whose
+// progress p counts: a range counts its plaintext, a whole object the
+// object read.
+func (c *decryptCmd) section(ra interface {
+	io.ReaderAt
+	Size() int64
+}, p *progress) (io.Reader, error) {
+	start, n, err := plaintextRange(c.offset, c.length, ra.Size())
+	if err != nil {
+		return nil, err
+	}
+	p.total = n
+	return progressReader{io.NewSectionReader(ra, start, n), p}, nil
+}
+
 // result prints what decrypt wrote: n bytes of plaintext.
 func (c *decryptCmd) result(env *environment, format string, n int64) error {
 	r := fileResult{In: c.in, Out: c.out, Format: format, Size: n}
@@ -190,13 +205,9 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 		if err != nil {
 			return err
 		}
-		start, n, err := plaintextRange(c.offset, c.length, ra.Size())
-		if err != nil {
+		if plain, err = c.section(ra, p); err != nil {
 			return err
 		}
-		// A range counts its plaintext; a whole object, the object read.
-		p.total = n
-		plain = progressReader{io.NewSectionReader(ra, start, n), p}
 	} else {
 		plain, err = envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
 		if err != nil {

@@ -96,23 +96,8 @@ func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location
 	return client, s, newKR, nil
 }
 
-// oneURL returns the URL argument of a command that takes at most one.
-func oneURL(args []string) (string, error) {
-	if err := positionalArgs(args, 1, "a URL"); err != nil {
-		return "", err
-	}
-	if len(args) == 1 {
-		return args[0], nil
-	}
-	return "", nil
-}
-
 func (c *rewrapCmd) run(ctx context.Context, env *environment, args []string) error {
-	rawURL, err := oneURL(args)
-	if err != nil {
-		return err
-	}
-	loc, err := c.where.locate(rawURL)
+	loc, err := c.where.locateArg(args)
 	if err != nil {
 		return err
 	}

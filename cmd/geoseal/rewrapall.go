@@ -64,11 +64,7 @@ func listPrefix(loc location, prefix string) (string, error) {
 }
 
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
-	rawURL, err := oneURL(args)
-	if err != nil {
-		return err
-	}
-	loc, err := c.where.locate(rawURL)
+	loc, err := c.where.locateArg(args)
 	if err != nil {
 		return err
 	}

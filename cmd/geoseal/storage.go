@@ -181,6 +181,19 @@ func (f *containerFlags) locate(rawURL string) (location, error) {
 	return loc, nil
 }
 
+// locateArg is locate for a command whose one argument, if any, is the
+// URL.
+func (f *containerFlags) locateArg(args []string) (location, error) {
+	if err := positionalArgs(args, 1, "a URL"); err != nil {
+		return location{}, err
+	}
+	rawURL := ""
+	if len(args) == 1 {
+		rawURL = args[0]
+	}
+	return f.locate(rawURL)
+}
+
 // A store is an opened container: its client, and what messages about it
 // need.
 type store struct {
