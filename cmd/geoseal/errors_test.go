@@ -281,3 +281,37 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryHelpAndUsage: requested help goes to stdout and exits 0; a
+// usage error is one line and a pointer to the help, on stderr, exit 1.
+func TestBinaryHelpAndUsage(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"put", "--help"}, {"help", "put"}, {"put", "-h"}, {"region", "check", "--help"}, {"help", "region", "list"}, {"region", "--help"}} {
+		r := geoseal(t, nil, nil, args...).want(t, 0)
+		if r.stderr != "" || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: stdout %d bytes, stderr %q", args, len(r.stdout), r.stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"put", "--frob"}, "geoseal put: unknown flag --frob\nrun 'geoseal put --help'\n"},
+		{[]string{"get", "--ky-file", "k"}, "geoseal get: unknown flag --ky-file; did you mean --key-file?\nrun 'geoseal get --help'\n"},
+		{[]string{"get", "--offset"}, "geoseal get: --offset needs a value\nrun 'geoseal get --help'\n"},
+		{[]string{"decrypt", "--offset", "x"}, "geoseal decrypt: invalid value \"x\" for flag --offset: parse error\nrun 'geoseal decrypt --help'\n"},
+		{[]string{"pt"}, "geoseal: unknown command pt; did you mean put?\nrun 'geoseal --help'\n"},
+		{[]string{"region", "chek"}, "geoseal region: unknown subcommand chek (want check or list); did you mean check?\nrun 'geoseal region --help'\n"},
+		{[]string{"help", "frob"}, "geoseal help: unknown command frob\nrun 'geoseal --help'\n"},
+		{[]string{"keygen", "k", "extra"}, "geoseal keygen: unexpected argument k\nrun 'geoseal keygen --help'\n"},
+		{[]string{"put", "a", "b", "c"}, "geoseal put: put takes SRC and URL (or --in and --container)\nrun 'geoseal put --help'\n"},
+	} {
+		r := geoseal(t, nil, nil, tc.args...).want(t, 1)
+		if r.stderr != tc.want || r.stdout != "" {
+			t.Errorf("%v: stderr %q, want %q; stdout %q", tc.args, r.stderr, tc.want, r.stdout)
+		}
+	}
+	// geoseal alone: the commands, on stderr (not asked for), exit 1.
+	if r := geoseal(t, nil, nil).want(t, 1); !strings.Contains(r.stderr, "Commands:") || r.stdout != "" {
+		t.Errorf("geoseal alone: %q", r.stderr)
+	}
+}

@@ -81,10 +81,14 @@ var flagSyntax = regexp.MustCompile(`(^|\s)-([A-Za-z0-9][A-Za-z0-9-]*)`)
 func flagError(fs *flag.FlagSet, err error) error {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		name = "--" + strings.TrimPrefix(name, "-")
+		name = strings.TrimPrefix(name, "-")
 		var names []string
-		fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
-		return usageErrorf("unknown flag %s%s", quoteUntrusted(name), didYouMean(name, names))
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		hint := ""
+		if best, ok := nearest(name, names); ok {
+			hint = "; did you mean --" + best + "?"
+		}
+		return usageErrorf("unknown flag --%s%s", quoteUntrusted(name), hint)
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		return usageErrorf("--%s needs a value", strings.TrimPrefix(name, "-"))

@@ -19,7 +19,7 @@ var rewrapAllHelp = `Usage:
 rewrap-all does what geoseal rewrap does for every geoseal object in the
 container whose name starts with --prefix, several at a time: the rotation
 of a key-encryption key, or the revocation of a recipient, across a
-container. Blobs that are not geoseal objects are skipped and listed. A blob
+container. Blobs that are not geoseal objects are skipped (--verbose lists them). A blob
 that fails does not stop the others; each failure is printed.
 
 ` + containerHelp + `
@@ -100,10 +100,12 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 			return err
 		}
 	} else {
-		fmt.Fprintf(env.stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, loc.container, len(resp.Skipped), len(resp.Failed))
-		// Blob names are chosen by whoever can write to the container.
-		for _, s := range resp.Skipped {
-			fmt.Fprintf(env.stdout, "  skipped %s\n", quoteUntrusted(s))
+		fmt.Fprintf(env.stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, s.loc.containerURL(), len(resp.Skipped), len(resp.Failed))
+		if env.common.verbose {
+			// Blob names are chosen by whoever can write to the container.
+			for _, s := range resp.Skipped {
+				fmt.Fprintf(env.stdout, "  skipped %s\n", quoteUntrusted(s))
+			}
 		}
 	}
 	for _, f := range resp.Failed {
