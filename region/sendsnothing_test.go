@@ -16,7 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -85,7 +85,7 @@ func TestRefusalSendsNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			client, err := envelope.NewBlobClient(cc, kr, g, nil)
+			client, err := blobstore.NewClient(cc, kr, g, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,12 +43,12 @@ var commands = []command{
 	{name: "get", summary: "download and decrypt a blob (whole or a range)", help: getHelp, new: func() runner { return new(getCmd) }},
 	{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", help: rewrapHelp, new: func() runner { return new(rewrapCmd) }},
 	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
-	{name: "completion", summary: "print shell completion for bash, zsh or fish", help: completionHelp, new: func() runner { return new(completionCmd) }},
-	{name: "version", summary: "print the version, the Go version and the FIPS 140-3 state of this binary", help: versionHelp, new: func() runner { return new(versionCmd) }},
 	{name: "region", summary: "check an account location against an export-control policy; list the region catalog", help: regionHelp, subcommands: []command{
 		{name: "check", summary: "decide whether an account's regions may hold data under a policy", help: regionHelp, new: func() runner { return new(regionCheckCmd) }},
 		{name: "list", summary: "list the region catalog, with a policy's verdicts", help: regionHelp, new: func() runner { return new(regionListCmd) }},
 	}},
+	{name: "completion", summary: "print shell completion for bash, zsh or fish", help: completionHelp, new: func() runner { return new(completionCmd) }},
+	{name: "version", summary: "print the version, the Go version and the FIPS 140-3 state of this binary", help: versionHelp, new: func() runner { return new(versionCmd) }},
 }
 
 // commonFlags are the flags every command takes.
@@ -218,7 +218,13 @@ Getting started:
 	geoseal inspect --in drawing.step.gs
 	geoseal decrypt --in drawing.step.gs --out drawing.step --key-file my.key
 	geoseal region check --policy itar --primary southeastasia --secondary eastasia
-	geoseal put --container designs --in drawing.step --key-file my.key --policy itar --primary eastus --secondary westus
+	geoseal put drawing.step https://ACCOUNT.blob.core.windows.net/designs/drawing.step \
+	        --key-file my.key --policy itar --primary eastus --secondary westus
+	geoseal ls https://ACCOUNT.blob.core.windows.net/designs
+	geoseal get https://ACCOUNT.blob.core.windows.net/designs/drawing.step copy.step --key-file my.key
+
+	A blob URL may carry a SAS (?sv=...&sig=...); the emulator's are path-style:
+	http://127.0.0.1:10000/devstoreaccount1/CONTAINER/BLOB.
 
 Environment:
 

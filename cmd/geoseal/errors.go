@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -154,6 +155,8 @@ func describe(ctx context.Context, err error) (line, detail string) {
 		return "nothing was sent: " + shortViolation(v.Decision), v.Error()
 	case errors.As(err, &ce):
 		return fmt.Sprintf("no Microsoft Entra ID token for %s from azidentity's default chain: sign in (az login) or set AZURE_CLIENT_ID and its secret, or give a key or SAS", ce.what), ce.err.Error()
+	case errors.As(err, &be) && be.noOverwrite && errors.Is(err, blobstore.ErrBlobChanged):
+		return fmt.Sprintf("blob %s already exists in container %s; --no-overwrite leaves it as it is", quoteUntrusted(be.blob), quoteUntrusted(be.container)), err.Error()
 	case errors.As(err, &be) && re != nil:
 		return be.describe(re), detail
 	case re != nil:
@@ -234,9 +237,10 @@ type blobError struct {
 	credential string
 	// skipped lists credential sources that did not apply, and why.
 	skipped []string
-	// canCreate is set when the command can create a missing container.
-	canCreate bool
-	err       error
+	// canCreate is set when the command can create a missing container;
+	// noOverwrite when it was told not to replace a blob.
+	canCreate, noOverwrite bool
+	err                    error
 }
 
 func (e *blobError) Error() string { return e.err.Error() }
@@ -252,8 +256,12 @@ func (e *blobError) describe(re *azcore.ResponseError) string {
 		return fmt.Sprintf("container %s does not exist", c)
 	case code == bloberror.BlobNotFound || (re.StatusCode == http.StatusNotFound && e.blob != "" && code == ""):
 		return fmt.Sprintf("blob %s not found in container %s", b, c)
-	case code == bloberror.BlobAlreadyExists || code == bloberror.ConditionNotMet:
-		return fmt.Sprintf("blob %s in container %s exists or changed meanwhile: left as it is (--no-overwrite, or another writer)", b, c)
+	case code == bloberror.BlobAlreadyExists:
+		return fmt.Sprintf("blob %s already exists in container %s; --no-overwrite leaves it as it is", b, c)
+	case code == bloberror.ConditionNotMet:
+		return fmt.Sprintf("blob %s in container %s changed while geoseal worked on it; nothing was written; run the command again", b, c)
+	case code == bloberror.SnapshotsPresent:
+		return fmt.Sprintf("blob %s in container %s has snapshots; delete them with it with --delete-snapshots", b, c)
 	case code == bloberror.AuthenticationFailed:
 		return fmt.Sprintf("the storage account refused the credential (%s%s): a wrong key, or a SAS that is malformed or expired", e.credential, e.skippedNote())
 	case strings.HasPrefix(string(code), "Authorization") || code == bloberror.InsufficientAccountPermissions || re.StatusCode == http.StatusForbidden:
@@ -324,11 +332,15 @@ func explain(err error) error {
 		return fmt.Errorf("the object was modified, truncated or extended: %w", err)
 	case errors.Is(err, envelope.ErrHeaderTampered), errors.Is(err, envelope.ErrCommitment):
 		return fmt.Errorf("the object's header was modified: %w", err)
-	case errors.Is(err, errCSEv2NoContext):
+	case errors.Is(err, envelope.ErrContextMismatch) && strings.Contains(err.Error(), "client-side encryption v2"):
+		// blobstore refuses a CSE v2 blob under RequireContext with
+		// ErrContextMismatch and no sentinel of its own; its text says why.
 		return fmt.Errorf("the blob uses Azure client-side encryption v2, which has no encryption context: --require-context refuses it: %w", err)
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
-	case errors.Is(err, envelope.ErrCSEv2NotConfigured):
+	case errors.Is(err, blobstore.ErrBlobChanged):
+		return fmt.Errorf("another writer changed the blob while geoseal worked on it; nothing was written; run the command again: %w", err)
+	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
 		return fmt.Errorf("the blob uses Azure client-side encryption v2, which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
 		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)

@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/geoseal/geoseal/envelope"
-	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 )
 
 var getHelp = `Usage:
@@ -60,29 +59,84 @@ Exit status: 0, or 1 on any error.
 
 type getCmd struct {
 	where          containerFlags
-	keys           keyringFlags
+	read           readFlags
 	out            string
-	requireContext contextFlag
 	offset, length int64
-	format         string
-	allowCSEv2     bool
-	keyID          string
 	noOverwrite    bool
 	json           bool
 }
 
 func (c *getCmd) flags(fs *flag.FlagSet) {
 	c.where.register(fs, true)
+	c.read.register(fs)
 	fs.StringVar(&c.out, "out", "", "plaintext file, or - for stdout")
-	fs.Var(&c.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
 	fs.Int64Var(&c.offset, "offset", 0, "first plaintext byte")
 	fs.Int64Var(&c.length, "length", -1, "plaintext bytes from --offset (default: to the end)")
-	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
-	fs.BoolVar(&c.allowCSEv2, "allow-cse-v2", false, "the same as --format azure-cse-v2")
-	fs.StringVar(&c.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
 	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
-	c.keys.register(fs)
+}
+
+// readFlags are the flags of the commands that open a blob (get, stat):
+// the keys, the context required, and whether Azure CSE v2 is read.
+type readFlags struct {
+	keys           keyringFlags
+	requireContext contextFlag
+	format         string
+	allowCSEv2     bool
+	keyID          string
+}
+
+func (f *readFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
+	fs.StringVar(&f.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
+	fs.BoolVar(&f.allowCSEv2, "allow-cse-v2", false, "the same as --format azure-cse-v2")
+	fs.StringVar(&f.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
+	f.keys.register(fs)
+}
+
+// readCSEv2 checks the format flags and reports whether CSE v2 blobs are
+// to be read.
+func (f *readFlags) readCSEv2() (bool, error) {
+	read := f.allowCSEv2
+	switch f.format {
+	case formatCSEv2:
+		read = true
+	case formatGeoseal:
+	default:
+		return false, usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(f.format))
+	}
+	if f.keyID != "" && !read {
+		return false, usageErrorf("--key-id needs --format azure-cse-v2")
+	}
+	return read, nil
+}
+
+// client returns the blob client that opens the blobs of s with the keys.
+//
+// Blobs written with Azure client-side encryption v2 are read only when
+// asked for: the format authenticates none of its metadata and has no
+// context, and with an RSA key anyone holding the public key can write one,
+// so a blob swapped for one must not be read silently. A read that
+// requires context refuses them whatever the flags say (the blob client
+// does, with envelope.ErrContextMismatch, before any unwrap).
+func (f *readFlags) client(ctx context.Context, env *environment, s *store, cl *closers) (*blobstore.Client, error) {
+	readCSEv2, err := f.readCSEv2()
+	if err != nil {
+		return nil, err
+	}
+	kr, err := f.keys.build(ctx, env, "decrypt", cl)
+	if err != nil {
+		return nil, err
+	}
+	opts := &blobstore.ClientOptions{}
+	if readCSEv2 && len(f.requireContext.ctx) == 0 {
+		_, resolver, err := cseKEK(ctx, env, &f.keys, f.keyID, false)
+		if err != nil {
+			return nil, err
+		}
+		opts.CSEv2 = resolver
+	}
+	return blobstore.NewClient(s.cc, kr, readGuard(), opts)
 }
 
 // getResult is get's --json output.
@@ -91,6 +145,7 @@ type getResult struct {
 	Blob      string `json:"blob"`
 	URL       string `json:"url"`
 	Out       string `json:"out"`
+	Format    string `json:"format"`
 	Size      int64  `json:"size"`
 }
 
@@ -114,16 +169,8 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 	if c.offset < 0 || c.length < -1 {
 		return usageErrorf("--offset and --length must not be negative")
 	}
-	readCSEv2 := c.allowCSEv2
-	switch c.format {
-	case formatCSEv2:
-		readCSEv2 = true
-	case formatGeoseal:
-	default:
-		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
-	}
-	if c.keyID != "" && !readCSEv2 {
-		return usageErrorf("--key-id needs --format azure-cse-v2")
+	if _, err := c.read.readCSEv2(); err != nil {
+		return err
 	}
 	s, err := env.openContainer(loc)
 	if err != nil {
@@ -131,27 +178,7 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 	}
 	var cl closers
 	defer cl.close()
-	kr, err := c.keys.build(ctx, env, "decrypt", &cl)
-	if err != nil {
-		return err
-	}
-	// Blobs written with Azure client-side encryption v2 are read only when
-	// asked for: the format authenticates none of its metadata and has no
-	// context, and with an RSA key anyone holding the public key can write
-	// one, so a blob swapped for one must not be read silently. A read
-	// that requires context refuses them whatever the flags say.
-	var opts0 *envelope.BlobClientOptions
-	switch {
-	case len(c.requireContext.ctx) > 0:
-		opts0 = &envelope.BlobClientOptions{CSEv2: refuseCSEv2{}}
-	case readCSEv2:
-		_, resolver, err := cseKEK(ctx, env, &c.keys, c.keyID, false)
-		if err != nil {
-			return err
-		}
-		opts0 = &envelope.BlobClientOptions{CSEv2: csev2.BlobReader(resolver, nil)}
-	}
-	client, err := envelope.NewBlobClient(s.cc, kr, readGuard(), opts0)
+	client, err := c.read.client(ctx, env, s, &cl)
 	if err != nil {
 		return err
 	}
@@ -160,49 +187,46 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	defer dst.abort()
-	fail, blobName := s.fail, s.loc.blob
-	opts := &envelope.DownloadOptions{RequireContext: c.requireContext.ctx}
-	var r io.ReadCloser
-	if c.offset != 0 || c.length >= 0 {
-		if c.length == 0 {
-			// DownloadRange reads count 0 as "to the end"; an empty range
-			// is empty.
-			return dst.commit()
+	opts := &blobstore.DownloadOptions{RequireContext: c.read.requireContext.ctx}
+	ranged := c.offset != 0 || c.length >= 0
+	if ranged {
+		// A Range count of 0 means "to the end": an empty range asks for
+		// one byte, which proves the offset is within the blob, and
+		// writes none.
+		opts.Range = blob.HTTPRange{Offset: c.offset, Count: max(c.length, 1)}
+		if c.length < 0 {
+			opts.Range.Count = 0
 		}
-		r, err = client.DownloadRange(ctx, blobName, c.offset, max(c.length, 0), opts)
-	} else {
-		r, err = client.Download(ctx, blobName, opts)
 	}
+	dl, err := client.Download(ctx, loc.blob, opts)
 	if err != nil {
-		return fail(err)
+		return s.fail(err)
 	}
-	defer r.Close()
-	p := env.newProgress("downloading "+quoteUntrusted(blobName), "B", -1)
-	n, err := copyContext(ctx, dst, progressReader{r, p})
+	defer dl.Body.Close()
+	size := dl.Properties.Size // authenticated: the final chunk was verified
+	total := size
+	if ranged {
+		// The blob client cuts a range at the end, and gives an empty one
+		// past it; a range past the end is a mistake to say.
+		_, n, err := plaintextRange(c.offset, c.length, size)
+		if err != nil {
+			return err
+		}
+		total = n
+	}
+	var body io.Reader = dl.Body
+	if total == 0 {
+		body = strings.NewReader("") // --length 0: the one byte fetched was a check
+	}
+	p := env.newProgress("downloading "+quoteUntrusted(loc.blob), "B", total)
+	n, err := copyContext(ctx, dst, progressReader{body, p})
 	if err != nil {
-		return fail(err)
+		return s.fail(err)
 	}
 	if err := dst.commit(); err != nil {
 		return err
 	}
 	p.done()
-	res := getResult{Container: s.loc.container, Blob: blobName, URL: s.loc.blobURL(blobName), Out: c.out, Size: n}
+	res := getResult{Container: s.loc.container, Blob: loc.blob, URL: s.loc.blobURL(loc.blob), Out: c.out, Format: dl.Properties.Format, Size: n}
 	return env.result(c.out == "-", c.json, res, "wrote %d bytes (%s) of %s to %s", n, humanBytes(n), res.URL, quoteUntrusted(displayOut(c.out)))
-}
-
-// errCSEv2NoContext is how get refuses an Azure client-side encryption v2
-// blob when --require-context is given: the format has no encryption
-// context, so it can hold none of the pairs required. It matches
-// envelope.ErrContextMismatch, as a geoseal object lacking a pair does.
-var errCSEv2NoContext = fmt.Errorf("%w: Azure client-side encryption v2 has no encryption context", envelope.ErrContextMismatch)
-
-// refuseCSEv2 is the CSE v2 reader of a get that requires context: it
-// refuses every such blob before its key is unwrapped. (The blob client
-// will refuse them itself under RequireContext once issue 11.2's library
-// half lands; this keeps the CLI closed until then, and costs nothing
-// after.)
-type refuseCSEv2 struct{}
-
-func (refuseCSEv2) DownloadCSEv2(context.Context, *blob.Client, int64, int64) (io.ReadCloser, error) {
-	return nil, errCSEv2NoContext
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
 
@@ -58,11 +59,32 @@ type inspectOutput struct {
 	SizeError     string            `json:"size_error,omitempty"`
 }
 
+// wrappedKeyInfo is a wrapped data key as --json output shows it: who can
+// open the object.
 type wrappedKeyInfo struct {
 	Provider    string `json:"provider"`
 	KeyID       string `json:"key_id"`
 	Algorithm   string `json:"algorithm"`
 	WrappedSize int    `json:"wrapped_size"`
+}
+
+func wrappedKeyInfos(keys []keyring.WrappedKey) []wrappedKeyInfo {
+	out := []wrappedKeyInfo{}
+	for _, k := range keys {
+		out = append(out, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
+	}
+	return out
+}
+
+// writeWrappedKeys lists keys for a person, its strings quoted: they come
+// from the object.
+func writeWrappedKeys(w io.Writer, keys []wrappedKeyInfo) {
+	fmt.Fprintf(w, "wrapped keys (%d):\n", len(keys))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, k := range keys {
+		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm), k.WrappedSize)
+	}
+	tw.Flush()
 }
 
 type inspectCmd struct {
@@ -102,7 +124,7 @@ func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) e
 		ObjectSize:  int64(h.Size) + body,
 		MessageID:   hex.EncodeToString(h.MessageID[:]),
 		Context:     map[string]string(h.Context),
-		WrappedKeys: []wrappedKeyInfo{},
+		WrappedKeys: wrappedKeyInfos(h.WrappedKeys),
 	}
 	if out.Context == nil {
 		out.Context = map[string]string{}
@@ -111,9 +133,6 @@ func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) e
 		out.PlaintextSize = &n
 	} else {
 		out.SizeError = "body size matches no complete object: truncated or extended"
-	}
-	for _, k := range h.WrappedKeys {
-		out.WrappedKeys = append(out.WrappedKeys, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
 	}
 	if c.json {
 		return printJSON(env.stdout, out)
@@ -140,12 +159,7 @@ func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) e
 		fmt.Fprintf(tw, "context:\t%s=%s\n", quoteUntrusted(k), quoteUntrusted(out.Context[k]))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "wrapped keys (%d):\n", len(out.WrappedKeys))
-	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	for i, k := range out.WrappedKeys {
-		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm), k.WrappedSize)
-	}
-	tw.Flush()
+	writeWrappedKeys(stdout, out.WrappedKeys)
 	fmt.Fprintln(stdout, "(unauthenticated: no key was used; geoseal decrypt verifies the header)")
 	return nil
 }

@@ -100,6 +100,13 @@ func (p *progress) set(abs, delta int64) {
 	p.draw(now, false)
 }
 
+// count returns the units counted so far.
+func (p *progress) count() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
 // done prints the final state if anything was printed before.
 func (p *progress) done() {
 	if p == nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/region"
 )
@@ -176,12 +176,12 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 		if err != nil {
 			return err
 		}
-		client, err := envelope.NewBlobClient(s.cc, kr, guard, nil)
+		client, err := blobstore.NewClient(s.cc, kr, guard, nil)
 		if err != nil {
 			return err
 		}
 		up.send = func(r io.Reader, conds *blob.AccessConditions) (upResponse, error) {
-			resp, err := client.Upload(ctx, s.loc.blob, r, &envelope.UploadOptions{Context: c.context.ctx, ChunkSize: c.chunkSize, AccessConditions: conds})
+			resp, err := client.Upload(ctx, s.loc.blob, r, &blobstore.UploadOptions{Context: c.context.ctx, ChunkSize: c.chunkSize, AccessConditions: conds})
 			if err != nil {
 				return upResponse{}, err
 			}
@@ -197,7 +197,7 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 	resp, err := up.run(in, size, displayName(src))
 	if err != nil {
 		be := s.blobError(err)
-		be.canCreate = !c.create
+		be.canCreate, be.noOverwrite = !c.create, c.noOverwrite
 		return be
 	}
 	out := putResult{
@@ -239,14 +239,17 @@ func (u *upload) run(in io.Reader, size int64, name string) (upResponse, error) 
 		conds = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
 	}
 	p := u.env.newProgress("uploading "+quoteUntrusted(name), "B", size)
-	counted := &countingReader{r: progressReader{in, p}}
-	resp, err := u.send(counted, conds)
+	var r io.Reader = progressReader{in, p}
+	if size >= 0 {
+		r = sizedReader{r, size} // so that Upload sizes its blocks for it
+	}
+	resp, err := u.send(r, conds)
 	if err != nil {
 		return resp, err
 	}
 	p.done()
 	if resp.size == 0 {
-		resp.size = counted.n
+		resp.size = p.count()
 	}
 	if resp.encrypted == 0 {
 		if props, err := u.s.cc.NewBlobClient(u.s.loc.blob).GetProperties(u.ctx, nil); err == nil && props.ContentLength != nil {
@@ -256,17 +259,14 @@ func (u *upload) run(in io.Reader, size int64, name string) (upResponse, error) 
 	return resp, nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
+// sizedReader reports the size of what it reads, as blobstore.Upload asks
+// a source (a Size method) to plan its blocks.
+type sizedReader struct {
+	io.Reader
+	size int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
+func (r sizedReader) Size() int64 { return r.size }
 
 // decisionJSON is the region decision as put and rewrap print it.
 type decisionJSON struct {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -67,7 +67,7 @@ func (c *rewrapCmd) flags(fs *flag.FlagSet) {
 
 // client builds the blob client (opened with the current keys) and the new
 // keys, once the guard has allowed the account.
-func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location, cl *closers) (*envelope.BlobClient, *store, keyring.Wrapper, error) {
+func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location, cl *closers) (*blobstore.Client, *store, keyring.Wrapper, error) {
 	// The new header is wrapped for the new keys: theirs are the vaults
 	// that will hold the means of decryption.
 	guard, err := f.guard.build(env, f.to.keyVault)
@@ -89,7 +89,7 @@ func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("new keys: %w", err)
 	}
-	client, err := envelope.NewBlobClient(s.cc, kr, guard, nil)
+	client, err := blobstore.NewClient(s.cc, kr, guard, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -115,10 +115,7 @@ func (c *rewrapCmd) run(ctx context.Context, env *environment, args []string) er
 		return s.fail(err)
 	}
 	if c.json {
-		var wk []wrappedKeyInfo
-		for _, k := range resp.WrappedKeys {
-			wk = append(wk, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
-		}
+		wk := wrappedKeyInfos(resp.WrappedKeys)
 		return printJSON(env.stdout, map[string]any{"container": loc.container, "blob": loc.blob, "url": s.loc.blobURL(loc.blob), "header_size": resp.HeaderSize, "wrapped_keys": wk})
 	}
 	fmt.Fprintf(env.stdout, "rewrapped %s: new %d-byte header, wrapped for %s\n", s.loc.blobURL(loc.blob), resp.HeaderSize, describeKeys(resp.WrappedKeys))

@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/region"
 )
 
@@ -78,9 +78,9 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		return err
 	}
 	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", -1)
-	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
+	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:   c.prefix,
-		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
+		Progress: func(rp blobstore.RewrapProgress) { p.set(int64(rp.Done), 0) },
 	})
 	p.done()
 	var v *region.Violation

@@ -240,7 +240,7 @@ func TestBinaryNoOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := geoseal(t, env, nil, append([]string{"put", second, url, "--key-file", k, "--no-overwrite"}, guard...)...).want(t, 1)
-	if line := errorLine(t, r.stderr); !strings.Contains(line, "blob doc in container keep exists") {
+	if line := errorLine(t, r.stderr); line != "geoseal put: blob doc already exists in container keep; --no-overwrite leaves it as it is" {
 		t.Errorf("put --no-overwrite over a blob: %q", line)
 	}
 	after, err := cc.NewBlobClient("doc").GetProperties(context.Background(), nil)

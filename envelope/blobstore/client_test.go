@@ -1,4 +1,4 @@
-package envelope
+package blobstore
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,44 +18,60 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 	"github.com/geoseal/geoseal/stream"
 )
 
-const (
-	testChunk = stream.MinChunkSize // 4 KiB: many chunks for few bytes
-	testBlock = minBlockSize        // 64 KiB: many blocks for few bytes
-)
-
-func TestNewBlobClientRequiresGuard(t *testing.T) {
-	f := newBlobFixture(t, nil)
-	if _, err := NewBlobClient(f.container, f.kr, nil, nil); err == nil || !strings.Contains(err.Error(), "guard") {
+func TestNewClientRequiresGuard(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := NewClient(f.container, f.kr, nil, nil); err == nil || !strings.Contains(err.Error(), "guard") {
 		t.Fatalf("nil guard: got %v, want an error naming the guard", err)
 	}
-	if _, err := NewBlobClient(f.container, nil, unrestrictedGuard(t), nil); err == nil {
+	if _, err := NewClient(f.container, nil, unrestrictedGuard(t), nil); err == nil {
 		t.Fatal("nil keyring accepted")
 	}
-	if _, err := NewBlobClient(f.container, f.kr, unrestrictedGuard(t), &BlobClientOptions{BlockSize: 10}); err == nil {
-		t.Fatal("a 10-byte block size accepted")
+	if _, err := NewClient(nil, f.kr, unrestrictedGuard(t), nil); err == nil {
+		t.Fatal("nil container accepted")
+	}
+	for _, o := range []ClientOptions{{BlockSize: 10}, {BlockSize: MaxBlockSize + 1}, {RangeSize: 10}, {Concurrency: -1}, {Concurrency: 1000}} {
+		if _, err := NewClient(f.container, f.kr, unrestrictedGuard(t), &o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
 	}
 	_, err := f.client.Upload(context.Background(), "x", strings.NewReader("x"), &UploadOptions{
 		Metadata: map[string]*string{"GeosealChunkSize": to.Ptr("1")},
 	})
-	if err == nil || f.wire.requests.Load() != 0 {
-		t.Fatalf("reserved metadata name: got %v after %d requests, want an error before any", err, f.wire.requests.Load())
+	if err == nil || f.wire.Requests.Load() != 0 {
+		t.Fatalf("reserved metadata name: got %v after %d requests, want an error before any", err, f.wire.Requests.Load())
+	}
+	for name, o := range map[string]*UploadOptions{
+		"encryptiondata metadata": {Metadata: map[string]*string{"EncryptionData": to.Ptr("{}")}},
+		"chunk size":              {ChunkSize: 5000},
+		"suite":                   {Suite: 9},
+		"block size":              {BlockSize: 1000},
+		"concurrency":             {Concurrency: -2},
+	} {
+		_, err = f.client.Upload(context.Background(), "x", strings.NewReader("x"), o)
+		if err == nil || f.wire.Requests.Load() != 0 {
+			t.Errorf("bad %s: got %v after %d requests, want an error before any", name, err, f.wire.Requests.Load())
+		}
+	}
+	if _, err := f.client.Upload(context.Background(), "x", nil, nil); err == nil || f.wire.Requests.Load() != 0 {
+		t.Errorf("nil reader: %v after %d requests", err, f.wire.Requests.Load())
 	}
 }
 
-func TestBlobRoundTrip(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 3})
+func TestRoundTrip(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 3})
 	ctx := context.Background()
 	sizes := []int{0, 1, testChunk - 1, testChunk, testChunk + 1, 5*testChunk + 7,
 		testBlock - 100, testBlock, testBlock + 1, 3*testBlock + 12345, 7 * testBlock}
 	for _, size := range sizes {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
-			pt := blobRandom(size)
+			pt := randomBytes(size)
 			name := fmt.Sprintf("rt-%d", size)
 			var progress []int64
 			resp := f.upload(t, name, pt, &UploadOptions{
@@ -78,11 +95,11 @@ func TestBlobRoundTrip(t *testing.T) {
 					t.Errorf("progress not increasing: %v", progress)
 				}
 			}
-			if md["Owner"] == nil && md["owner"] == nil {
+			if mdGet(md, "owner") != "test" {
 				t.Errorf("user metadata lost: %v", md)
 			}
 			// The plain bytes are a well-formed object (Decrypt reads it).
-			if got, err := decryptBytes(f.kr, raw, nil); err != nil || !bytes.Equal(got, pt) {
+			if got, err := decryptBytes(f.kr, raw); err != nil || !bytes.Equal(got, pt) {
 				t.Fatalf("the stored blob does not decrypt as an object: %v", err)
 			}
 
@@ -92,7 +109,7 @@ func TestBlobRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			blocks := bl.BlockList.CommittedBlocks
-			h, err := Inspect(bytes.NewReader(raw))
+			h, err := envelope.Inspect(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,30 +124,30 @@ func TestBlobRoundTrip(t *testing.T) {
 				t.Errorf("%d uncommitted blocks left", n)
 			}
 
-			got, err := blobDownload(f.client, name, &DownloadOptions{RequireContext: keyring.Context{"size": strconv.Itoa(size)}})
+			got, err := download(f.client, name, &DownloadOptions{RequireContext: keyring.Context{"size": strconv.Itoa(size)}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, pt) {
 				t.Fatalf("Download returned %d bytes, not the %d uploaded", len(got), size)
 			}
-			// Any block size and concurrency reads it back.
-			got, err = blobDownload(f.client, name, &DownloadOptions{RangeSize: 2 * testBlock, Concurrency: 1})
+			// Any range size and concurrency reads it back.
+			got, err = download(f.client, name, &DownloadOptions{RangeSize: 2 * testBlock, Concurrency: 1})
 			if err != nil || !bytes.Equal(got, pt) {
 				t.Fatalf("Download with other transfer options: %v", err)
 			}
-			if _, err := blobDownload(f.client, name, &DownloadOptions{RequireContext: keyring.Context{"size": "other"}}); !errors.Is(err, ErrContextMismatch) {
+			if _, err := download(f.client, name, &DownloadOptions{RequireContext: keyring.Context{"size": "other"}}); !errors.Is(err, envelope.ErrContextMismatch) {
 				t.Fatalf("wrong required context: got %v, want ErrContextMismatch", err)
 			}
 		})
 	}
 }
 
-func TestBlobDownloadRange(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 2})
+func TestDownloadRange(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 2})
 	rng := mathrand.New(mathrand.NewPCG(1, 2))
 	for _, size := range []int{0, 1, testChunk, 3*testChunk + 100, 5 * testBlock} {
-		pt := blobRandom(size)
+		pt := randomBytes(size)
 		name := fmt.Sprintf("range-%d", size)
 		f.upload(t, name, pt, &UploadOptions{ChunkSize: testChunk})
 		type rng2 struct{ off, n int64 }
@@ -141,7 +158,7 @@ func TestBlobDownloadRange(t *testing.T) {
 			cases = append(cases, rng2{off, rng.Int64N(int64(size)-off+testChunk) + 1})
 		}
 		for _, c := range cases {
-			got, err := blobDownloadRange(f.client, name, c.off, c.n, nil)
+			got, err := downloadRange(f.client, name, c.off, c.n, nil)
 			if err != nil {
 				t.Fatalf("size %d, range (%d, %d): %v", size, c.off, c.n, err)
 			}
@@ -154,22 +171,23 @@ func TestBlobDownloadRange(t *testing.T) {
 			}
 		}
 	}
-	if _, err := f.client.DownloadRange(context.Background(), "range-1", -1, 1, nil); err == nil {
+	if _, err := f.client.Download(context.Background(), "range-1", &DownloadOptions{Range: blob.HTTPRange{Offset: -1, Count: 1}}); err == nil {
 		t.Fatal("negative offset accepted")
 	}
 }
 
-// TestBlobRangeFetchBudget counts the bytes a ranged read receives: the
-// header, the range, and at most two chunks more (the partial chunks at
-// either end of the range), in one round after the properties.
-func TestBlobRangeFetchBudget(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: 4 * testBlock, RangeSize: 4 * testBlock, Concurrency: 2})
+// TestRangeFetchBudget counts the bytes a ranged download receives: the
+// header and the final chunk (which Open authenticates), and the chunks
+// that hold the range, at most two more than the range itself.
+func TestRangeFetchBudget(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: 4 * testBlock, RangeSize: 4 * testBlock, Concurrency: 2})
 	const size = 40*testChunk + 1234 // the final chunk is short: no freebies
-	pt := blobRandom(size)
+	pt := randomBytes(size)
 	f.upload(t, "budget", pt, &UploadOptions{ChunkSize: testChunk})
 	raw, _ := f.rawBlob(t, "budget")
-	h, _ := Inspect(bytes.NewReader(raw))
+	h, _ := envelope.Inspect(bytes.NewReader(raw))
 	enc := int64(testChunk + 28)
+	final := int64(1234 + 28)
 	rng := mathrand.New(mathrand.NewPCG(3, 4))
 	for i := range 40 {
 		off := rng.Int64N(size)
@@ -177,25 +195,25 @@ func TestBlobRangeFetchBudget(t *testing.T) {
 		if i == 0 {
 			off, n = testChunk-1, 2 // straddles one boundary
 		}
-		f.wire.reset()
-		got, err := blobDownloadRange(f.client, "budget", off, n, nil)
+		f.wire.Reset()
+		got, err := downloadRange(f.client, "budget", off, n, nil)
 		if err != nil || !bytes.Equal(got, pt[off:off+n]) {
 			t.Fatalf("range (%d, %d): %v", off, n, err)
 		}
 		chunksOfRange := (n + testChunk - 1) / testChunk
-		budget := int64(h.Size) + n + 2*enc + chunksOfRange*28
-		if r := f.wire.received.Load(); r > budget {
-			t.Errorf("range (%d, %d) received %d bytes, budget header %d + range + 2 chunks = %d (%v)", off, n, r, h.Size, budget, f.wire)
+		budget := int64(h.Size) + final + n + 2*enc + chunksOfRange*28
+		if r := f.wire.Received.Load(); r > budget {
+			t.Errorf("range (%d, %d) received %d bytes, budget header %d + final chunk + range + 2 chunks = %d (%v)", off, n, r, h.Size, budget, f.wire)
 		}
-		// One HEAD for the properties, then the header and the chunks.
-		if q := f.wire.requests.Load(); q > 3 {
+		// A HEAD, the header and the final chunk, the chunks.
+		if q := f.wire.Requests.Load(); q > 4 {
 			t.Errorf("range (%d, %d): %d requests (%v)", off, n, q, f.wire)
 		}
 	}
 }
 
-func TestBlobGuardRefusalSendsNothing(t *testing.T) {
-	f := newBlobFixture(t, nil)
+func TestGuardRefusalSendsNothing(t *testing.T) {
+	f := newFixture(t, nil)
 	ear, err := region.LoadPolicy("ear")
 	if err != nil {
 		t.Fatal(err)
@@ -205,12 +223,12 @@ func TestBlobGuardRefusalSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.upload(t, "existing", []byte("before"), nil)
-	refused, err := NewBlobClient(f.container, f.kr, guard, nil)
+	refused, err := NewClient(f.container, f.kr, guard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.wire.reset()
-	_, err = refused.Upload(context.Background(), "secret", bytes.NewReader(blobRandom(1<<20)), nil)
+	f.wire.Reset()
+	_, err = refused.Upload(context.Background(), "secret", bytes.NewReader(randomBytes(1<<20)), nil)
 	var v *region.Violation
 	if !errors.As(err, &v) {
 		t.Fatalf("Upload to chinaeast under EAR: got %v, want a *region.Violation", err)
@@ -223,22 +241,22 @@ func TestBlobGuardRefusalSendsNothing(t *testing.T) {
 	if !errors.As(err, &v) {
 		t.Fatalf("RewrapAll under a refusing guard: got %v, want a *region.Violation", err)
 	}
-	if f.wire.requests.Load() != 0 || f.wire.sent.Load() != 0 {
+	if f.wire.Requests.Load() != 0 || f.wire.Sent.Load() != 0 {
 		t.Fatalf("refused writes reached the wire: %v", f.wire)
 	}
 	if _, err := f.plain.NewBlobClient("secret").GetProperties(context.Background(), nil); !bloberror.HasCode(err, bloberror.BlobNotFound) {
 		t.Fatalf("refused blob exists: %v", err)
 	}
 	// Reading is not a storage decision: the refusing client still reads.
-	if got, err := blobDownload(refused, "existing", nil); err != nil || string(got) != "before" {
+	if got, err := download(refused, "existing", nil); err != nil || string(got) != "before" {
 		t.Fatalf("read through a refusing client: %q, %v", got, err)
 	}
 }
 
-func TestBlobRewrap(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock})
+func TestRewrap(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
 	ctx := context.Background()
-	pt := blobRandom(3*testBlock + 999)
+	pt := randomBytes(3*testBlock + 999)
 	f.upload(t, "doc", pt, &UploadOptions{
 		ChunkSize:   testChunk,
 		Context:     keyring.Context{"project": "x-57"},
@@ -247,21 +265,21 @@ func TestBlobRewrap(t *testing.T) {
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/x-geoseal")},
 	})
 	rawBefore, _ := f.rawBlob(t, "doc")
-	hBefore, _ := Inspect(bytes.NewReader(rawBefore))
+	hBefore, _ := envelope.Inspect(bytes.NewReader(rawBefore))
 
 	newKR := formattest.NewAES(t)
-	f.wire.reset()
+	f.wire.Reset()
 	resp, err := f.client.Rewrap(ctx, "doc", newKR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// No chunk was uploaded: the bytes sent are the new header block and
 	// the block list (a few dozen bytes per block ID).
-	if s, limit := f.wire.sent.Load(), int64(resp.HeaderSize+2048); s > limit {
+	if s, limit := f.wire.Sent.Load(), int64(resp.HeaderSize+2048); s > limit {
 		t.Fatalf("rewrap sent %d bytes, more than the header (%d) and the block list (%v)", s, resp.HeaderSize, f.wire)
 	}
 	// Nor downloaded: the header block only.
-	if r := f.wire.received.Load(); r > int64(hBefore.Size)+4096 {
+	if r := f.wire.Received.Load(); r > int64(hBefore.Size)+4096 {
 		t.Fatalf("rewrap received %d bytes (%v)", r, f.wire)
 	}
 	if len(resp.WrappedKeys) != 1 || resp.WrappedKeys[0].KeyID != newKR.KeyID() {
@@ -269,24 +287,21 @@ func TestBlobRewrap(t *testing.T) {
 	}
 
 	rawAfter, md := f.rawBlob(t, "doc")
-	hAfter, _ := Inspect(bytes.NewReader(rawAfter))
+	hAfter, _ := envelope.Inspect(bytes.NewReader(rawAfter))
 	if !bytes.Equal(rawAfter[hAfter.Size:], rawBefore[hBefore.Size:]) {
 		t.Fatal("the body changed")
 	}
-	newClient, err := NewBlobClient(f.container, newKR, unrestrictedGuard(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := blobDownload(newClient, "doc", &DownloadOptions{RequireContext: keyring.Context{"project": "x-57"}})
+	newClient := f.newClient(t, newKR, nil)
+	got, err := download(newClient, "doc", &DownloadOptions{RequireContext: keyring.Context{"project": "x-57"}})
 	if err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("download with the new key: %v", err)
 	}
-	got, err = blobDownloadRange(newClient, "doc", testBlock, 3*testChunk, nil)
+	got, err = downloadRange(newClient, "doc", testBlock, 3*testChunk, nil)
 	if err != nil || !bytes.Equal(got, pt[testBlock:testBlock+3*testChunk]) {
 		t.Fatalf("ranged download with the new key (metadata updated?): %v", err)
 	}
 	var nomatch *keyring.NoMatchError
-	if _, err := blobDownload(f.client, "doc", nil); !errors.As(err, &nomatch) {
+	if _, err := download(f.client, "doc", nil); !errors.As(err, &nomatch) {
 		t.Fatalf("download with the old key: got %v, want a *keyring.NoMatchError", err)
 	}
 
@@ -335,10 +350,10 @@ func (r racingWrapper) Wrap(ctx context.Context, dek []byte, ec keyring.Context)
 	return r.Wrapper.Wrap(ctx, dek, ec)
 }
 
-func TestBlobRewrapConcurrentWriter(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock})
-	f.upload(t, "doc", blobRandom(2*testBlock), &UploadOptions{ChunkSize: testChunk})
-	winner := blobRandom(testBlock + 5)
+func TestRewrapConcurrentWriter(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
+	f.upload(t, "doc", randomBytes(2*testBlock), &UploadOptions{ChunkSize: testChunk})
+	winner := randomBytes(testBlock + 5)
 	w := racingWrapper{Wrapper: formattest.NewAES(t), race: func() { f.upload(t, "doc", winner, nil) }}
 	_, err := f.client.Rewrap(context.Background(), "doc", w, nil)
 	if !errors.Is(err, ErrBlobChanged) {
@@ -347,19 +362,19 @@ func TestBlobRewrapConcurrentWriter(t *testing.T) {
 	if !bloberror.HasCode(err, bloberror.ConditionNotMet) {
 		t.Errorf("the service's error is not in the chain: %v", err)
 	}
-	got, err := blobDownload(f.client, "doc", nil)
+	got, err := download(f.client, "doc", nil)
 	if err != nil || !bytes.Equal(got, winner) {
 		t.Fatalf("the concurrent writer's blob did not survive: %v", err)
 	}
 }
 
-func TestBlobRewrapAll(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock})
+func TestRewrapAll(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
 	ctx := context.Background()
 	want := map[string][]byte{}
 	for i := range 7 {
 		name := fmt.Sprintf("rot/%d", i)
-		want[name] = blobRandom(i * 5000)
+		want[name] = randomBytes(i * 5000)
 		f.upload(t, name, want[name], &UploadOptions{ChunkSize: testChunk})
 	}
 	f.upload(t, "other/untouched", []byte("outside the prefix"), nil)
@@ -367,7 +382,7 @@ func TestBlobRewrapAll(t *testing.T) {
 	// A geoseal object stored in one Put Blob: its header is not a block.
 	obj := encryptBytes(t, f.kr, []byte("one piece"), nil)
 	md := map[string]*string{}
-	h, _ := Inspect(bytes.NewReader(obj))
+	h, _ := envelope.Inspect(bytes.NewReader(obj))
 	if err := setObjectMetadata(md, h.Size, &stream.Options{ChunkSize: h.ChunkSize}, 9); err != nil {
 		t.Fatal(err)
 	}
@@ -395,62 +410,62 @@ func TestBlobRewrapAll(t *testing.T) {
 	if len(progress) != 8 || progress[len(progress)-1].Done != 8 {
 		t.Fatalf("progress: %+v", progress)
 	}
-	newClient, err := NewBlobClient(f.container, newKR, unrestrictedGuard(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	newClient := f.newClient(t, newKR, nil)
 	for name, pt := range want {
-		got, err := blobDownload(newClient, name, nil)
+		got, err := download(newClient, name, nil)
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("%s after RewrapAll: %v", name, err)
 		}
 	}
-	if got, err := blobDownload(f.client, "other/untouched", nil); err != nil || string(got) != "outside the prefix" {
+	if got, err := download(f.client, "other/untouched", nil); err != nil || string(got) != "outside the prefix" {
 		t.Fatalf("a blob outside the prefix changed: %v", err)
 	}
 }
 
-func mdGet(md map[string]*string, k string) string {
-	for name, v := range md {
-		if strings.EqualFold(name, k) && v != nil {
-			return *v
-		}
-	}
-	return ""
-}
-
-func TestBlobAccessConditions(t *testing.T) {
-	f := newBlobFixture(t, nil)
+func TestAccessConditions(t *testing.T) {
+	f := newFixture(t, nil)
 	ctx := context.Background()
-	first := f.upload(t, "c", []byte("first"), &UploadOptions{
-		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
-	})
-	_, err := f.client.Upload(ctx, "c", strings.NewReader("second"), &UploadOptions{
-		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
-	})
-	if !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
+	noneMatch := &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
+	first := f.upload(t, "c", []byte("first"), &UploadOptions{AccessConditions: noneMatch})
+	f.wire.Reset()
+	_, err := f.client.Upload(ctx, "c", strings.NewReader("second"), &UploadOptions{AccessConditions: noneMatch})
+	if !errors.Is(err, ErrBlobChanged) {
 		t.Fatalf("If-None-Match * over an existing blob: %v", err)
+	}
+	// The condition was checked before anything was staged.
+	if f.wire.Puts.Load() != 0 {
+		t.Errorf("a failed condition staged blocks: %v", f.wire)
 	}
 	f.upload(t, "c", []byte("third"), &UploadOptions{
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: first.ETag}},
 	})
+	f.wire.Reset()
 	_, err = f.client.Upload(ctx, "c", strings.NewReader("fourth"), &UploadOptions{
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: first.ETag}},
 	})
-	if !bloberror.HasCode(err, bloberror.ConditionNotMet) {
+	if !errors.Is(err, ErrBlobChanged) || !bloberror.HasCode(err, bloberror.ConditionNotMet) {
 		t.Fatalf("If-Match a stale ETag: %v", err)
 	}
-	if got, err := blobDownload(f.client, "c", nil); err != nil || string(got) != "third" {
+	if f.wire.Puts.Load() != 0 {
+		t.Errorf("a failed condition staged blocks: %v", f.wire)
+	}
+	_, err = f.client.Upload(ctx, "missing", strings.NewReader("x"), &UploadOptions{
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: first.ETag}},
+	})
+	if !errors.Is(err, ErrBlobChanged) {
+		t.Fatalf("If-Match on a missing blob: %v", err)
+	}
+	if got, err := download(f.client, "c", nil); err != nil || string(got) != "third" {
 		t.Fatalf("got %q, %v; want third", got, err)
 	}
 }
 
-func TestBlobTampered(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, RangeSize: testBlock})
-	pt := blobRandom(2*testBlock + 3*testChunk + 100) // a short final chunk
+func TestTampered(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock})
+	pt := randomBytes(2*testBlock + 3*testChunk + 100) // a short final chunk
 	f.upload(t, "orig", pt, &UploadOptions{ChunkSize: testChunk})
 	raw, md := f.rawBlob(t, "orig")
-	h, _ := Inspect(bytes.NewReader(raw))
+	h, _ := envelope.Inspect(bytes.NewReader(raw))
 	enc := testChunk + 28
 
 	flip := func(off int) []byte {
@@ -465,42 +480,42 @@ func TestBlobTampered(t *testing.T) {
 		md   map[string]*string
 		want error
 	}{
-		{"body bit", flip(h.Size + 5*enc + 100), md, ErrBodyTampered},
-		{"last byte", flip(len(raw) - 1), md, ErrBodyTampered},
-		{"header tag", flip(h.Size - 10), md, ErrHeaderTampered},
-		{"chunks swapped", swapChunks(raw, h.Size, enc, 2, 3), md, ErrBodyTampered},
-		{"truncated at a chunk boundary", raw[:len(raw)-(len(raw)-h.Size)%enc], noMeta, ErrBodyTampered},
+		{"body bit", flip(h.Size + 5*enc + 100), md, envelope.ErrBodyTampered},
+		{"last byte", flip(len(raw) - 1), md, envelope.ErrBodyTampered},
+		{"header tag", flip(h.Size - 10), md, envelope.ErrHeaderTampered},
+		{"chunks swapped", swapChunks(raw, h.Size, enc, 2, 3), md, envelope.ErrBodyTampered},
+		{"truncated at a chunk boundary", raw[:len(raw)-(len(raw)-h.Size)%enc], noMeta, envelope.ErrBodyTampered},
 		{"truncated, metadata kept", raw[:len(raw)-enc], md, ErrInvalidMetadata},
-		{"extended", append(bytes.Clone(raw), raw[h.Size:h.Size+enc]...), noMeta, ErrBodyTampered},
+		{"extended", append(bytes.Clone(raw), raw[h.Size:h.Size+enc]...), noMeta, envelope.ErrBodyTampered},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f.putRaw(t, "t", c.data, c.md)
-			r, err := f.client.Download(context.Background(), "t", nil)
-			var got []byte
-			if err == nil {
-				got, err = io.ReadAll(r)
-				r.Close()
-			}
+			got, err := download(f.client, "t", nil)
 			if err == nil {
 				t.Fatalf("tampered blob downloaded (%d bytes)", len(got))
 			}
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
-			// A ranged read over the whole object fails the same way.
-			if _, err := blobDownloadRange(f.client, "t", 0, 0, nil); err == nil {
-				t.Fatal("ranged read of the tampered blob succeeded")
+			// Reading it through Open fails the same way.
+			b, err := f.client.Open(context.Background(), "t", nil)
+			if err == nil {
+				_, err = io.ReadAll(b)
+				b.Close()
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("through Open: got %v, want %v", err, c.want)
 			}
 		})
 	}
 	// A ranged read that avoids the modified chunk still works: chunks are
 	// authenticated one by one, each bound to its index.
 	f.putRaw(t, "t", flip(h.Size+5*enc+100), md)
-	if got, err := blobDownloadRange(f.client, "t", 0, 4*testChunk, nil); err != nil || !bytes.Equal(got, pt[:4*testChunk]) {
+	if got, err := downloadRange(f.client, "t", 0, 4*testChunk, nil); err != nil || !bytes.Equal(got, pt[:4*testChunk]) {
 		t.Fatalf("range before the flipped chunk: %v", err)
 	}
-	if _, err := blobDownloadRange(f.client, "t", 5*testChunk+10, 10, nil); !errors.Is(err, ErrBodyTampered) {
+	if _, err := downloadRange(f.client, "t", 5*testChunk+10, 10, nil); !errors.Is(err, envelope.ErrBodyTampered) {
 		t.Fatalf("range over the flipped chunk: got %v, want ErrBodyTampered", err)
 	}
 }
@@ -515,19 +530,19 @@ func swapChunks(raw []byte, hl, enc, i, j int) []byte {
 	return b
 }
 
-func TestBlobMetadata(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock})
+func TestMetadata(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
 	ctx := context.Background()
-	pt := blobRandom(3*testBlock + 17)
+	pt := randomBytes(3*testBlock + 17)
 	f.upload(t, "m", pt, &UploadOptions{ChunkSize: testChunk})
 	raw, md := f.rawBlob(t, "m")
 
-	// Without metadata (a copy made by other means) both reads still work.
+	// Without metadata (a copy made by other means) reads still work.
 	f.putRaw(t, "bare", raw, nil)
-	if got, err := blobDownload(f.client, "bare", nil); err != nil || !bytes.Equal(got, pt) {
+	if got, err := download(f.client, "bare", nil); err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("download without metadata: %v", err)
 	}
-	if got, err := blobDownloadRange(f.client, "bare", testBlock+5, 2*testChunk, nil); err != nil || !bytes.Equal(got, pt[testBlock+5:testBlock+5+2*testChunk]) {
+	if got, err := downloadRange(f.client, "bare", testBlock+5, 2*testChunk, nil); err != nil || !bytes.Equal(got, pt[testBlock+5:testBlock+5+2*testChunk]) {
 		t.Fatalf("ranged download without metadata: %v", err)
 	}
 
@@ -535,11 +550,8 @@ func TestBlobMetadata(t *testing.T) {
 	for _, k := range []string{metaChunkSize, metaHeaderLength, metaPlaintextSize, metaSuite} {
 		bad := map[string]*string{}
 		for name, v := range md {
-			bad[name] = v
-		}
-		for name := range bad {
-			if strings.EqualFold(name, k) {
-				delete(bad, name)
+			if !strings.EqualFold(name, k) {
+				bad[name] = v
 			}
 		}
 		switch k {
@@ -555,89 +567,49 @@ func TestBlobMetadata(t *testing.T) {
 		if _, err := f.plain.NewBlobClient("m").SetMetadata(ctx, bad, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := blobDownload(f.client, "m", nil); !errors.Is(err, ErrInvalidMetadata) {
+		if _, err := download(f.client, "m", nil); !errors.Is(err, ErrInvalidMetadata) {
 			t.Errorf("%s lies: Download got %v, want ErrInvalidMetadata", k, err)
 		}
-		if _, err := blobDownloadRange(f.client, "m", 10, 10, nil); !errors.Is(err, ErrInvalidMetadata) {
-			t.Errorf("%s lies: DownloadRange got %v, want ErrInvalidMetadata", k, err)
+		if _, err := downloadRange(f.client, "m", 10, 10, nil); !errors.Is(err, ErrInvalidMetadata) {
+			t.Errorf("%s lies: ranged Download got %v, want ErrInvalidMetadata", k, err)
 		}
 	}
 
 	// Not a geoseal object at all.
 	f.putRaw(t, "plain", []byte("hello, world"), nil)
-	if _, err := blobDownload(f.client, "plain", nil); !errors.Is(err, ErrNotGeoseal) {
+	if _, err := download(f.client, "plain", nil); !errors.Is(err, ErrNotGeoseal) || !errors.Is(err, envelope.ErrNotGeoseal) {
 		t.Errorf("plain blob: got %v, want ErrNotGeoseal", err)
 	}
 	f.putRaw(t, "empty", nil, nil)
-	if _, err := blobDownload(f.client, "empty", nil); !errors.Is(err, ErrNotGeoseal) {
+	if _, err := download(f.client, "empty", nil); !errors.Is(err, ErrNotGeoseal) {
 		t.Errorf("empty blob: got %v, want ErrNotGeoseal", err)
 	}
-	if _, err := blobDownloadRange(f.client, "empty", 0, 0, nil); !errors.Is(err, ErrNotGeoseal) && !errors.Is(err, ErrInvalidHeader) {
+	if _, err := downloadRange(f.client, "empty", 0, 0, nil); !errors.Is(err, ErrNotGeoseal) {
 		t.Errorf("empty blob, ranged: got %v", err)
 	}
-	if _, err := blobDownload(f.client, "missing", nil); !bloberror.HasCode(err, bloberror.BlobNotFound) {
+	if _, err := download(f.client, "missing", nil); !bloberror.HasCode(err, bloberror.BlobNotFound) {
 		t.Errorf("missing blob: got %v, want BlobNotFound", err)
 	}
 }
 
-type fakeCSE struct {
-	calls []string
-}
-
-func (c *fakeCSE) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
-	c.calls = append(c.calls, fmt.Sprintf("%s %d %d", b.URL()[strings.LastIndex(b.URL(), "/")+1:], offset, count))
-	return io.NopCloser(strings.NewReader("decrypted by the CSE v2 reader")), nil
-}
-
-func TestBlobCSEv2Seam(t *testing.T) {
-	f := newBlobFixture(t, nil)
-	f.putRaw(t, "legacy", []byte("ciphertext of another SDK"), map[string]*string{metaCSEv2: to.Ptr(`{"EncryptionAgent":{"Protocol":"2.0"}}`)})
-	if _, err := blobDownload(f.client, "legacy", nil); !errors.Is(err, ErrCSEv2NotConfigured) {
-		t.Fatalf("CSE v2 blob without a reader: got %v, want ErrCSEv2NotConfigured", err)
-	}
-	if _, err := blobDownloadRange(f.client, "legacy", 1, 2, nil); !errors.Is(err, ErrCSEv2NotConfigured) {
-		t.Fatalf("CSE v2 blob without a reader (ranged): got %v", err)
-	}
-	cse := &fakeCSE{}
-	c, err := NewBlobClient(f.container, f.kr, unrestrictedGuard(t), &BlobClientOptions{CSEv2: cse})
+// TestConcurrentUse runs many uploads, downloads, ranged and concurrent
+// ReadAt reads, GetProperties and ServeBlob requests through one Client at
+// once; run under -race.
+func TestConcurrentUse(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 2})
+	shared := randomBytes(2*testBlock + 1)
+	f.upload(t, "shared", shared, &UploadOptions{ChunkSize: testChunk})
+	sharedBlob, err := f.client.Open(context.Background(), "shared", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := blobDownload(c, "legacy", nil); err != nil || string(got) != "decrypted by the CSE v2 reader" {
-		t.Fatalf("CSE v2 download: %q, %v", got, err)
-	}
-	if _, err := blobDownloadRange(c, "legacy", 1, 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(cse.calls) != "[legacy 0 0 legacy 1 2]" {
-		t.Fatalf("CSE v2 reader calls: %v", cse.calls)
-	}
-	// A geoseal object is never diverted by a forged "encryptiondata".
-	pt := []byte("geoseal object")
-	f.upload(t, "mine", pt, nil)
-	props, _ := f.plain.NewBlobClient("mine").GetProperties(context.Background(), nil)
-	props.Metadata[metaCSEv2] = to.Ptr("{}")
-	if _, err := f.plain.NewBlobClient("mine").SetMetadata(context.Background(), props.Metadata, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := blobDownload(c, "mine", nil); err != nil || !bytes.Equal(got, pt) {
-		t.Fatalf("geoseal blob with a forged encryptiondata: %q, %v", got, err)
-	}
-}
-
-// TestBlobConcurrentUse runs many uploads and downloads through one
-// BlobClient at once; run under -race.
-func TestBlobConcurrentUse(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 2})
-	shared := blobRandom(2*testBlock + 1)
-	f.upload(t, "shared", shared, &UploadOptions{ChunkSize: testChunk})
+	defer sharedBlob.Close()
+	srv := f.serve(t, f.client)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 12 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pt := blobRandom(i*9000 + 1)
+		wg.Go(func() {
+			pt := randomBytes(i*9000 + 1)
 			name := fmt.Sprintf("g%d", i)
 			if _, err := f.client.Upload(context.Background(), name, bytes.NewReader(pt), &UploadOptions{ChunkSize: testChunk}); err != nil {
 				errs <- err
@@ -648,19 +620,42 @@ func TestBlobConcurrentUse(t *testing.T) {
 				if n == "shared" {
 					want = shared
 				}
-				got, err := blobDownload(f.client, n, nil)
+				got, err := download(f.client, n, nil)
 				if err != nil || !bytes.Equal(got, want) {
 					errs <- fmt.Errorf("%s: %v", n, err)
 					return
 				}
 				off := int64(len(want) / 3)
-				got, err = blobDownloadRange(f.client, n, off, testChunk, nil)
+				got, err = downloadRange(f.client, n, off, testChunk, nil)
 				if err != nil || !bytes.Equal(got, want[off:min(off+testChunk, int64(len(want)))]) {
 					errs <- fmt.Errorf("%s ranged: %v", n, err)
 					return
 				}
+				if _, err := f.client.GetProperties(context.Background(), n, nil); err != nil {
+					errs <- fmt.Errorf("%s properties: %v", n, err)
+					return
+				}
 			}
-		}()
+			// Concurrent ReadAt on one shared Blob.
+			buf := make([]byte, 3*testChunk+7)
+			off := int64(i * 1111)
+			if _, err := sharedBlob.ReadAt(buf, off); err != nil || !bytes.Equal(buf, shared[off:off+int64(len(buf))]) {
+				errs <- fmt.Errorf("shared ReadAt at %d: %v", off, err)
+			}
+			// And ServeBlob, through the same client.
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/shared", nil)
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+999))
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, shared[off:off+1000]) {
+				errs <- fmt.Errorf("ServeBlob range at %d: %d, %v", off, resp.StatusCode, err)
+			}
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -1,10 +1,11 @@
-package envelope
+package blobstore
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"sync"
 	"testing"
 
@@ -13,8 +14,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// eventReader yields size random bytes and calls event once, when at
-// least after bytes have been read.
+// eventReader yields data and calls event once, when at least after bytes
+// have been read.
 type eventReader struct {
 	r     io.Reader
 	after int
@@ -36,19 +37,19 @@ func (e *eventReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestBlobUploadAzuriteStopped stops the emulator in the middle of an
-// upload: the upload fails, the previous blob is intact and no new one is
+// TestUploadAzuriteStopped stops the emulator in the middle of an upload:
+// the upload fails, the previous blob is intact and no new one is
 // committed; after a restart the same upload succeeds.
-func TestBlobUploadAzuriteStopped(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, Concurrency: 2})
+func TestUploadAzuriteStopped(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, Concurrency: 2})
 	if f.srv.External() {
 		t.Skip("the emulator was not started by this test and cannot be stopped")
 	}
 	ctx := context.Background()
-	old := blobRandom(2*testBlock + 10)
+	old := randomBytes(2*testBlock + 10)
 	oldResp := f.upload(t, "doc", old, &UploadOptions{ChunkSize: testChunk})
 
-	next := blobRandom(20 * testBlock)
+	next := randomBytes(20 * testBlock)
 	stopped := false
 	_, err := f.client.Upload(ctx, "doc", newEventReader(next, 5*testBlock, func() {
 		if err := f.srv.Stop(); err != nil {
@@ -74,7 +75,7 @@ func TestBlobUploadAzuriteStopped(t *testing.T) {
 	if *props.ETag != *oldResp.ETag {
 		t.Fatalf("the blob changed: ETag %s, was %s", *props.ETag, *oldResp.ETag)
 	}
-	if got, err := blobDownload(f.client, "doc", nil); err != nil || !bytes.Equal(got, old) {
+	if got, err := download(f.client, "doc", nil); err != nil || !bytes.Equal(got, old) {
 		t.Fatalf("the previous blob is not intact: %v", err)
 	}
 
@@ -82,22 +83,22 @@ func TestBlobUploadAzuriteStopped(t *testing.T) {
 	if _, err := f.client.Upload(ctx, "doc", bytes.NewReader(next), &UploadOptions{ChunkSize: testChunk}); err != nil {
 		t.Fatalf("retry after restart: %v", err)
 	}
-	if got, err := blobDownload(f.client, "doc", nil); err != nil || !bytes.Equal(got, next) {
+	if got, err := download(f.client, "doc", nil); err != nil || !bytes.Equal(got, next) {
 		t.Fatalf("after the retry: %v", err)
 	}
 }
 
-// TestBlobUploadCancel cancels uploads midway: nothing is committed, the
+// TestUploadCancel cancels uploads midway: nothing is committed, the
 // previous blob stands, and no goroutine outlives Upload.
-func TestBlobUploadCancel(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, Concurrency: 3})
-	old := blobRandom(testBlock + 1)
+func TestUploadCancel(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, Concurrency: 3})
+	old := randomBytes(testBlock + 1)
 	oldResp := f.upload(t, "existing", old, nil)
 	setupDone := goleak.IgnoreCurrent()
 
 	for _, name := range []string{"existing", "new"} {
 		ctx, cancel := context.WithCancel(context.Background())
-		_, err := f.client.Upload(ctx, name, newEventReader(blobRandom(30*testBlock), 6*testBlock, cancel),
+		_, err := f.client.Upload(ctx, name, newEventReader(randomBytes(30*testBlock), 6*testBlock, cancel),
 			&UploadOptions{ChunkSize: testChunk, Concurrency: 3})
 		cancel()
 		if !errors.Is(err, context.Canceled) {
@@ -115,72 +116,87 @@ func TestBlobUploadCancel(t *testing.T) {
 	if err != nil || *props.ETag != *oldResp.ETag {
 		t.Fatalf("the previous blob changed: %v", err)
 	}
-	if got, err := blobDownload(f.client, "existing", nil); err != nil || !bytes.Equal(got, old) {
+	if got, err := download(f.client, "existing", nil); err != nil || !bytes.Equal(got, old) {
 		t.Fatalf("the previous blob is not intact: %v", err)
 	}
 }
 
-// TestBlobDownloadCloseEarly closes downloads before their end, and
+// TestDownloadCloseEarly closes downloads and Blobs before their end, and
 // cancels one: no goroutine survives.
-func TestBlobDownloadCloseEarly(t *testing.T) {
-	f := newBlobFixture(t, &BlobClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 4})
-	pt := blobRandom(12 * testBlock)
+func TestDownloadCloseEarly(t *testing.T) {
+	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 4})
+	pt := randomBytes(12 * testBlock)
 	f.upload(t, "big", pt, &UploadOptions{ChunkSize: testChunk})
 	setupDone := goleak.IgnoreCurrent()
 
 	ctx := context.Background()
-	r, err := f.client.Download(ctx, "big", nil)
+	resp, err := f.client.Download(ctx, "big", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, testBlock+5)
-	if _, err := io.ReadFull(r, buf); err != nil || !bytes.Equal(buf, pt[:len(buf)]) {
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || !bytes.Equal(buf, pt[:len(buf)]) {
 		t.Fatal(err)
 	}
-	r.Close()
-	if _, err := r.Read(buf); err == nil {
+	resp.Body.Close()
+	if _, err := resp.Body.Read(buf); err == nil {
 		t.Fatal("Read after Close succeeded")
 	}
 
-	rr, err := f.client.DownloadRange(ctx, "big", 100, 8*testBlock, nil)
+	b, err := f.client.Open(ctx, "big", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadFull(rr, buf); err != nil || !bytes.Equal(buf, pt[100:100+len(buf)]) {
+	if _, err := b.Seek(100, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
-	rr.Close()
+	for range 10 { // ramps up to parallel GETs
+		if _, err := io.ReadFull(b, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	if _, err := b.Read(buf); err == nil {
+		t.Fatal("Read after Close succeeded")
+	}
+	if _, err := b.ReadAt(buf, 0); err == nil {
+		t.Fatal("ReadAt after Close succeeded")
+	}
+	if _, err := b.ReadAt(buf[:10], b.Size()-10); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("ReadAt of the final chunk after Close: %v, want fs.ErrClosed", err)
+	}
 
 	cctx, cancel := context.WithCancel(ctx)
-	r, err = f.client.Download(cctx, "big", nil)
+	resp, err = f.client.Download(cctx, "big", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	_, err = io.ReadAll(r)
+	_, err = io.ReadAll(resp.Body)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("read after cancel: got %v, want context.Canceled", err)
 	}
-	r.Close()
+	resp.Body.Close()
 
 	f.transport.CloseIdleConnections()
 	goleak.VerifyNone(t, setupDone)
 }
 
-// TestBlobStagerMemory checks the stager's bound: however much is written,
-// at most Concurrency + 1 block buffers exist and at most Concurrency
-// blocks are in flight.
-func TestBlobStagerMemory(t *testing.T) {
-	f := newBlobFixture(t, nil)
+// TestStagerMemory checks the stager's bound: however much is written, at
+// most Concurrency + 1 block buffers exist and at most Concurrency blocks
+// are in flight.
+func TestStagerMemory(t *testing.T) {
+	f := newFixture(t, nil)
 	const concurrency = 2
 	bb := f.container.NewBlockBlobClient("bounded")
-	s, err := newStager(context.Background(), bb, testBlock, concurrency, &UploadOptions{})
+	sizer, err := planBlocks(testBlock, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := blobRandom(40 * testBlock)
-	f.wire.reset()
-	size, err := s.run([]byte("header"), func(w io.Writer) error {
+	s := newStager(context.Background(), bb, pinned{}, uploadPlan{sizer: sizer, concurrency: concurrency}, &UploadOptions{})
+	data := randomBytes(40 * testBlock)
+	f.wire.Reset()
+	err = s.run([]byte("header"), func(w io.Writer) error {
 		for p := data; len(p) > 0; p = p[min(len(p), 1000):] {
 			if _, err := w.Write(p[:min(len(p), 1000)]); err != nil {
 				return err
@@ -191,13 +207,13 @@ func TestBlobStagerMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size != int64(len(data))+6 || len(s.ids) != 41 {
-		t.Fatalf("staged %d bytes in %d blocks", size, len(s.ids))
+	if s.total != int64(len(data))+6 || len(s.ids) != 41 {
+		t.Fatalf("staged %d bytes in %d blocks", s.total, len(s.ids))
 	}
 	if s.nbufs > concurrency+1 {
 		t.Fatalf("%d block buffers allocated, bound is %d", s.nbufs, concurrency+1)
 	}
-	if m := f.wire.maxPuts.Load(); m > concurrency {
+	if m := f.wire.MaxPuts.Load(); m > concurrency {
 		t.Fatalf("%d blocks in flight at once, bound is %d", m, concurrency)
 	}
 	if _, err := bb.CommitBlockList(context.Background(), s.ids, nil); err != nil {

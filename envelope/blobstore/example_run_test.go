@@ -1,0 +1,58 @@
+package blobstore_test
+
+import (
+	"io"
+	"os"
+	"testing"
+
+	"github.com/geoseal/geoseal/internal/azurite"
+)
+
+// The examples need a storage account, so they carry no Output comment
+// (go test would fail instead of skipping where Azurite is not
+// installed). This test runs them against Azurite, through the connection
+// string they read, and checks what they print.
+func TestExamples(t *testing.T) {
+	srv := azurite.ForTest(t) // skips loudly (fails in CI) without Azurite
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", srv.ConnectionString())
+	for _, ex := range []struct {
+		name string
+		run  func()
+		want string
+	}{
+		{"Package", Example, "uploaded 23 bytes; allowed by ear\nstation,load\n1,42\n2,57\n"},
+		{"Open", ExampleClient_Open, "1200021 bytes; the last line: \"the interesting line\"\n"},
+		{"Download", ExampleClient_Download, "spar of a 24-byte blob\n"},
+		{"ServeBlob", ExampleClient_ServeBlob, "206 Partial Content bytes 20-38/39 \"chapter 2: testing\\n\"\n404 Not Found\n"},
+		{"GetProperties", ExampleClient_GetProperties, "geoseal 11 bytes, eccn 9E003 wrapped by local-aes true\n"},
+		{"NewListPager", ExampleClient_NewListPager, "plain.txt not-encrypted 13\nsealed.txt geoseal 14\n"},
+		{"Rewrap", ExampleClient_Rewrap, "wrapped by the new key: true\n"},
+		{"RewrapAll", ExampleClient_RewrapAll, "3 rewrapped, 0 failed\n"},
+	} {
+		t.Run(ex.name, func(t *testing.T) {
+			if got := captureStdout(t, ex.run); got != ex.want {
+				t.Fatalf("printed %q, want %q", got, ex.want)
+			}
+		})
+	}
+}
+
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	defer func() { os.Stdout = old }()
+	f()
+	w.Close()
+	os.Stdout = old
+	return string(<-done)
+}

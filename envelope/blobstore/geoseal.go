@@ -1,0 +1,364 @@
+package blobstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/geoseal/geoseal/internal/format"
+	"github.com/geoseal/geoseal/keyring"
+	"github.com/geoseal/geoseal/stream"
+	"golang.org/x/sync/errgroup"
+)
+
+// Reading a geoseal object: open plans from the blob's metadata (or, for a
+// blob without it, from its header) where the header and the final chunk
+// lie, fetches both, unlocks the header with the keyring (commitment, tag,
+// required context) and authenticates the final chunk. The body's chunks
+// are then fetched as reads need them, always conditional on the ETag.
+
+// layout is where the parts of a geoseal object lie in its blob.
+type layout struct {
+	headerLen int64 // the body starts here
+	chunk     int64 // plaintext bytes of a full chunk
+	enc       int64 // encrypted bytes of a full chunk
+	chunks    int64 // chunks, the final one included (at least 1)
+	size      int64 // plaintext size
+	bodySize  int64 // encrypted body size
+}
+
+// newLayout computes the layout of a blob of total bytes whose header is
+// headerLen bytes, with the given chunk size and suite.
+func newLayout(headerLen, chunkSize int, suite stream.Suite, total int64) (layout, error) {
+	hl := int64(headerLen)
+	if total < hl {
+		return layout{}, fmt.Errorf("%w: a header of %d bytes in a blob of %d", format.ErrBodyTampered, hl, total)
+	}
+	opts := &stream.Options{ChunkSize: chunkSize, Suite: suite}
+	size, err := stream.PlaintextSize(total-hl, opts)
+	if err != nil {
+		return layout{}, format.BodyError(err)
+	}
+	l := layout{
+		headerLen: hl,
+		chunk:     int64(chunkSize),
+		enc:       stream.EncryptedSize(int64(chunkSize), opts),
+		size:      size,
+		bodySize:  total - hl,
+	}
+	l.chunks = max(ceilDiv(size, l.chunk), 1)
+	return l, nil
+}
+
+// finalOff is the body offset of the final chunk.
+func (l layout) finalOff() int64 { return (l.chunks - 1) * l.enc }
+
+// geosealContent reads the plaintext of an opened geoseal object.
+type geosealContent struct {
+	lay layout
+	src *bodySource
+	ra  *stream.ReaderAt
+	t   transferSettings
+}
+
+// openGeoseal opens the geoseal object in the blob whose state is st:
+// read the header and the final chunk, unlock, authenticate.
+func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (content, error) {
+	var header, final []byte
+	var plan objectMetadata
+	var lay layout
+	cached := c.opened.get(b.URL(), st.etag)
+	if cached != nil {
+		header, plan, lay, final = cached.header, cached.plan, cached.lay, cached.final
+	} else {
+		var err error
+		if header, plan, lay, final, err = readHeaderAndFinal(ctx, b, st); err != nil {
+			return nil, err
+		}
+	}
+	h, body, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
+	if err != nil {
+		return nil, err
+	}
+	defer body.Zero()
+	if h.ChunkSize != plan.chunkSize || h.Size != plan.headerLength || h.Suite != plan.suite {
+		return nil, fmt.Errorf("%w: header length %d, chunk size %d, suite %v recorded; the header has %d, %d, %v",
+			ErrInvalidMetadata, plan.headerLength, plan.chunkSize, plan.suite, h.Size, h.ChunkSize, h.Suite)
+	}
+	src := &bodySource{ctx: ctx, b: b, etag: st.etag, base: lay.headerLen, finalOff: lay.finalOff(), final: final}
+	ra, err := stream.NewReaderAt(src, lay.bodySize, body.Key, &body.Options)
+	if err != nil {
+		return nil, format.BodyError(err)
+	}
+	if cached == nil {
+		c.opened.put(&openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: plan, lay: lay})
+	}
+	props.Size = ra.Size()
+	props.Context = h.Context
+	props.WrappedKeys = h.WrappedKeys
+	return &geosealContent{lay: lay, src: src, ra: ra, t: t}, nil
+}
+
+// readHeaderAndFinal fetches the header and the final chunk of the blob,
+// planning from its metadata (checked against its size), or, without
+// metadata, from the header itself. It returns the plan it followed, for
+// the caller to check against the authenticated header.
+func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (header []byte, m objectMetadata, lay layout, final []byte, err error) {
+	m, hasMeta, err := parseObjectMetadata(st.metadata)
+	if err != nil {
+		return nil, m, lay, nil, err
+	}
+	if !hasMeta {
+		if header, err = probeHeader(ctx, b, st); err != nil {
+			return nil, m, lay, nil, err
+		}
+		h, err := format.Parse(header)
+		if err != nil {
+			return nil, m, lay, nil, err
+		}
+		m = objectMetadata{headerLength: len(header), chunkSize: h.ChunkSize, suite: h.Suite}
+	}
+	if lay, err = newLayout(m.headerLength, m.chunkSize, m.suite, st.size); err != nil {
+		if hasMeta {
+			err = fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
+		}
+		return nil, m, lay, nil, err
+	}
+	if hasMeta && m.plaintextSize != lay.size {
+		return nil, m, lay, nil, fmt.Errorf("%w: plaintext size %d recorded for a blob of %d bytes", ErrInvalidMetadata, m.plaintextSize, st.size)
+	}
+	final = make([]byte, lay.bodySize-lay.finalOff())
+	switch {
+	case header != nil:
+		err = getRange(ctx, b, st.etag, final, lay.headerLen+lay.finalOff())
+	case lay.chunks == 1:
+		// Header and final chunk are the whole blob: one GET.
+		all := make([]byte, st.size)
+		err = getRange(ctx, b, st.etag, all, 0)
+		header, final = all[:lay.headerLen:lay.headerLen], all[lay.headerLen:]
+	default:
+		header = make([]byte, lay.headerLen)
+		var g errgroup.Group
+		g.Go(func() error { return getRange(ctx, b, st.etag, header, 0) })
+		g.Go(func() error { return getRange(ctx, b, st.etag, final, lay.headerLen+lay.finalOff()) })
+		err = g.Wait()
+	}
+	if err != nil {
+		return nil, m, lay, nil, err
+	}
+	if hasMeta {
+		if n, err := format.HeaderLength(header); err != nil {
+			return nil, m, lay, nil, err
+		} else if int64(n) != lay.headerLen {
+			return nil, m, lay, nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, lay.headerLen, n)
+		}
+	}
+	return header, m, lay, final, nil
+}
+
+// headerProbe is how much of a blob without geoseal metadata the first
+// GET reads to find its header: enough for the header of an object
+// wrapped for a few recipients.
+const headerProbe = 4 << 10
+
+// probeHeader reads the header of a blob that has no geoseal metadata (an
+// object copied in by other means, or not an object at all).
+func probeHeader(ctx context.Context, b *blob.Client, st blobState) ([]byte, error) {
+	if st.size == 0 {
+		return nil, fmt.Errorf("%w: the blob is empty", format.ErrNotGeoseal)
+	}
+	prefix := make([]byte, min(st.size, headerProbe))
+	if err := getRange(ctx, b, st.etag, prefix, 0); err != nil {
+		return nil, err
+	}
+	n, err := format.HeaderLength(prefix)
+	if err != nil {
+		return nil, err
+	}
+	if int64(n) > st.size {
+		return nil, fmt.Errorf("%w: header of %d bytes in a blob of %d", format.ErrInvalidHeader, n, st.size)
+	}
+	if n <= len(prefix) {
+		return prefix[:n:n], nil
+	}
+	header := make([]byte, n)
+	copy(header, prefix)
+	if err := getRange(ctx, b, st.etag, header[len(prefix):], int64(len(prefix))); err != nil {
+		return nil, err
+	}
+	return header, nil
+}
+
+// A piece is a run of whole chunks a read fetches in one ranged GET, and
+// the plaintext [lo, hi) it wants of them.
+type piece struct {
+	lo, hi int64
+	err    error
+}
+
+// pieces splits the plaintext range [off, end) (0 <= off < end <= size)
+// into the pieces a ReadAt fetches: runs of at most perPiece chunks, in
+// order, the final chunk left out (open holds it).
+func (l layout) pieces(off, end, perPiece int64) []*piece {
+	first, last := off/l.chunk, min((end-1)/l.chunk, l.chunks-2)
+	var ps []*piece
+	for c := first; c <= last; c += perPiece {
+		cl := min(c+perPiece-1, last)
+		ps = append(ps, &piece{lo: max(off, c*l.chunk), hi: min(end, (cl+1)*l.chunk)})
+	}
+	return ps
+}
+
+// span returns where the ciphertext of the chunks holding plaintext
+// [lo, hi) lies in the body: its offset and length.
+func (l layout) span(lo, hi int64) (off, n int64) {
+	c, cl := lo/l.chunk, (hi-1)/l.chunk
+	return c * l.enc, (cl - c + 1) * l.enc
+}
+
+// ReadAt reads plaintext at off: the chunks of the range, in pieces of at
+// most RangeSize fetched and opened in parallel (Concurrency at a time),
+// and the final chunk from the copy open fetched.
+func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
+	l := g.lay
+	if off >= l.size {
+		if off == l.size && len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), l.size)
+	pieces := l.pieces(off, end, max(g.t.rangeSize/l.enc, 1))
+	read := func(ctx context.Context, pc *piece) error {
+		bodyOff, n := l.span(pc.lo, pc.hi)
+		ct := make([]byte, n)
+		if err := getRange(ctx, g.src.b, g.src.etag, ct, l.headerLen+bodyOff); err != nil {
+			return err
+		}
+		sp := g.src.add(bodyOff, ct, nil)
+		defer g.src.remove(sp)
+		_, err := g.ra.ReadAt(p[pc.lo-off:pc.hi-off], pc.lo)
+		return err
+	}
+	if len(pieces) == 1 {
+		pieces[0].err = read(g.src.ctx, pieces[0])
+	} else if len(pieces) > 1 {
+		eg, ctx := errgroup.WithContext(g.src.ctx)
+		eg.SetLimit(g.t.concurrency)
+		for _, pc := range pieces {
+			eg.Go(func() error {
+				pc.err = read(ctx, pc)
+				return pc.err
+			})
+		}
+		eg.Wait()
+	}
+	for _, pc := range pieces {
+		if pc.err != nil {
+			return int(pc.lo - off), g.src.explain(pc.err)
+		}
+	}
+	if finalStart := (l.chunks - 1) * l.chunk; end > finalStart {
+		lo := max(off, finalStart)
+		if n, err := g.ra.ReadAt(p[lo-off:end-off], lo); err != nil && (err != io.EOF || lo+int64(n) != end) {
+			return int(lo-off) + n, g.src.explain(err)
+		}
+	}
+	if n := int(end - off); n < len(p) {
+		return n, io.EOF
+	}
+	return len(p), nil
+}
+
+// explain turns an error of a fetch or of the stream into the read's
+// error: the context's cause when the Blob was closed or cancelled, a
+// fetch's own error, or a failure of the body's authentication.
+func (s *bodySource) explain(err error) error {
+	if cause := context.Cause(s.ctx); cause != nil {
+		return cause
+	}
+	return format.BodyError(err)
+}
+
+// A bodySource is the io.ReaderAt of an object's body that the
+// stream.ReaderAt reads chunks from. It holds the final chunk, which open
+// fetched, and serves the other chunks from the spans the reads
+// registered while they open them; a chunk no read registered (which the
+// planning should prevent) is fetched on the spot. Spans are immutable
+// while registered, so concurrent reads may share them.
+type bodySource struct {
+	ctx      context.Context
+	b        *blob.Client
+	etag     azcore.ETag
+	base     int64 // blob offset of the body
+	finalOff int64 // body offset of the final chunk
+	final    []byte
+
+	mu    sync.Mutex
+	spans []*span
+}
+
+// A span is fetched ciphertext: body bytes from off. While a fetch is in
+// flight only its first filled bytes are there.
+type span struct {
+	off    int64
+	data   []byte
+	filled *atomic.Int64 // nil: all of data
+}
+
+// ready is how many bytes of the span are there.
+func (sp *span) ready() int64 {
+	if sp.filled == nil {
+		return int64(len(sp.data))
+	}
+	return sp.filled.Load()
+}
+
+// add registers data, whose first filled bytes (all of them, if filled is
+// nil) are body bytes from off.
+func (s *bodySource) add(off int64, data []byte, filled *atomic.Int64) *span {
+	sp := &span{off: off, data: data, filled: filled}
+	s.mu.Lock()
+	s.spans = append(s.spans, sp)
+	s.mu.Unlock()
+	return sp
+}
+
+func (s *bodySource) remove(sp *span) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.spans {
+		if x == sp {
+			s.spans = append(s.spans[:i], s.spans[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
+	if off >= s.finalOff {
+		n := copy(p, s.final[min(off-s.finalOff, int64(len(s.final))):])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+	end := off + int64(len(p))
+	s.mu.Lock()
+	for _, sp := range s.spans {
+		if off >= sp.off && end <= sp.off+sp.ready() {
+			copy(p, sp.data[off-sp.off:])
+			s.mu.Unlock()
+			return len(p), nil
+		}
+	}
+	s.mu.Unlock()
+	if err := getRange(s.ctx, s.b, s.etag, p, s.base+off); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
