@@ -41,6 +41,9 @@ var commands = []command{
 	{name: "inspect", summary: "show a geoseal object's header (format, context, wrapped keys) without any key", help: inspectHelp, new: func() runner { return new(inspectCmd) }},
 	{name: "put", summary: "encrypt a file and upload it to a blob, after the region guard allows the account", help: putHelp, new: func() runner { return new(putCmd) }},
 	{name: "get", summary: "download and decrypt a blob (whole or a range)", help: getHelp, new: func() runner { return new(getCmd) }},
+	{name: "ls", summary: "list a container's blobs with their format and plaintext size, from metadata alone", help: lsHelp, new: func() runner { return new(lsCmd) }},
+	{name: "stat", summary: "show a blob's authenticated properties (size, context, wrapped keys) without downloading it", help: statHelp, new: func() runner { return new(statCmd) }},
+	{name: "rm", summary: "delete a blob (and, on request, its snapshots)", help: rmHelp, new: func() runner { return new(rmCmd) }},
 	{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", help: rewrapHelp, new: func() runner { return new(rewrapCmd) }},
 	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
 	{name: "region", summary: "check an account location against an export-control policy; list the region catalog", help: regionHelp, subcommands: []command{

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/keyring"
 )
 
 // Addressing. A command names a container, or a blob, as azcopy does, by
@@ -327,3 +328,17 @@ func (e *credentialError) Error() string {
 	return "no Microsoft Entra ID token for " + e.what + ": " + e.err.Error()
 }
 func (e *credentialError) Unwrap() error { return e.err }
+
+// noKeys is the keyring of the commands that open no object (ls, rm): the
+// blob client requires one, and this one refuses every use.
+type noKeys struct{}
+
+var errNoKeys = errors.New("this command opens no object and holds no key")
+
+func (noKeys) Wrap(context.Context, []byte, keyring.Context) ([]keyring.WrappedKey, error) {
+	return nil, errNoKeys
+}
+
+func (noKeys) Unwrap(context.Context, []keyring.WrappedKey, keyring.Context) ([]byte, error) {
+	return nil, errNoKeys
+}
