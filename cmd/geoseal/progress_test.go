@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geoseal/geoseal/internal/azurite"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,22 +129,21 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// slowDecrypt runs geoseal decrypt of an 8 MiB object into a FIFO that the
-// test drains at about 3 MB/s, so that the command runs for a few seconds,
-// with stderr as given, until stop returns true for what it printed.
-func slowDecrypt(t *testing.T, stderr io.Writer, printed func() string, stop func(string) bool) {
+// slowOutput runs geoseal with args, in which FIFO stands for a FIFO that
+// the test drains at about 3 MB/s, so that a command writing want there
+// runs for a few seconds with stderr as given, until stop returns true for
+// what it printed; then the test drains the rest at full speed.
+func slowOutput(t *testing.T, env, args []string, want []byte, stderr io.Writer, printed func() string, stop func(string) bool) {
 	t.Helper()
-	dir := shortTempDir(t)
-	k := keygen(t, filepath.Join(dir, "k"))
-	plain := randomBytes(t, 8<<20)
-	obj := filepath.Join(dir, "obj")
-	geoseal(t, nil, nil, "encrypt", "--in", writeFile(t, filepath.Join(dir, "plain"), plain), "--out", obj, "--key-file", k).want(t, 0)
-	fifo := filepath.Join(dir, "fifo")
+	fifo := filepath.Join(shortTempDir(t), "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(geosealBin(t), "decrypt", "--in", obj, "--out", fifo, "--key-file", k)
-	cmd.Env = userEnv()
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "FIFO", fifo)
+	}
+	cmd := exec.Command(geosealBin(t), args...)
+	cmd.Env = append(userEnv(), env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -170,50 +170,85 @@ func slowDecrypt(t *testing.T, stderr io.Writer, printed func() string, stop fun
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("decrypt: %v", err)
+		t.Fatalf("%v: %v", args, err)
 	}
-	if !bytes.Equal(got.Bytes(), plain) {
+	if !bytes.Equal(got.Bytes(), want) {
 		t.Error("the plaintext through the FIFO differs")
 	}
 }
 
-// TestBinaryProgressBarOnTerminal: on a terminal, decrypt draws a bar
-// redrawn in place, with size, rate and an ETA, and ends it with a line.
+// progressCase is a command that writes 8 MiB of plaintext to FIFO.
+type progressCase struct {
+	name, label string // the progress report's label starts with label
+	env, args   []string
+	plain       []byte
+}
+
+// progressCases prepares decrypt (of a file) and get (of a blob, which
+// learns its size from the authenticated properties) to write 8 MiB.
+func progressCases(t *testing.T) []progressCase {
+	t.Helper()
+	dir := shortTempDir(t) // a label that fits the 120 columns of the pty
+	k := keygen(t, filepath.Join(dir, "k"))
+	plain := randomBytes(t, 8<<20)
+	in := writeFile(t, filepath.Join(dir, "plain"), plain)
+	obj := filepath.Join(dir, "obj")
+	geoseal(t, nil, nil, "encrypt", "--in", in, "--out", obj, "--key-file", k).want(t, 0)
+	srv := azurite.ForTest(t)
+	env := []string{envConnectionString + "=" + srv.ConnectionString()}
+	url := srv.BlobEndpoint + "/progress/part.step"
+	geoseal(t, env, nil, "put", in, url, "--key-file", k, "--create-container", "--policy", "unrestricted", "--primary", "eastus").want(t, 0)
+	return []progressCase{
+		{"decrypt", "decrypting", nil, []string{"decrypt", "--in", obj, "--out", "FIFO", "--key-file", k}, plain},
+		{"get", "downloading", env, []string{"get", url, "FIFO", "--key-file", k}, plain},
+	}
+}
+
+// TestBinaryProgressBarOnTerminal: on a terminal, decrypt and get draw a
+// bar redrawn in place, with size, rate and an ETA, and end it with a line.
 func TestBinaryProgressBarOnTerminal(t *testing.T) {
-	master, slave := openPTY(t)
-	var screen lockedBuffer
-	copied := make(chan struct{})
-	go func() { io.Copy(&screen, master); close(copied) }()
-	eta := regexp.MustCompile(`\rdecrypting \S+ \[=* *\] \d+\.\d [KM]iB / 8\.0 MiB  \d+%  \d+\.\d [KM]iB/s  ETA 0:0\d\x1b\[K`)
-	deadline := time.Now().Add(20 * time.Second)
-	slowDecrypt(t, slave, screen.String, func(s string) bool {
-		return len(eta.FindAllString(s, -1)) >= 3 || time.Now().After(deadline)
-	})
-	slave.Close() // the child's copy closed when it exited: EOF (EIO) for the reader
-	<-copied
-	out := screen.String()
-	if n := len(eta.FindAllString(out, -1)); n < 3 {
-		t.Errorf("%d redraws of the bar with an ETA, want 3 or more:\n%q", n, out)
-	}
-	if !regexp.MustCompile(`\rdecrypting \S+ \[=+\] 8\.0 MiB / 8\.0 MiB  100%  \d+\.\d [KM]iB/s  in 0:0\d\x1b\[K\r?\n`).MatchString(out) {
-		t.Errorf("no final bar at 100%%:\n%q", out)
-	}
-	if strings.Contains(out, "geoseal: decrypting") {
-		t.Errorf("plain progress lines on a terminal:\n%q", out)
+	for _, pc := range progressCases(t) {
+		t.Run(pc.name, func(t *testing.T) {
+			master, slave := openPTY(t)
+			var screen lockedBuffer
+			copied := make(chan struct{})
+			go func() { io.Copy(&screen, master); close(copied) }()
+			eta := regexp.MustCompile(`\r` + pc.label + ` \S+ \[=* *\] \d+\.\d [KM]iB / 8\.0 MiB  \d+%  \d+\.\d [KM]iB/s  ETA 0:0\d\x1b\[K`)
+			deadline := time.Now().Add(20 * time.Second)
+			slowOutput(t, pc.env, pc.args, pc.plain, slave, screen.String, func(s string) bool {
+				return len(eta.FindAllString(s, -1)) >= 3 || time.Now().After(deadline)
+			})
+			slave.Close() // the child's copy closed when it exited: EOF (EIO) for the reader
+			<-copied
+			out := screen.String()
+			if n := len(eta.FindAllString(out, -1)); n < 3 {
+				t.Errorf("%d redraws of the bar with an ETA, want 3 or more:\n%q", n, out)
+			}
+			if !regexp.MustCompile(`\r` + pc.label + ` \S+ \[=+\] 8\.0 MiB / 8\.0 MiB  100%  \d+\.\d [KM]iB/s  in 0:0\d\x1b\[K\r?\n`).MatchString(out) {
+				t.Errorf("no final bar at 100%%:\n%q", out)
+			}
+			if strings.Contains(out, "geoseal: "+pc.label) {
+				t.Errorf("plain progress lines on a terminal:\n%q", out)
+			}
+		})
 	}
 }
 
 // TestBinaryProgressLines: on a pipe, progress is plain lines.
 func TestBinaryProgressLines(t *testing.T) {
-	var stderr lockedBuffer
-	line := regexp.MustCompile(`(?m)^geoseal: decrypting \S+: \d+\.\d [KM]iB / 8\.0 MiB \(\d+%, \d+\.\d [KM]iB/s, ETA 0:0\d\)$`)
-	deadline := time.Now().Add(20 * time.Second)
-	slowDecrypt(t, &stderr, stderr.String, func(s string) bool { return line.MatchString(s) || time.Now().After(deadline) })
-	out := stderr.String()
-	if !line.MatchString(out) || strings.Contains(out, "\r") || strings.Contains(out, "\x1b") {
-		t.Errorf("plain progress:\n%q", out)
-	}
-	if !regexp.MustCompile(`(?m)^geoseal: decrypting \S+ done: 8\.0 MiB / 8\.0 MiB \(100%, \d+\.\d [KM]iB/s, in 0:0\d\)$`).MatchString(out) {
-		t.Errorf("no final line:\n%q", out)
+	for _, pc := range progressCases(t) {
+		t.Run(pc.name, func(t *testing.T) {
+			var stderr lockedBuffer
+			line := regexp.MustCompile(`(?m)^geoseal: ` + pc.label + ` \S+: \d+\.\d [KM]iB / 8\.0 MiB \(\d+%, \d+\.\d [KM]iB/s, ETA 0:0\d\)$`)
+			deadline := time.Now().Add(20 * time.Second)
+			slowOutput(t, pc.env, pc.args, pc.plain, &stderr, stderr.String, func(s string) bool { return line.MatchString(s) || time.Now().After(deadline) })
+			out := stderr.String()
+			if !line.MatchString(out) || strings.Contains(out, "\r") || strings.Contains(out, "\x1b") {
+				t.Errorf("plain progress:\n%q", out)
+			}
+			if !regexp.MustCompile(`(?m)^geoseal: ` + pc.label + ` \S+ done: 8\.0 MiB / 8\.0 MiB \(100%, \d+\.\d [KM]iB/s, in 0:0\d\)$`).MatchString(out) {
+				t.Errorf("no final line:\n%q", out)
+			}
+		})
 	}
 }
