@@ -76,9 +76,10 @@ Flags every command takes:
 	--timeout DURATION      stop the command after DURATION (e.g. 30s, 5m):
 	                        it fails as a whole, leaving nothing half written
 	--try-timeout DURATION  bound each try of each request to Azure (default 1m;
-	                        raise it for very slow links); a request that fails or
-	                        times out is tried again up to 3 times, saying so on
-	                        stderr
+	                        raise it for very slow links, or for a large Azure
+	                        CSE v2 blob, which get reads in one request); a
+	                        request that fails or times out is tried again up to
+	                        3 times, saying so on stderr
 	--quiet                 no progress reports or retry notices on stderr
 	--verbose               errors in full (the service's status, error code
 	                        and request id) instead of one short line

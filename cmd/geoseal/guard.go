@@ -33,6 +33,10 @@ const guardHelp = `Region guard (asked before any byte is sent; see geoseal help
 	                        keys, declared (like --primary); its pair counts,
 	                        as Key Vault replicates there
 	--override FILE         a region/policy override file (geoseal-override/1)
+
+	Without the flags, $GEOSEAL_POLICY is the policy, and $GEOSEAL_PRIMARY
+	and $GEOSEAL_SECONDARY the regions (both replaced by any of --primary,
+	--secondary or --arm-account).
 `
 
 // guardFlags build the region guard of a command that writes.

@@ -94,6 +94,9 @@ func keyringHelp(prefix string) string {
 	}
 	b.WriteString("\tEach is repeatable (PKCS#11 flags in matching triples): several keys\n" +
 		"\ttogether wrap every data key for each of them, and any one of them unwraps.\n")
+	if prefix == "" {
+		b.WriteString("\tWith no key flag, the keys of $" + envKeyFile + " and $" + envKeyVault + " are used.\n")
+	}
 	return b.String()
 }
 
