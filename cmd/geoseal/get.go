@@ -111,7 +111,8 @@ func (f *readFlags) readCSEv2() (bool, error) {
 	return read, nil
 }
 
-// client returns the blob client that opens the blobs of s with the keys.
+// open connects to the container of loc and returns the blob client that
+// opens its blobs with the keys.
 //
 // Blobs written with Azure client-side encryption v2 are read only when
 // asked for: the format authenticates none of its metadata and has no
@@ -119,24 +120,29 @@ func (f *readFlags) readCSEv2() (bool, error) {
 // so a blob swapped for one must not be read silently. A read that
 // requires context refuses them whatever the flags say (the blob client
 // does, with envelope.ErrContextMismatch, before any unwrap).
-func (f *readFlags) client(ctx context.Context, env *environment, s *store, cl *closers) (*blobstore.Client, error) {
+func (f *readFlags) open(ctx context.Context, env *environment, loc location, cl *closers) (*blobstore.Client, *store, error) {
 	readCSEv2, err := f.readCSEv2()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	s, err := env.openContainer(loc)
+	if err != nil {
+		return nil, nil, err
 	}
 	kr, err := f.keys.build(ctx, env, "decrypt", cl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := &blobstore.ClientOptions{}
 	if readCSEv2 && len(f.requireContext.ctx) == 0 {
 		_, resolver, err := cseKEK(ctx, env, &f.keys, f.keyID, false)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.CSEv2 = resolver
 	}
-	return blobstore.NewClient(s.cc, kr, readGuard(), opts)
+	client, err := blobstore.NewClient(s.cc, kr, readGuard(), opts)
+	return client, s, err
 }
 
 // getResult is get's --json output.
@@ -169,16 +175,9 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 	if c.offset < 0 || c.length < -1 {
 		return usageErrorf("--offset and --length must not be negative")
 	}
-	if _, err := c.read.readCSEv2(); err != nil {
-		return err
-	}
-	s, err := env.openContainer(loc)
-	if err != nil {
-		return err
-	}
 	var cl closers
 	defer cl.close()
-	client, err := c.read.client(ctx, env, s, &cl)
+	client, s, err := c.read.open(ctx, env, loc, &cl)
 	if err != nil {
 		return err
 	}

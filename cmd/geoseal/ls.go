@@ -72,11 +72,7 @@ func (c *lsCmd) run(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return err
 	}
-	s, err := env.openContainer(loc)
-	if err != nil {
-		return err
-	}
-	client, err := blobstore.NewClient(s.cc, noKeys{}, readGuard(), nil)
+	client, s, err := env.openKeyless(loc)
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,7 @@ func (c *rmCmd) run(ctx context.Context, env *environment, args []string) error 
 	if loc.blob == "" {
 		return usageErrorf("rm needs a blob: geoseal rm URL")
 	}
-	s, err := env.openContainer(loc)
-	if err != nil {
-		return err
-	}
-	client, err := blobstore.NewClient(s.cc, noKeys{}, readGuard(), nil)
+	client, s, err := env.openKeyless(loc)
 	if err != nil {
 		return err
 	}

@@ -82,16 +82,9 @@ func (c *statCmd) run(ctx context.Context, env *environment, args []string) erro
 	if loc.blob == "" {
 		return usageErrorf("stat needs a blob: geoseal stat URL")
 	}
-	if _, err := c.read.readCSEv2(); err != nil {
-		return err
-	}
-	s, err := env.openContainer(loc)
-	if err != nil {
-		return err
-	}
 	var cl closers
 	defer cl.close()
-	client, err := c.read.client(ctx, env, s, &cl)
+	client, s, err := c.read.open(ctx, env, loc, &cl)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -328,6 +329,17 @@ func (e *credentialError) Error() string {
 	return "no Microsoft Entra ID token for " + e.what + ": " + e.err.Error()
 }
 func (e *credentialError) Unwrap() error { return e.err }
+
+// openKeyless connects to the container of loc for a command that opens
+// no object (ls, rm), with a blob client that holds no key.
+func (e *environment) openKeyless(loc location) (*blobstore.Client, *store, error) {
+	s, err := e.openContainer(loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := blobstore.NewClient(s.cc, noKeys{}, readGuard(), nil)
+	return client, s, err
+}
 
 // noKeys is the keyring of the commands that open no object (ls, rm): the
 // blob client requires one, and this one refuses every use.
