@@ -266,8 +266,8 @@ func (e *blobError) describe(re *azcore.ResponseError) string {
 		return fmt.Sprintf("the storage account refused the credential (%s%s): a wrong key, or a SAS that is malformed or expired", e.credential, e.skippedNote())
 	case strings.HasPrefix(string(code), "Authorization") || code == bloberror.InsufficientAccountPermissions || re.StatusCode == http.StatusForbidden:
 		return fmt.Sprintf("access denied (%s, %s%s): a wrong or expired SAS, one without the permission, or an identity without a Storage Blob Data role", e.credential, code, e.skippedNote())
-	case code == bloberror.InvalidResourceName:
-		return fmt.Sprintf("invalid container or blob name: container %s, blob %s", c, b)
+	case code == bloberror.InvalidResourceName || code == bloberror.OutOfRangeInput:
+		return fmt.Sprintf("the service refused the name (%s): a container name is 3-63 lowercase letters, digits and single hyphens; container %s, blob %s", code, c, b)
 	}
 	return fmt.Sprintf("the storage service answered %d %s for container %s", re.StatusCode, re.ErrorCode, c)
 }

@@ -197,6 +197,9 @@ func TestBinaryURLAddressing(t *testing.T) {
 			"geoseal get: give a URL or --container, --blob and --account-url, not both"},
 		{"a query that is not a SAS", nil, []string{"get", base + "x?comp=list", out, "--key-file", k},
 			"the query is not a SAS"},
+		{"a container name too short", []string{envConnectionString + "=" + srv.ConnectionString()},
+			append([]string{"put", in, srv.BlobEndpoint + "/c1/x", "--key-file", k, "--create-container"}, guard...),
+			"geoseal put: the service refused the name (OutOfRangeInput): a container name is 3-63 lowercase letters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(out)
