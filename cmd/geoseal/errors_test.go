@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -313,5 +314,37 @@ func TestBinaryHelpAndUsage(t *testing.T) {
 	// geoseal alone: the commands, on stderr (not asked for), exit 1.
 	if r := geoseal(t, nil, nil).want(t, 1); !strings.Contains(r.stderr, "Commands:") || r.stdout != "" {
 		t.Errorf("geoseal alone: %q", r.stderr)
+	}
+}
+
+// TestBinaryResultLines: a command that produces a result prints one line,
+// or JSON with --json; on stderr when its data went to stdout, where
+// --quiet leaves the line out.
+func TestBinaryResultLines(t *testing.T) {
+	dir := t.TempDir()
+	k := keygen(t, filepath.Join(dir, "k"))
+	in := writeFile(t, filepath.Join(dir, "in"), []byte("result lines"))
+	obj := filepath.Join(dir, "obj")
+	r := geoseal(t, nil, nil, "encrypt", "--in", in, "--out", obj, "--key-file", k).want(t, 0)
+	if !regexp.MustCompile(`^encrypted \S+/in \(12 bytes\) to \S+/obj: \d+ bytes, geoseal format\n$`).MatchString(r.stdout) || r.stderr != "" {
+		t.Errorf("encrypt: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = geoseal(t, nil, nil, "decrypt", "--in", obj, "--out", filepath.Join(dir, "out"), "--key-file", k, "--json").want(t, 0)
+	var res fileResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Size != 12 || res.Format != "geoseal" || res.In != obj {
+		t.Errorf("decrypt --json: %s (%v)", r.stdout, err)
+	}
+	// Data on stdout: the result on stderr, or nothing with --quiet.
+	r = geoseal(t, nil, nil, "decrypt", "--in", obj, "--out", "-", "--key-file", k).want(t, 0)
+	if r.stdout != "result lines" || !strings.HasPrefix(r.stderr, "decrypted ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("decrypt to stdout: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = geoseal(t, nil, nil, "decrypt", "--in", obj, "--out", "-", "--key-file", k, "--quiet").want(t, 0)
+	if r.stdout != "result lines" || r.stderr != "" {
+		t.Errorf("decrypt to stdout, --quiet: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = geoseal(t, nil, nil, "encrypt", "--in", in, "--out", "-", "--key-file", k, "--json").want(t, 0)
+	if err := json.Unmarshal([]byte(r.stderr), &res); err != nil || res.Out != "-" || res.EncryptedSize != int64(len(r.stdout)) {
+		t.Errorf("encrypt --json to stdout: stderr %q (%v)", r.stderr, err)
 	}
 }
