@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -258,5 +259,25 @@ func TestBinaryGetRanges(t *testing.T) {
 	}
 	if got := dirEntries(t, dir); len(got) != 0 {
 		t.Errorf("files left behind: %v", got)
+	}
+}
+
+// TestRewrapAllProgress: rewrap-all counts the geoseal objects first, so
+// that its progress reports against their total.
+func TestRewrapAllProgress(t *testing.T) {
+	f := newLsFixture(t)
+	e := newTestEnv(t)
+	e.progress = progressTiming{now: time.Now} // no delay, a line per blob
+	for _, kv := range f.env {
+		k, v, _ := strings.Cut(kv, "=")
+		e.vars[k] = v
+	}
+	code, stdout, stderr := e.run(t, "rewrap-all", f.url, "--key-file", f.k1, "--to-key-file", f.k1)
+	if code != 0 || !strings.HasPrefix(stdout, "rewrapped 2 blobs in "+f.url+"; 2 skipped") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	want := "geoseal: rewrapping listing: 1 blobs / 2 blobs (50%, "
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "geoseal: rewrapping listing done: 2 blobs / 2 blobs (100%, in 0:00)") {
+		t.Errorf("progress:\n%s\nwant a line starting %q", stderr, want)
 	}
 }

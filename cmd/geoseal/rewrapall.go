@@ -17,10 +17,13 @@ var rewrapAllHelp = `Usage:
 	geoseal rewrap-all --container NAME ...
 
 rewrap-all does what geoseal rewrap does for every geoseal object in the
-container whose name starts with --prefix, several at a time: the rotation
-of a key-encryption key, or the revocation of a recipient, across a
-container. Blobs that are not geoseal objects are skipped (--verbose lists them). A blob
-that fails does not stop the others; each failure is printed.
+container whose name starts with --prefix (or the URL's path after the
+container), several at a time: the rotation of a key-encryption key, or the
+revocation of a recipient, across a container. Blobs that are not geoseal
+objects are skipped (--verbose lists them). A blob that fails does not stop
+the others; each failure is printed. Unless --quiet, it first counts the
+geoseal objects from the listing (a request per 5,000 blobs), so that its
+progress says how many remain and when it will end.
 
 ` + containerHelp + `
 ` + guardHelp + `
@@ -63,6 +66,26 @@ func listPrefix(loc location, prefix string) (string, error) {
 	return prefix, nil
 }
 
+// countGeoseal counts the geoseal objects under prefix by the listing's
+// metadata, as RewrapAll classes them: the total its progress reports
+// against. It costs a request per page of 5,000 blobs.
+func countGeoseal(ctx context.Context, client *blobstore.Client, prefix string) (int64, error) {
+	var n int64
+	pager := client.NewListPager(&blobstore.ListOptions{Prefix: prefix})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, it := range page.Items {
+			if it.Format == blobstore.FormatGeoseal {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
 	loc, err := c.where.locateArg(args)
 	if err != nil {
@@ -77,7 +100,13 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 	if err != nil {
 		return err
 	}
-	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", -1)
+	total := int64(-1)
+	if !env.common.quiet {
+		if total, err = countGeoseal(ctx, client, c.prefix); err != nil {
+			return s.fail(err)
+		}
+	}
+	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", total)
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:   c.prefix,
 		Progress: func(rp blobstore.RewrapProgress) { p.set(int64(rp.Done), 0) },
