@@ -209,10 +209,12 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 			return err
 		}
 	} else {
-		plain, err = envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
+		r, err := envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
 		if err != nil {
 			return err
 		}
+		defer r.Close()
+		plain = r
 	}
 	n, err := copyContext(ctx, dst, plain)
 	if err != nil {
