@@ -15,13 +15,15 @@ PY          := /usr/bin/python3
 all: test
 
 ## deps: install SoftHSM2, the Azure SDK for Python (CSE v2 interop peer),
-## Azurite (pinned in internal/azurite/package-lock.json) and staticcheck.
+## zsh and fish (the CLI's completion scripts run in them), Azurite (pinned
+## in internal/azurite/package-lock.json) and staticcheck.
 deps:
 	@if ! command -v softhsm2-util >/dev/null || [ ! -f /usr/lib/softhsm/libsofthsm2.so ] || \
-	    ! $(PY) -c 'import azure.storage.blob, cryptography' 2>/dev/null; then \
-		echo "== installing softhsm2 and python3-azure-storage (apt)"; \
+	    ! $(PY) -c 'import azure.storage.blob, cryptography' 2>/dev/null || \
+	    ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then \
+		echo "== installing softhsm2, python3-azure-storage, zsh and fish (apt)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography zsh fish >/dev/null; \
 	fi
 	@if [ ! -x internal/azurite/node_modules/.bin/azurite-blob ]; then \
 		echo "== installing Azurite (npm ci)"; \
@@ -62,12 +64,14 @@ demo: deps
 	echo; echo "demo: all $(words $(DEMO_EXAMPLES)) examples ran as expected"
 
 ## bench: stream throughput against raw AES-GCM, tink-go, minio/sio and age,
-## peak memory of a 4 GiB stream, and encrypted vs plain blob I/O on Azurite
+## peak memory of a 4 GiB stream, encrypted vs plain blob I/O on Azurite, and
+## rewrap-all and audit over a container of 20,000 blobs
 ## (a nested module, so the peers never enter geoseal's go.mod).
 bench: deps
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'RawGCM|Geoseal|Tink|Sio|Age' -benchtime 3x -count 3 .
 	@cd internal/benchcmp && $(GO) run ./cmd/rss
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Blob' -benchtime 2x -count 1 .
+	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Walk' -benchtime 1x -count 1 -timeout 40m .
 
 clean:
 	rm -rf internal/azurite/node_modules

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -17,15 +17,12 @@ import (
 	"github.com/geoseal/geoseal/region"
 )
 
-func init() {
-	register(command{name: "audit", summary: "report what a container holds, for a compliance officer (formats, keys, findings, region, FIPS)", run: runAudit, help: helpFor(auditHelp)})
-}
-
 var auditHelp = `Usage:
 
-	geoseal audit --container NAME [--prefix P] [keys] [--policy NAME
+	geoseal audit CONTAINER-URL [--prefix P] [keys] [--policy NAME
 	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)]
 	        [--shard I/N] [--json] [--report FILE]
+	geoseal audit --container NAME ...
 
 audit reports what a container holds, for a compliance officer: every blob
 classified as geoseal, azure-cse-v2, azure-cse-v1 or not-encrypted (a blob
@@ -54,15 +51,17 @@ nothing is unwrapped):
 ` + keyringHelp("") + `
 Flags:
 
-	--prefix P        only blobs whose names start with P
+	--prefix P        only blobs whose names start with P (or give it in the
+	                  URL, after the container)
 	--shard I/N       only the blobs of shard I of N (see rewrap-all)
 	--concurrency N   blobs read at once (default 16)
+	--page-size N     blobs per page of the listing, 1 to 5000 (default 5000)
 	--json            print one JSON object: "blobs", "by_format",
 	                  "findings" (each with "blob" and "kind"), "keys",
 	                  "region", "fips"...
 	--report FILE     write the same as an HTML page for filing (tables, the
-	                  region decision, the date and the tool version)
-	--quiet           no progress report
+	                  region decision, the date and the tool version); the
+	                  file appears only once complete
 
 Finding kinds: not-encrypted, cannot-open, outside-keys, no-integrity (Azure
 CSE v1), unknown-encryption, missing-metadata, unreadable.
@@ -70,69 +69,88 @@ CSE v1), unknown-encryption, missing-metadata, unreadable.
 Exit status: 0 when the audit ran (whatever it found), 1 on any error.
 `
 
-func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "audit"
-	fs := flagSet(cmd, stderr, helpFor(auditHelp))
-	var b blobFlags
-	b.registerContainer(fs)
-	b.registerGuard(fs)
-	prefix := fs.String("prefix", "", "only blobs whose names start with this")
-	shard := fs.String("shard", "", "I/N: only shard I of N")
-	concurrency := fs.Int("concurrency", 0, "blobs at once")
-	asJSON := fs.Bool("json", false, "print JSON")
-	reportFile := fs.String("report", "", "write an HTML report to this file")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	var keys keyringFlags
-	keys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
-	}
-	si, sn, err := parseShard(*shard)
+type auditCmd struct {
+	where         containerFlags
+	guard         guardFlags
+	keys          keyringFlags
+	prefix, shard string
+	concurrency   int
+	pageSize      int
+	json          bool
+	report        string
+}
+
+func (c *auditCmd) flags(fs *flag.FlagSet) {
+	c.where.register(fs, false)
+	c.guard.register(fs)
+	c.keys.register(fs)
+	fs.StringVar(&c.prefix, "prefix", "", "only blobs whose names start with this")
+	fs.StringVar(&c.shard, "shard", "", "I/N: only shard I of N")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "blobs at once")
+	fs.IntVar(&c.pageSize, "page-size", 0, "blobs per page of the listing (1..5000)")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.report, "report", "", "write an HTML report to this file")
+}
+
+func (c *auditCmd) run(ctx context.Context, env *environment, args []string) error {
+	loc, err := c.where.locateArg(args)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
-	cc, err := b.containerClient()
+	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
+		return err
+	}
+	si, sn, err := parseShard(c.shard)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
 	var cl closers
 	defer cl.close()
-	krs, err := keys.buildEach(ctx, "encrypt", &cl)
+	krs, err := c.keys.buildEach(ctx, env, "encrypt", &cl)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	judged := b.policy != ""
-	guard, err := b.guard(judged, keys.keyVault)
+	// The guard is optional: an audit writes nothing, and reports the
+	// guard's decision when it is given a policy.
+	judged := c.guard.policy != "" || env.getenv(envPolicy) != ""
+	guard := readGuard()
+	if judged {
+		if guard, err = c.guard.build(env, c.keys.keyVault); err != nil {
+			return err
+		}
+	}
+	s, err := env.openContainer(loc)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
 	// The client's keyring is never used: an audit unwraps nothing.
-	client, err := blobstore.NewClient(cc, noKeyring{}, guard, nil)
+	client, err := blobstore.NewClient(s.cc, noKeyring{}, guard, nil)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	var report *auditReport
-	if *reportFile != "" {
-		if report, err = newAuditReport(*reportFile, stdout); err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+	if c.report != "" {
+		if report, err = newAuditReport(c.report, env.stdout); err != nil {
+			return err
 		}
 		defer report.abort()
 	}
 	var out *auditJSON
-	if *asJSON {
-		out = newAuditJSON(stdout)
+	if c.json {
+		out = newAuditJSON(env.stdout)
 	}
-	p := newProgress(stderr, "auditing "+b.container, "blobs", -1, *quiet || *asJSON)
+	p := env.newProgress("auditing "+quoteUntrusted(loc.container), "blobs", -1)
+	if c.json {
+		p = nil
+	}
 	opts := &blobstore.AuditOptions{
-		Prefix: *prefix, Shard: si, Shards: sn, Concurrency: *concurrency,
+		Prefix: c.prefix, Shard: si, Shards: sn, Concurrency: c.concurrency, PageSize: c.pageSize,
 		Results: func(blobstore.WalkResult) { p.add(1) },
 		Findings: func(f blobstore.Finding) {
 			if out != nil {
 				out.finding(f)
 			} else {
-				fmt.Fprintf(stdout, "finding: %s\n", describeFinding(f))
+				fmt.Fprintf(env.stdout, "finding: %s\n", describeFinding(f))
 			}
 			if report != nil {
 				report.finding(f)
@@ -145,22 +163,20 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	resp, err := client.Audit(ctx, opts)
 	p.done()
 	if err != nil {
-		return blobFail(stderr, cmd, err)
+		return s.fail(err)
 	}
-	sum := newAuditSummary(b.container, *shard, judged, resp)
+	sum := newAuditSummary(loc.container, c.shard, judged, resp)
 	if out != nil {
 		if err := out.finish(sum); err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+			return err
 		}
 	} else {
-		io.WriteString(stdout, sum.text())
+		io.WriteString(env.stdout, sum.text())
 	}
 	if report != nil {
-		if err := report.finish(sum); err != nil {
-			return fail(stderr, cmd, exitUsage, err)
-		}
+		return report.finish(sum)
 	}
-	return exitOK
+	return nil
 }
 
 // noKeyring is the keyring of a client that must not unwrap or wrap.
@@ -346,20 +362,15 @@ var findingOrder = []string{
 	blobstore.FindingUnknownEncryption, blobstore.FindingMissingMetadata, blobstore.FindingUnreadable,
 }
 
-// toolVersion names this binary for the report: module version, commit,
-// Go version.
+// toolVersion names this binary for the report: geoseal's version and
+// revision, the Go version (see geoseal version).
 func toolVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "geoseal (no build information)"
+	b := currentBuild()
+	v := "geoseal " + b.Version
+	if b.Revision != "" {
+		v += " " + b.Revision
 	}
-	v := "geoseal " + bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += " " + s.Value
-		}
-	}
-	return v + ", " + bi.GoVersion
+	return v + ", " + b.GoVersion
 }
 
 // auditJSON writes the one JSON object of audit --json, the findings
@@ -427,7 +438,7 @@ type auditReport struct {
 }
 
 func newAuditReport(path string, stdout io.Writer) (*auditReport, error) {
-	out, err := createOutput(path, stdout)
+	out, err := createOutput(path, stdout, false)
 	if err != nil {
 		return nil, err
 	}

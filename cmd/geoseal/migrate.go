@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -11,17 +13,14 @@ import (
 	"github.com/geoseal/geoseal/region"
 )
 
-func init() {
-	register(command{name: "migrate", summary: "convert a container's Azure client-side encrypted blobs (CSE v1, v2) into geoseal objects in place", run: runMigrate, help: helpFor(migrateHelp)})
-}
-
 var migrateHelp = `Usage:
 
-	geoseal migrate --container NAME --from azure-cse-v1|azure-cse-v2[,...] --to geoseal
+	geoseal migrate CONTAINER-URL --from azure-cse-v1|azure-cse-v2[,...] --to geoseal
 	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
 	        [new keys] --policy NAME (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
 	        [--prefix P] [--shard I/N] [--job NAME [--page-size N]] [--kms-rate N] [--dry-run]
 	        [--delete-snapshots] [--json]
+	geoseal migrate --container NAME ...
 
 migrate converts, in place, the blobs of a container that the Azure Storage
 SDKs (.NET, Java, Python) encrypted client-side into geoseal objects under
@@ -76,7 +75,8 @@ Flags:
 	--from FORMATS      azure-cse-v1, azure-cse-v2, or both (comma-separated or
 	                    repeated): the formats to convert
 	--to geoseal        the format to convert to (the only one)
-	--prefix P          only blobs whose names start with P
+	--prefix P          only blobs whose names start with P (or the URL's path
+	                    after the container)
 	--shard I/N         only the blobs of shard I of N (0 <= I < N)
 	--job NAME          record progress under .geoseal/jobs/NAME/ and resume
 	                    from it (letters, digits, '.', '-', '_')
@@ -93,7 +93,6 @@ Flags:
 	--json              JSON lines on stdout: one per blob, snapshot or version
 	                    ({"blob", "outcome", "format", ...}), then one
 	                    {"summary": {...}}
-	--quiet             no progress report
 
 Outcomes: migrated, would-migrate (--dry-run), not-migrated (another format:
 "format" says which), failed, and for snapshots and versions old-copy or
@@ -126,121 +125,148 @@ func (f *formatsFlag) Set(v string) error {
 	return nil
 }
 
-func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "migrate"
-	fs := flagSet(cmd, stderr, helpFor(migrateHelp))
-	var b blobFlags
-	b.registerContainer(fs)
-	b.registerGuard(fs)
-	var from formatsFlag
-	fs.Var(&from, "from", "formats to convert: azure-cse-v1, azure-cse-v2")
-	to := fs.String("to", "", "the format to convert to: geoseal")
-	keyID := fs.String("key-id", "", "key id of --key-file or --rsa-private, as the blobs' metadata names it")
-	prefix := fs.String("prefix", "", "only blobs whose names start with this")
-	shard := fs.String("shard", "", "I/N: only shard I of N")
-	job := fs.String("job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
-	kmsRate := fs.Float64("kms-rate", 0, "key calls per second (0: no limit)")
-	concurrency := fs.Int("concurrency", 0, "blobs at once")
-	pageSize := fs.Int("page-size", 0, "blobs per page of the listing, and between two checkpoints (default 5000)")
-	dryRun := fs.Bool("dry-run", false, "report what would be converted; change nothing")
-	deleteSnapshots := fs.Bool("delete-snapshots", false, "delete snapshots and versions in an old format once their blob is converted")
-	asJSON := fs.Bool("json", false, "JSON lines")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	// The old blobs have one key-encryption key, as Azure CSE names it: the
-	// keyring flags that can be one.
-	keys, newKeys := keyringFlags{}, keyringFlags{prefix: "to-"}
-	fs.Var(&keys.keyFiles, "key-file", "the old blobs' AES-256 key file (A256KW), with --key-id")
-	fs.Var(&keys.rsaPrivate, "rsa-private", "the old blobs' RSA private key PEM, with --key-id")
-	fs.Var(&keys.keyVault, "keyvault", "the old blobs' Key Vault / Managed HSM key URL")
-	newKeys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
-	}
+type migrateCmd struct {
+	where containerFlags
+	guard guardFlags
+	// keys name the old blobs' one key-encryption key; to the new keys.
+	keys, to        keyringFlags
+	keyID           string
+	from            formatsFlag
+	toFormat        string
+	prefix          string
+	shard, job      string
+	kmsRate         float64
+	concurrency     int
+	pageSize        int
+	dryRun          bool
+	deleteSnapshots bool
+	json            bool
+}
+
+func (c *migrateCmd) flags(fs *flag.FlagSet) {
+	c.where.register(fs, false)
+	c.guard.register(fs)
+	// Azure CSE has one key-encryption key per blob: the keyring flags that
+	// can be one.
+	fs.Var(&c.keys.keyFiles, "key-file", "the old blobs' AES-256 key file (A256KW), with --key-id")
+	fs.Var(&c.keys.rsaPrivate, "rsa-private", "the old blobs' RSA private key PEM, with --key-id")
+	fs.Var(&c.keys.keyVault, "keyvault", "the old blobs' Key Vault / Managed HSM key URL")
+	fs.StringVar(&c.keyID, "key-id", "", "key id of --key-file or --rsa-private, as the blobs' metadata names it")
+	c.to.prefix = "to-"
+	c.to.register(fs)
+	fs.Var(&c.from, "from", "formats to convert: azure-cse-v1, azure-cse-v2")
+	fs.StringVar(&c.toFormat, "to", "", "the format to convert to: geoseal")
+	fs.StringVar(&c.prefix, "prefix", "", "only blobs whose names start with this")
+	fs.StringVar(&c.shard, "shard", "", "I/N: only shard I of N")
+	fs.StringVar(&c.job, "job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
+	fs.Float64Var(&c.kmsRate, "kms-rate", 0, "key calls per second (0: no limit)")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "blobs at once")
+	fs.IntVar(&c.pageSize, "page-size", 0, "blobs per page of the listing, and between two checkpoints (1..5000)")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "report what would be converted; change nothing")
+	fs.BoolVar(&c.deleteSnapshots, "delete-snapshots", false, "delete snapshots and versions in an old format once their blob is converted")
+	fs.BoolVar(&c.json, "json", false, "JSON lines")
+}
+
+func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) error {
 	switch {
-	case len(from) == 0:
-		return usageError(stderr, cmd, "--from is required: azure-cse-v1, azure-cse-v2, or both")
-	case *to != formatGeoseal:
-		return usageError(stderr, cmd, "--to geoseal is required (the only format migrate converts to)")
-	case *dryRun && *job != "":
-		return usageError(stderr, cmd, "--dry-run writes nothing, so it takes no --job (checkpoints are writes)")
-	case *pageSize < 0 || *pageSize > blobstore.MaxPageSize:
-		return usageError(stderr, cmd, "--page-size %d: want 1 to %d (0: %d)", *pageSize, blobstore.MaxPageSize, blobstore.MaxPageSize)
+	case len(c.from) == 0:
+		return usageErrorf("--from is required: azure-cse-v1, azure-cse-v2, or both")
+	case c.toFormat != formatGeoseal:
+		return usageErrorf("--to geoseal is required (the only format migrate converts to)")
+	case c.dryRun && c.job != "":
+		return usageErrorf("--dry-run writes nothing, so it takes no --job (checkpoints are writes)")
+	case c.pageSize < 0 || c.pageSize > blobstore.MaxPageSize:
+		return usageErrorf("--page-size %d: want 1 to %d (0: %d)", c.pageSize, blobstore.MaxPageSize, blobstore.MaxPageSize)
 	}
-	si, sn, err := parseShard(*shard)
+	loc, err := c.where.locateArg(args)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
-	guard, err := b.guard(true, newKeys.keyVault)
+	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
+		return err
+	}
+	si, sn, err := parseShard(c.shard)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
-	cc, err := b.containerClient()
+	// The new objects' keys are wrapped for the new keys: theirs are the
+	// vaults that will hold the means of decryption.
+	guard, err := c.guard.build(env, c.to.keyVault)
 	if err != nil {
-		return usageError(stderr, cmd, "%s", oneLine(err))
+		return err
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
+	s, err := env.openContainer(loc)
+	if err != nil {
+		return err
+	}
 	var cl closers
 	defer cl.close()
-	_, oldKeys, err := cseKEK(ctx, &keys, *keyID, false)
+	_, oldKeys, err := cseKEK(ctx, env, &c.keys, c.keyID, false)
 	if err != nil {
-		return usageError(stderr, cmd, "keys of the old blobs: %s", oneLine(err))
+		return usageErrorf("the old blobs' key: %v", err)
 	}
-	kr, err := newKeys.build(ctx, "encrypt", &cl)
+	kr, err := c.to.build(ctx, env, "encrypt", &cl)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, fmt.Errorf("new keys: %w", err))
+		return fmt.Errorf("new keys: %w", err)
 	}
-	client, err := blobstore.NewClient(cc, kr, guard, &blobstore.ClientOptions{CSEv2: oldKeys})
+	client, err := blobstore.NewClient(s.cc, kr, guard, &blobstore.ClientOptions{CSEv2: oldKeys})
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	if slices.Contains(from, formatCSEv1) && !*asJSON && !*dryRun {
-		fmt.Fprintf(stderr, "geoseal migrate: warning: Azure client-side encryption v1 has no integrity protection: each geoseal object converted from a v1 blob is only as trustworthy as that blob was.\n")
+	if slices.Contains(c.from, formatCSEv1) && !c.json && !c.dryRun && !env.common.quiet {
+		fmt.Fprintln(env.stderr, "geoseal migrate: warning: Azure client-side encryption v1 has no integrity protection: each geoseal object converted from a v1 blob is only as trustworthy as that blob was.")
 	}
-	p := newProgress(stderr, "migrating "+b.container, "blobs", -1, *quiet || *asJSON)
-	out := &migrateWriter{resultWriter: newResultWriter(stdout, stderr, cmd, *asJSON)}
+	p := env.newProgress("migrating "+quoteUntrusted(loc.container), "blobs", -1)
+	if c.json {
+		p = nil
+	}
+	out := &migrateWriter{resultWriter: &resultWriter{env: env, store: s, cmd: "migrate", asJSON: c.json, enc: json.NewEncoder(env.stdout)}}
 	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
-		From:            from,
-		Prefix:          *prefix,
+		From:            c.from,
+		Prefix:          c.prefix,
 		Shard:           si,
 		Shards:          sn,
-		Job:             *job,
-		KMSRate:         *kmsRate,
-		Concurrency:     *concurrency,
-		PageSize:        *pageSize,
-		DryRun:          *dryRun,
-		DeleteSnapshots: *deleteSnapshots,
+		Job:             c.job,
+		KMSRate:         c.kmsRate,
+		Concurrency:     c.concurrency,
+		PageSize:        c.pageSize,
+		DryRun:          c.dryRun,
+		DeleteSnapshots: c.deleteSnapshots,
 		Results: func(r blobstore.WalkResult) {
-			p.add(1)
-			out.result(r)
+			if r.Snapshot == "" && r.VersionID == "" {
+				p.add(1)
+			}
+			out.result(ctx, r)
 		},
 	})
 	p.done()
 	var v *region.Violation
 	if errors.As(err, &v) {
-		return blobFail(stderr, cmd, err)
+		return err
 	}
-	summary := migrateSummary{
-		Container: b.container, Prefix: *prefix, Shard: *shard, Job: *job, From: from, DryRun: *dryRun,
+	sum := migrateSummary{
+		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job, From: c.from, DryRun: c.dryRun,
 		Migrated: resp.Migrated, WouldMigrate: resp.WouldMigrate, NotMigrated: resp.NotMigrated, Failed: resp.Failed,
 		OldCopies: resp.OldCopies, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 		FromV1: out.fromV1,
 	}
 	if out.fromV1 > 0 {
-		summary.Warning = migrateNoIntegrity
+		sum.Warning = migrateNoIntegrity
 	}
-	if *asJSON {
-		out.json(map[string]any{"summary": summary})
+	if c.json {
+		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
+			return err
+		}
 	} else {
-		fmt.Fprintf(stdout, "%s\n", summary)
+		fmt.Fprintf(env.stdout, "%s\n", sum)
 	}
-	if err != nil && resp.Failed == 0 {
-		return blobFail(stderr, cmd, err)
+	switch {
+	case err != nil && resp.Failed == 0:
+		return s.fail(err)
+	case err != nil:
+		return shown{err}
 	}
-	if err != nil {
-		return exitUsage
-	}
-	return exitOK
+	return nil
 }
 
 // migrateWriter prints migrate's outcomes: the failures and snapshots as
@@ -251,26 +277,29 @@ type migrateWriter struct {
 }
 
 // migrateLine is one line of --json: a blob's outcome and, for one
-// converted from CSE v1, the warning.
+// converted (or to be converted) from CSE v1, the warning.
 type migrateLine struct {
 	resultLine
 	Warning string `json:"warning,omitempty"`
 }
 
-func (w *migrateWriter) result(r blobstore.WalkResult) {
+func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	noIntegrity := errors.Is(r.Err, blobstore.ErrNoIntegrity)
 	if noIntegrity && r.Outcome == blobstore.OutcomeMigrated {
 		w.fromV1++
 	}
+	var why string
+	if r.Err != nil && r.Err != blobstore.ErrNoIntegrity {
+		// A failure, or a problem besides.
+		be := w.store.blobError(r.Err)
+		be.blob = r.Blob
+		why, _ = describe(ctx, be)
+		why = redactSAS(why)
+	}
 	if w.asJSON {
-		line := migrateLine{resultLine: resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs}}
+		line := migrateLine{resultLine: resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why}}
 		if noIntegrity {
 			line.Warning = migrateNoIntegrity
-			if r.Err != blobstore.ErrNoIntegrity {
-				line.Error = oneLine(explain(r.Err)) // a problem besides
-			}
-		} else if r.Err != nil {
-			line.Error = oneLine(explain(r.Err))
 		}
 		w.enc.Encode(line)
 		return
@@ -282,23 +311,25 @@ func (w *migrateWriter) result(r blobstore.WalkResult) {
 	case r.VersionID != "":
 		name += " version " + quoteUntrusted(r.VersionID)
 	}
+	stdout := w.env.stdout
 	switch r.Outcome {
 	case blobstore.OutcomeWouldMigrate:
 		note := ""
 		if noIntegrity {
 			note = ", no integrity protection"
 		}
-		fmt.Fprintf(w.stdout, "  would migrate %s (%s%s)\n", name, r.Format, note)
-	case blobstore.OutcomeMigrated:
-		if r.Err != nil && r.Err != blobstore.ErrNoIntegrity {
-			fmt.Fprintf(w.stderr, "geoseal %s: %s: %s\n", w.cmd, name, oneLine(explain(r.Err)))
+		fmt.Fprintf(stdout, "  would migrate %s (%s%s)\n", name, r.Format, note)
+	case blobstore.OutcomeNotMigrated:
+		if w.env.common.verbose {
+			fmt.Fprintf(stdout, "  left %s (%s)\n", name, r.Format)
 		}
 	case blobstore.OutcomeOldCopy:
-		fmt.Fprintf(w.stdout, "  %s keeps the old encryption (%s)\n", name, r.Format)
+		fmt.Fprintf(stdout, "  %s keeps the old encryption (%s)\n", name, r.Format)
 	case blobstore.OutcomeDeleted:
-		fmt.Fprintf(w.stdout, "  %s deleted: it kept the old encryption\n", name)
-	case blobstore.OutcomeFailed:
-		w.resultWriter.result(r)
+		fmt.Fprintf(stdout, "  %s deleted: it kept the old encryption\n", name)
+	}
+	if why != "" {
+		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
 	}
 }
 
@@ -329,10 +360,10 @@ func (s migrateSummary) String() string {
 	var b strings.Builder
 	if s.DryRun {
 		fmt.Fprintf(&b, "would migrate %d blobs in %s to geoseal (dry run: nothing was read or written); %d not in %s; %d would fail",
-			s.WouldMigrate, s.Container, s.NotMigrated, strings.Join(s.From, " or "), s.Failed)
+			s.WouldMigrate, quoteUntrusted(s.Container), s.NotMigrated, strings.Join(s.From, " or "), s.Failed)
 	} else {
 		fmt.Fprintf(&b, "migrated %d blobs in %s to geoseal; %d not in %s; %d failed (left as they were)",
-			s.Migrated, s.Container, s.NotMigrated, strings.Join(s.From, " or "), s.Failed)
+			s.Migrated, quoteUntrusted(s.Container), s.NotMigrated, strings.Join(s.From, " or "), s.Failed)
 	}
 	if s.OldCopies+s.Deleted > 0 {
 		fmt.Fprintf(&b, "; %d snapshots or versions keep the old encryption", s.OldCopies)
@@ -345,11 +376,14 @@ func (s migrateSummary) String() string {
 		if s.Done {
 			state = "done"
 		}
-		fmt.Fprintf(&b, " (job %s, shard %s: %s", s.Job, cmpOr(s.Shard, "0/1"), state)
+		shard := s.Shard
+		if shard == "" {
+			shard = "0/1"
+		}
+		fmt.Fprintf(&b, "; job %s, shard %s: %s", quoteUntrusted(s.Job), shard, state)
 		if s.Resumed {
 			b.WriteString(", resumed")
 		}
-		b.WriteString(")")
 	}
 	if s.FromV1 > 0 {
 		fmt.Fprintf(&b, "\nwarning: %d of them %s", s.FromV1, migrateNoIntegrity)

@@ -304,9 +304,8 @@ type listed struct {
 
 // pages walks the listing from marker to its end, skipping the leading
 // items named skip (the rest of a blob an earlier run finished, or of
-// another shard's): it hands
-// out the groups of each page, waits for them, and checkpoints. It returns
-// whether it got to the end.
+// another shard's): it hands out the groups of each page, waits for them,
+// and checkpoints. It returns whether it got to the end.
 func (w *walker) pages(ctx context.Context, marker *string, skip string) (bool, error) {
 	opts := &container.ListBlobsFlatOptions{
 		Include: container.ListBlobsInclude{Metadata: true, Snapshots: true, Versions: true, Tags: true},

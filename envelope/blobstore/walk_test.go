@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -222,5 +225,54 @@ func TestJobMismatch(t *testing.T) {
 	}
 	if _, err := f.plain.NewBlobClient(checkpointName("j", 0, 1)).GetProperties(ctx, &blob.GetPropertiesOptions{}); err != nil {
 		t.Errorf("the first job's checkpoint: %v", err)
+	}
+}
+
+// TestWalkItemVersions checks how listed items become a blob and its
+// copies: the current version (or the blob, without versioning) is the
+// base, snapshots and previous versions are copies, and each is read
+// through its own client. Azurite has no versioning, so this is the one
+// test of versions.
+func TestWalkItemVersions(t *testing.T) {
+	f := newFixture(t, nil)
+	item := func(snapshot, version string, current *bool) walkItem {
+		it := &container.BlobItem{Name: to.Ptr("doc"), Properties: &container.BlobProperties{}}
+		if snapshot != "" {
+			it.Snapshot = &snapshot
+		}
+		if version != "" {
+			it.VersionID = &version
+		}
+		it.IsCurrentVersion = current
+		return walkItemOf(it)
+	}
+	yes, no := to.Ptr(true), to.Ptr(false)
+	for _, tc := range []struct {
+		name    string
+		it      walkItem
+		current bool
+		query   string // of the item's blob URL
+		version string // WalkResult.VersionID
+	}{
+		{"blob", item("", "", nil), true, "", ""},
+		{"snapshot", item("2026-12-01T00:00:00.0000000Z", "", nil), false, "snapshot=2026-12-01T00:00:00.0000000Z", ""},
+		{"current version", item("", "v2", yes), true, "", ""},
+		{"previous version", item("", "v1", no), false, "versionid=v1", "v1"},
+	} {
+		b, err := tc.it.client(f.client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(b.URL())
+		if tc.it.current != tc.current || u.RawQuery != tc.query || tc.it.result(OutcomeAudited).VersionID != tc.version {
+			t.Errorf("%s: current %v, URL %s, result %+v", tc.name, tc.it.current, b.URL(), tc.it.result(OutcomeAudited))
+		}
+	}
+	g := &blobGroup{name: "doc"}
+	for _, it := range []walkItem{item("", "v1", no), item("s", "", nil), item("", "v2", yes)} {
+		g.add(it)
+	}
+	if g.base == nil || g.base.versionID != "v2" || len(g.copies) != 2 {
+		t.Fatalf("group: base %+v, %d copies", g.base, len(g.copies))
 	}
 }
