@@ -241,7 +241,9 @@ func ExampleClient_Rewrap() {
 	fmt.Println("wrapped by the new key:", resp.WrappedKeys[0].KeyID == newKey.KeyID())
 }
 
-// RewrapAll rotates every blob under a prefix, several at a time.
+// RewrapAll rotates every blob under a prefix, several at a time, and
+// reports each one as it goes. Results arrive in the order the blobs are
+// done (the example rotates one at a time, so they print in order).
 func ExampleClient_RewrapAll() {
 	ctx := context.Background()
 	oldKey, newKey := newKeyring(), newKeyring()
@@ -251,9 +253,49 @@ func ExampleClient_RewrapAll() {
 			log.Fatal(err)
 		}
 	}
-	all, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{Prefix: "tail/", Concurrency: 8})
+	all, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{
+		Prefix:      "tail/",
+		Concurrency: 1,
+		Results: func(r blobstore.WalkResult) {
+			fmt.Println(r.Blob, r.Outcome)
+		},
+	})
 	if err != nil {
-		log.Fatal(err) // all.Failed lists each blob that failed and why
+		log.Fatal(err) // the first failure; Results saw each one
 	}
-	fmt.Println(all.Rewrapped, "rewrapped,", len(all.Failed), "failed")
+	fmt.Println(all.Rotated, "rotated,", all.Failed, "failed")
+
+	// A rerun finds nothing to do, at one request per blob and no KMS call.
+	again, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{Prefix: "tail/"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(again.Rotated, "rotated,", again.AlreadyRotated, "already rotated")
+}
+
+// Audit tells a compliance officer what a container holds: formats, keys,
+// the blobs that are not encrypted, and the region guard's decision.
+func ExampleClient_Audit() {
+	ctx := context.Background()
+	kek := newKeyring()
+	client := newClient("audited", kek)
+	if _, err := client.Upload(ctx, "drawing.step", strings.NewReader("solid model"), nil); err != nil {
+		log.Fatal(err)
+	}
+	// Someone stored a file without geoseal.
+	plain := newContainer("audited").NewBlockBlobClient("notes.txt")
+	if _, err := plain.UploadBuffer(ctx, []byte("tolerances in the clear"), nil); err != nil {
+		log.Fatal(err)
+	}
+	resp, err := client.Audit(ctx, &blobstore.AuditOptions{
+		Keys: []keyring.Wrapper{kek}, // the key every object should be wrapped for
+		Findings: func(f blobstore.Finding) {
+			fmt.Println("finding:", f.Blob, f.Kind)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.Blobs, "blobs:", resp.ByFormat[blobstore.FormatGeoseal], "geoseal,", resp.ByFormat[blobstore.FormatNotEncrypted], "not encrypted")
+	fmt.Println("guard allows the account:", resp.Decision.Allowed)
 }

@@ -88,21 +88,26 @@ func listPage(page container.ListBlobsFlatResponse) ListResponse {
 		if it == nil || it.Name == nil {
 			continue
 		}
-		li := ListItem{Name: *it.Name, Metadata: userMetadata(it.Metadata)}
-		if p := it.Properties; p != nil {
-			if p.ContentLength != nil {
-				li.EncryptedSize = *p.ContentLength
-			}
-			if p.ETag != nil {
-				li.ETag = *p.ETag
-			}
-			if p.LastModified != nil {
-				li.LastModified = *p.LastModified
-			}
-		}
-		li.Format = formatOf(it.Metadata)
-		li.Size = listedSize(li.Format, it.Metadata, li.EncryptedSize)
-		resp.Items = append(resp.Items, li)
+		resp.Items = append(resp.Items, listItem(it))
 	}
 	return resp
+}
+
+// listItem describes a listed blob (it.Name is not nil).
+func listItem(it *container.BlobItem) ListItem {
+	li := ListItem{Name: *it.Name, Metadata: userMetadata(it.Metadata)}
+	if p := it.Properties; p != nil {
+		if p.ContentLength != nil {
+			li.EncryptedSize = *p.ContentLength
+		}
+		if p.ETag != nil {
+			li.ETag = *p.ETag
+		}
+		if p.LastModified != nil {
+			li.LastModified = *p.LastModified
+		}
+	}
+	li.Format = formatOf(it.Metadata)
+	li.Size = listedSize(li.Format, it.Metadata, li.EncryptedSize)
+	return li
 }
