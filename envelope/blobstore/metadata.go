@@ -26,6 +26,11 @@ const (
 	metaPlaintextSize  = "geosealplaintextsize"
 	metaSuite          = "geosealsuite"
 	metaReservedPrefix = "geoseal"
+
+	// Under SealNames: the sealed logical name and the sealed user
+	// metadata (FORMAT.md, "Sealed names, metadata and tags").
+	metaSealedName     = "geosealname"
+	metaSealedMetadata = "geosealmetadata"
 )
 
 // The formats a blob can have, as Properties.Format and ListItem.Format

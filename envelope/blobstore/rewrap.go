@@ -63,13 +63,24 @@ func (c *Client) Rewrap(ctx context.Context, name string, to keyring.Wrapper, op
 	if to == nil {
 		return RewrapResponse{}, errors.New("blobstore: nil keyring")
 	}
+	if c.opts.SealNames {
+		if err := c.checkName(name); err != nil {
+			return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", name, err)
+		}
+	}
 	if _, err := c.guard.CheckURL(ctx, c.container.URL()); err != nil {
 		return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q refused: %w", name, err)
 	}
-	return c.rewrap(ctx, name, to)
+	t, err := c.target(ctx, name, false)
+	if err != nil {
+		return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", name, err)
+	}
+	return c.rewrap(ctx, t.stored, to)
 }
 
-// rewrap is Rewrap after the guard: read the header, plan, commit.
+// rewrap is Rewrap after the guard, of the blob stored as name: read the
+// header, plan, commit. The blob's sealed name and metadata, if any, are
+// kept: they are bound to the object's message id, which a rewrap keeps.
 func (c *Client) rewrap(ctx context.Context, name string, to keyring.Wrapper) (RewrapResponse, error) {
 	bb := c.container.NewBlockBlobClient(name)
 	cur, err := readForRewrap(ctx, bb)
@@ -221,7 +232,8 @@ func commitRewrap(ctx context.Context, bb *blockblob.Client, s *rewrapState, p *
 
 // RewrapAllOptions configure RewrapAll. Nil means the defaults.
 type RewrapAllOptions struct {
-	// Prefix restricts the rotation to blobs whose names start with it.
+	// Prefix restricts the rotation to blobs whose names start with it
+	// (under SealNames, a logical prefix: see ListOptions.Prefix).
 	Prefix string
 
 	// Concurrency is how many blobs are rewrapped at once. Zero means
@@ -264,8 +276,12 @@ type RewrapFailure struct {
 // whose name starts with opts.Prefix, Concurrency blobs at a time: the
 // rotation of a key-encryption key, or the revocation of a recipient,
 // across a container (see Rewrap for the copies a rotation does not
-// reach). Blobs that are not geoseal objects by their metadata are
-// skipped and listed. A blob that fails does not stop the others: the
+// reach). A rotation of the whole container (no Prefix) rewraps the
+// container's name key too (reported as the blob .geoseal/names.key),
+// whether or not the client seals names; one with a Prefix leaves it as
+// it is. Under SealNames the prefix is logical, as for NewListPager.
+// Blobs that are not geoseal objects by their metadata are skipped and
+// listed. A blob that fails does not stop the others: the
 // failures are collected in the response, and the returned error, non-nil
 // if any blob failed, joins them (errors.Is and errors.As see each).
 // Cancelling ctx stops the listing and the rewraps not yet committing; a
@@ -305,7 +321,19 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 			opts.Progress(RewrapProgress{Blob: name, Err: err, Done: done})
 		}
 	}
+	if opts.Prefix == "" {
+		// The container's name key is container-wide: a rotation of the
+		// whole container rotates it too (first, so that a rotation
+		// that stops part way has at least not left the names behind).
+		ok, err := c.rewrapNameKey(ctx, to)
+		if ok || err != nil {
+			finish(nameKeyBlob, err)
+		}
+	}
 	listErr := c.walk(ctx, opts.Prefix, func(it ListItem) error {
+		if it.StoredName == nameKeyBlob {
+			return nil
+		}
 		if it.Format != FormatGeoseal {
 			mu.Lock()
 			resp.Skipped = append(resp.Skipped, it.Name)
@@ -316,7 +344,7 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 			return err
 		}
 		eg.Go(func() error {
-			_, err := c.rewrap(ctx, it.Name, to)
+			_, err := c.rewrap(ctx, it.StoredName, to)
 			finish(it.Name, err)
 			return nil
 		})
