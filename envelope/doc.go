@@ -1,6 +1,6 @@
 // Package envelope turns a keyring and a stream of chunks into one
-// self-describing encrypted object, and stores such objects in Azure Blob
-// Storage.
+// self-describing encrypted object. Package envelope/blobstore stores such
+// objects in Azure Blob Storage.
 //
 // # Objects
 //
@@ -44,12 +44,12 @@
 //
 // # Azure Blob Storage
 //
-// A BlobClient (NewBlobClient) writes and reads such objects as block
-// blobs: it asks its region guard before it uploads a byte, stores the
-// header in a block of its own so that a key rotation replaces one block
-// and leaves the body's blocks untouched, and serves ranged reads by
-// fetching only the chunks a range needs. The format is the same as
-// Encrypt's: a downloaded blob decrypts with Decrypt.
+// Package envelope/blobstore writes and reads such objects as block blobs:
+// it asks its region guard before it uploads a byte, stores the header in
+// a block of its own so that a key rotation replaces one block and leaves
+// the body's blocks untouched, and serves reads by fetching only the
+// chunks they need. The format is the same as Encrypt's: a downloaded blob
+// decrypts with Decrypt.
 //
 // # Why the commitment
 //

@@ -15,10 +15,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/geoseal/geoseal/envelope"
-	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -375,12 +375,12 @@ func runPut(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return blobFail(stderr, cmd, err)
 		}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := blobstore.NewClient(cc, kr, guard, nil)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	p := newProgress(stderr, "uploading "+b.blob, "B", size, *quiet)
-	resp, err := client.Upload(ctx, b.blob, progressReader{src, p}, &envelope.UploadOptions{Context: ec.ctx, ChunkSize: *chunkSize})
+	resp, err := client.Upload(ctx, b.blob, progressReader{src, p}, &blobstore.UploadOptions{Context: ec.ctx, ChunkSize: *chunkSize})
 	if err != nil {
 		return blobFail(stderr, cmd, err)
 	}
@@ -450,15 +450,15 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Blobs written with Azure client-side encryption v2 are read too when
 	// the keys can serve as its key-encryption key: a single --keyvault,
 	// or --key-id with one --key-file or --rsa-private.
-	var opts0 *envelope.BlobClientOptions
+	var opts0 *blobstore.ClientOptions
 	if *keyID != "" || (len(keys.keyVault) == 1 && len(keys.keyFiles)+len(keys.rsaPrivate)+len(keys.pkcs11Keys) == 0) {
 		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
-		opts0 = &envelope.BlobClientOptions{CSEv2: csev2.BlobReader(resolver, nil)}
+		opts0 = &blobstore.ClientOptions{CSEv2: resolver}
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, opts0)
+	client, err := blobstore.NewClient(cc, kr, guard, opts0)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
@@ -467,24 +467,23 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	defer dst.abort()
-	opts := &envelope.DownloadOptions{RequireContext: req.ctx}
-	var r io.ReadCloser
+	opts := &blobstore.DownloadOptions{RequireContext: req.ctx}
 	if *offset != 0 || *length >= 0 {
 		if *length == 0 {
-			// DownloadRange reads count 0 as "to the end"; an empty range
-			// is empty.
+			// A Range count of 0 means "to the end"; an empty range is
+			// empty.
 			if err := dst.commit(); err != nil {
 				return fail(stderr, cmd, exitUsage, err)
 			}
 			return exitOK
 		}
-		r, err = client.DownloadRange(ctx, b.blob, *offset, max(*length, 0), opts)
-	} else {
-		r, err = client.Download(ctx, b.blob, opts)
+		opts.Range = blob.HTTPRange{Offset: *offset, Count: max(*length, 0)}
 	}
+	dl, err := client.Download(ctx, b.blob, opts)
 	if err != nil {
 		return blobFail(stderr, cmd, err)
 	}
+	r := dl.Body
 	defer r.Close()
 	p := newProgress(stderr, "downloading "+b.blob, "B", -1, *quiet)
 	if _, err := copyContext(ctx, dst, progressReader{r, p}); err != nil {
@@ -499,7 +498,7 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds
 // the client (opened with the current keys) and the new keys.
-func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*envelope.BlobClient, keyring.Wrapper, int) {
+func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*blobstore.Client, keyring.Wrapper, int) {
 	guard, err := b.guard(true)
 	if err != nil {
 		return nil, nil, usageError(stderr, cmd, "%s", oneLine(err))
@@ -519,7 +518,7 @@ func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyrin
 	if err != nil {
 		return nil, nil, fail(stderr, cmd, exitUsage, fmt.Errorf("new keys: %w", err))
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := blobstore.NewClient(cc, kr, guard, nil)
 	if err != nil {
 		return nil, nil, fail(stderr, cmd, exitUsage, err)
 	}
@@ -591,9 +590,9 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return code
 	}
 	p := newProgress(stderr, "rewrapping "+b.container, "blobs", -1, *quiet)
-	resp, err := client.RewrapAll(ctx, newKR, &envelope.RewrapAllOptions{
+	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:   *prefix,
-		Progress: func(rp envelope.RewrapProgress) { p.set(int64(rp.Done), 0) },
+		Progress: func(rp blobstore.RewrapProgress) { p.set(int64(rp.Done), 0) },
 	})
 	p.done()
 	var v *region.Violation

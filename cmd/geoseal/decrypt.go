@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -188,7 +189,7 @@ func explain(err error) error {
 		return fmt.Errorf("the object's header was modified: %w", err)
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
-	case errors.Is(err, envelope.ErrCSEv2NotConfigured):
+	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
 		return fmt.Errorf("the blob uses Azure client-side encryption v2: give its key with --key-id and --key-file or --rsa-private, or with --keyvault: %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
 		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)

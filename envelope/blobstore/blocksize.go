@@ -8,24 +8,11 @@ import (
 	"github.com/geoseal/geoseal/stream"
 )
 
-// Block sizing. A block blob holds at most 50,000 blocks of at most
-// MaxBlockSize bytes, and a block in flight costs its size in memory, so
-// Upload wants the smallest blocks that fit:
-//
-//   - When the source reports its size (a Size() int64 method, as
-//     bytes.Reader and strings.Reader have, or a regular *os.File), the
-//     block size is the smallest that fits the encrypted body in 49,999
-//     blocks (the header takes the first), and never below
-//     DefaultBlockSize. If even MaxBlockSize does not fit, Upload fails
-//     with ErrTooLarge before any request.
-//   - For a stream of unknown length, blocks start at DefaultBlockSize and
-//     grow as the stream does: each block is at least a hundredth of what
-//     was staged before it. That keeps a block under 1% of the upload
-//     (so buffers stay under (Concurrency + 1)% of it past 400 MiB), and lets a
-//     stream grow to about 98% of the service's largest blob (50,000 ×
-//     4000 MiB) before the block count runs out.
-//   - A source that reported a size and runs past it grows the same way.
-//   - An explicit BlockSize is used as given.
+// Block sizing, as Upload's documentation describes it: the smallest
+// blocks that fit a source's reported size, growing with a stream of
+// unknown length so that every block is at least 1/growthDivisor of what
+// came before it. That growth lets 49,999 blocks hold 98.6% of the
+// service's largest blob (TestBlockGrowth).
 const growthDivisor = 100
 
 // blockSizer chooses the size of each block of one upload.

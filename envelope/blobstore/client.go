@@ -34,10 +34,10 @@ type Client struct {
 // ClientOptions configure a Client. Nil means the defaults; the transfer
 // settings can be overridden per call by the operation's options.
 type ClientOptions struct {
-	// BlockSize fixes the size of the body blocks Upload stages. Zero (the
-	// default) lets Upload choose: DefaultBlockSize, or larger when the
-	// source reports a size that needs more than 50,000 such blocks, and
-	// growing as a stream of unknown length grows (see Upload).
+	// BlockSize fixes the size of the body blocks Upload stages, from 64
+	// KiB to MaxBlockSize. Zero (the default) lets Upload choose (see
+	// Upload): DefaultBlockSize, or the smallest size that fits a source
+	// that reports its size, growing with a stream of unknown length.
 	BlockSize int64
 
 	// RangeSize is the largest ranged GET a read makes. Zero means
@@ -236,9 +236,6 @@ func NewClient(c *container.Client, kr keyring.Keyring, guard *region.Guard, opt
 	}
 	return cl, nil
 }
-
-// URL returns the URL of the container the client stores blobs in.
-func (c *Client) URL() string { return c.container.URL() }
 
 // transferSettings are the range size and concurrency of one call.
 type transferSettings struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 	"github.com/geoseal/geoseal/stream"
@@ -45,11 +47,20 @@ func TestNewClientRequiresGuard(t *testing.T) {
 	if err == nil || f.wire.Requests.Load() != 0 {
 		t.Fatalf("reserved metadata name: got %v after %d requests, want an error before any", err, f.wire.Requests.Load())
 	}
-	_, err = f.client.Upload(context.Background(), "x", strings.NewReader("x"), &UploadOptions{
-		Metadata: map[string]*string{"EncryptionData": to.Ptr("{}")},
-	})
-	if err == nil || f.wire.Requests.Load() != 0 {
-		t.Fatalf("encryptiondata metadata: got %v after %d requests, want an error before any", err, f.wire.Requests.Load())
+	for name, o := range map[string]*UploadOptions{
+		"encryptiondata metadata": {Metadata: map[string]*string{"EncryptionData": to.Ptr("{}")}},
+		"chunk size":              {ChunkSize: 5000},
+		"suite":                   {Suite: 9},
+		"block size":              {BlockSize: 1000},
+		"concurrency":             {Concurrency: -2},
+	} {
+		_, err = f.client.Upload(context.Background(), "x", strings.NewReader("x"), o)
+		if err == nil || f.wire.Requests.Load() != 0 {
+			t.Errorf("bad %s: got %v after %d requests, want an error before any", name, err, f.wire.Requests.Load())
+		}
+	}
+	if _, err := f.client.Upload(context.Background(), "x", nil, nil); err == nil || f.wire.Requests.Load() != 0 {
+		t.Errorf("nil reader: %v after %d requests", err, f.wire.Requests.Load())
 	}
 }
 
@@ -256,7 +267,7 @@ func TestRewrap(t *testing.T) {
 	rawBefore, _ := f.rawBlob(t, "doc")
 	hBefore, _ := envelope.Inspect(bytes.NewReader(rawBefore))
 
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	f.wire.Reset()
 	resp, err := f.client.Rewrap(ctx, "doc", newKR, nil)
 	if err != nil {
@@ -343,7 +354,7 @@ func TestRewrapConcurrentWriter(t *testing.T) {
 	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
 	f.upload(t, "doc", randomBytes(2*testBlock), &UploadOptions{ChunkSize: testChunk})
 	winner := randomBytes(testBlock + 5)
-	w := racingWrapper{Wrapper: testKeyring(t), race: func() { f.upload(t, "doc", winner, nil) }}
+	w := racingWrapper{Wrapper: formattest.NewAES(t), race: func() { f.upload(t, "doc", winner, nil) }}
 	_, err := f.client.Rewrap(context.Background(), "doc", w, nil)
 	if !errors.Is(err, ErrBlobChanged) {
 		t.Fatalf("rewrap racing a writer: got %v, want ErrBlobChanged", err)
@@ -377,7 +388,7 @@ func TestRewrapAll(t *testing.T) {
 	}
 	f.putRaw(t, "rot/onepiece", obj, md)
 
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	var progress []RewrapProgress
 	var mu sync.Mutex
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{
@@ -581,7 +592,8 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-// TestConcurrentUse runs many uploads and reads through one Client at
+// TestConcurrentUse runs many uploads, downloads, ranged and concurrent
+// ReadAt reads, GetProperties and ServeBlob requests through one Client at
 // once; run under -race.
 func TestConcurrentUse(t *testing.T) {
 	f := newFixture(t, &ClientOptions{BlockSize: testBlock, RangeSize: testBlock, Concurrency: 2})
@@ -592,6 +604,7 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sharedBlob.Close()
+	srv := f.serve(t, f.client)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 12 {
@@ -628,6 +641,19 @@ func TestConcurrentUse(t *testing.T) {
 			off := int64(i * 1111)
 			if _, err := sharedBlob.ReadAt(buf, off); err != nil || !bytes.Equal(buf, shared[off:off+int64(len(buf))]) {
 				errs <- fmt.Errorf("shared ReadAt at %d: %v", off, err)
+			}
+			// And ServeBlob, through the same client.
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/shared", nil)
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+999))
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, shared[off:off+1000]) {
+				errs <- fmt.Errorf("ServeBlob range at %d: %d, %v", off, resp.StatusCode, err)
 			}
 		})
 	}

@@ -348,6 +348,13 @@ func TestRequireContextRefusesCSEv2(t *testing.T) {
 	if n := keys.n.Load(); n != 0 {
 		t.Errorf("refused reads asked for the key-encryption key %d times", n)
 	}
+	// Without CSE v2 reading configured, a read that requires context is
+	// refused the same way (it is the context that fails).
+	for name, op := range readOps(f.client, "part.step", require) {
+		if err := op(); !errors.Is(err, envelope.ErrContextMismatch) {
+			t.Errorf("%s requiring a context, CSE v2 not configured: %v", name, err)
+		}
+	}
 	// Without a requirement the same client reads the blob: the refusal is
 	// the context's, not a broken CSE v2 path.
 	if got, err := download(c, "part.step", nil); err != nil || !bytes.Equal(got, csePlaintext(blobs[2].Size)) {

@@ -28,14 +28,16 @@ type cseContent struct {
 
 // openCSEv2 opens the CSE v2 blob whose state is st. CSE v2 has no
 // encryption context, so a read that requires one refuses it before any
-// key is asked for. With checkKey, the blob's key is unwrapped now, so
+// key is asked for, configured or not. With checkKey, the blob's key is unwrapped now, so
 // that a missing key fails here rather than at the first read.
 func (c *Client) openCSEv2(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, checkKey bool, props *Properties) (content, error) {
-	if c.opts.CSEv2 == nil {
-		return nil, ErrCSEv2NotConfigured
-	}
+	// The context first: a read that requires one refuses a CSE v2 blob
+	// whether or not CSE v2 reading is configured.
 	if len(require) > 0 {
 		return nil, fmt.Errorf("%w: a client-side encryption v2 blob has no encryption context", envelope.ErrContextMismatch)
+	}
+	if c.opts.CSEv2 == nil {
+		return nil, ErrCSEv2NotConfigured
 	}
 	v, _ := metadataValue(st.metadata, csev2.MetadataKey)
 	ed, err := csev2.ParseEncryptionData([]byte(v))

@@ -39,9 +39,19 @@
 // opened, and every chunk is authenticated before any byte of it is
 // returned.
 //
-// Use a keyring.Cache in front of a remote keyring (Key Vault, an HSM) in
-// a service: every Open unwraps the object's data key, and the cache makes
-// that one call per object rather than per request.
+// A service serving blobs over HTTP wraps ServeBlob in a handler:
+//
+//	mux.HandleFunc("GET /files/{name...}", func(w http.ResponseWriter, r *http.Request) {
+//		client.ServeBlob(w, r, r.PathValue("name"))
+//	})
+//
+// with ClientOptions.RequireContext set to the context pairs every object
+// it serves must carry, and a keyring.Cache in front of a remote keyring
+// (Key Vault, an HSM): every open unwraps the object's data key, and the
+// cache makes that one call per object rather than per request. The
+// Client itself remembers the ciphertext of the headers and final chunks
+// it opened, so an unchanged blob opened again costs a HEAD instead of
+// three requests.
 //
 // # Blob layout
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"sync"
 	"testing"
 
@@ -160,6 +161,9 @@ func TestDownloadCloseEarly(t *testing.T) {
 	}
 	if _, err := b.ReadAt(buf, 0); err == nil {
 		t.Fatal("ReadAt after Close succeeded")
+	}
+	if _, err := b.ReadAt(buf[:10], b.Size()-10); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("ReadAt of the final chunk after Close: %v, want fs.ErrClosed", err)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)

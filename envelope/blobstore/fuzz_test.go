@@ -62,3 +62,39 @@ func FuzzMetadata(f *testing.F) {
 		}
 	})
 }
+
+// FuzzListing feeds arbitrary geoseal and "encryptiondata" metadata and
+// blob sizes to the classification a listing reports: no panic, a known
+// format, and a size that is -1 or consistent with the blob's.
+func FuzzListing(f *testing.F) {
+	f.Add("v1", "230", "4096", `{"EncryptionAgent":{"Protocol":"2.0","EncryptionAlgorithm":"AES_GCM_256"},"EncryptedRegionInfo":{"DataLength":4194304,"NonceLength":12},"WrappedContentKey":{"KeyId":"k","EncryptedKey":"AAAA","Algorithm":"A256KW"}}`, int64(5000), true, false)
+	f.Add("", "", "", `{"EncryptionAgent":{"Protocol":"1.0"}}`, int64(16), false, true)
+	f.Add("", "", "", `not json`, int64(0), false, true)
+	f.Add("v1", "124", "65536", "", int64(-1), true, false)
+	f.Fuzz(func(t *testing.T, version, hl, ps, ed string, stored int64, geoseal, cse bool) {
+		md := map[string]*string{}
+		if geoseal {
+			cs, suite := "4096", "1"
+			md[metaVersion], md[metaHeaderLength], md[metaChunkSize], md[metaSuite], md[metaPlaintextSize] = &version, &hl, &cs, &suite, &ps
+		}
+		if cse {
+			md["encryptiondata"] = &ed
+		}
+		f := formatOf(md)
+		switch f {
+		case FormatGeoseal, FormatCSEv2, FormatCSEv1, FormatNotEncrypted, FormatUnknown:
+		default:
+			t.Fatalf("format %q", f)
+		}
+		if stored < 0 {
+			return
+		}
+		n := listedSize(f, md, stored)
+		if n < -1 || n > stored {
+			t.Fatalf("%s blob of %d bytes: plaintext size %d", f, stored, n)
+		}
+		if f == FormatNotEncrypted && n != stored {
+			t.Fatalf("a plain blob of %d bytes lists as %d", stored, n)
+		}
+	})
+}

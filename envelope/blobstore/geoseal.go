@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -240,7 +241,7 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 		if err := getRange(ctx, g.src.b, g.src.etag, ct, l.headerLen+bodyOff); err != nil {
 			return err
 		}
-		sp := g.src.add(bodyOff, ct)
+		sp := g.src.add(bodyOff, ct, nil)
 		defer g.src.remove(sp)
 		_, err := g.ra.ReadAt(p[pc.lo-off:pc.hi-off], pc.lo)
 		return err
@@ -303,14 +304,26 @@ type bodySource struct {
 	spans []*span
 }
 
-// A span is fetched ciphertext: body bytes from off.
+// A span is fetched ciphertext: body bytes from off. While a fetch is in
+// flight only its first filled bytes are there.
 type span struct {
-	off  int64
-	data []byte
+	off    int64
+	data   []byte
+	filled *atomic.Int64 // nil: all of data
 }
 
-func (s *bodySource) add(off int64, data []byte) *span {
-	sp := &span{off: off, data: data}
+// ready is how many bytes of the span are there.
+func (sp *span) ready() int64 {
+	if sp.filled == nil {
+		return int64(len(sp.data))
+	}
+	return sp.filled.Load()
+}
+
+// add registers data, whose first filled bytes (all of them, if filled is
+// nil) are body bytes from off.
+func (s *bodySource) add(off int64, data []byte, filled *atomic.Int64) *span {
+	sp := &span{off: off, data: data, filled: filled}
 	s.mu.Lock()
 	s.spans = append(s.spans, sp)
 	s.mu.Unlock()
@@ -339,7 +352,7 @@ func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
 	end := off + int64(len(p))
 	s.mu.Lock()
 	for _, sp := range s.spans {
-		if off >= sp.off && end <= sp.off+int64(len(sp.data)) {
+		if off >= sp.off && end <= sp.off+sp.ready() {
 			copy(p, sp.data[off-sp.off:])
 			s.mu.Unlock()
 			return len(p), nil

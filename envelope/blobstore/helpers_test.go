@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/azurite"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/wire"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
@@ -68,7 +69,7 @@ func newFixture(t testing.TB, opts *ClientOptions) *fixture {
 	if _, err := f.plain.Create(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	f.kr = testKeyring(t)
+	f.kr = formattest.NewAES(t)
 	f.client = f.newClient(t, f.kr, opts)
 	return f
 }
@@ -90,19 +91,6 @@ func unrestrictedGuard(t testing.TB) *region.Guard {
 		t.Fatal(err)
 	}
 	return g
-}
-
-func testKeyring(t testing.TB) *keyring.AES {
-	t.Helper()
-	key, err := keyring.GenerateAESKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.NewAES(key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
 }
 
 // containerName derives a valid, unique container name from the test.

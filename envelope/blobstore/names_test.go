@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/names"
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -295,7 +296,7 @@ func TestSealedNamesWrongKey(t *testing.T) {
 	ctx := context.Background()
 	f.upload(t, sealedName, []byte("data"), nil)
 
-	other := f.newClient(t, testKeyring(t), &ClientOptions{SealNames: true})
+	other := f.newClient(t, formattest.NewAES(t), &ClientOptions{SealNames: true})
 	var nm *keyring.NoMatchError
 	if _, err := other.Open(ctx, sealedName, nil); !errors.As(err, &nm) {
 		t.Fatalf("Open with another keyring = %v, want a *keyring.NoMatchError", err)
@@ -552,7 +553,7 @@ func TestSealedNamesOperations(t *testing.T) {
 	if _, err := f.client.Rewrap(ctx, sealedName, f.kr, nil); err != nil {
 		t.Fatal(err)
 	}
-	newKey := testKeyring(t)
+	newKey := formattest.NewAES(t)
 	all, err := f.client.RewrapAll(ctx, newKey, nil)
 	if err != nil || all.Rewrapped != 3 {
 		t.Fatalf("RewrapAll = %+v, %v; want 3 rewrapped (two blobs and the name key)", all, err)
@@ -570,7 +571,7 @@ func TestSealedNamesOperations(t *testing.T) {
 		t.Fatalf("Open with the old key after the rotation = %v, want a *keyring.NoMatchError", err)
 	}
 	// A rotation under a prefix leaves the name key as it is.
-	third := testKeyring(t)
+	third := formattest.NewAES(t)
 	if all, err := onlyNew.RewrapAll(ctx, third, &RewrapAllOptions{Prefix: sealedDir}); err != nil || all.Rewrapped != 2 {
 		t.Fatalf("RewrapAll under %q = %+v, %v; want 2 rewrapped", sealedDir, all, err)
 	}

@@ -86,6 +86,7 @@ type Properties struct {
 type Blob struct {
 	props   Properties
 	content content
+	ctx     context.Context // done when the caller's is, or at Close
 	cancel  context.CancelCauseFunc
 
 	mu     sync.Mutex // guards the fields below (Read, Seek, WriteTo, Close)
@@ -200,7 +201,7 @@ func (c *Client) open(ctx context.Context, name string, req openRequest) (*Blob,
 		cancel(err)
 		return nil, err
 	}
-	return &Blob{props: props, content: ct, cancel: cancel}, nil
+	return &Blob{props: props, content: ct, ctx: ctx, cancel: cancel}, nil
 }
 
 // openContent opens the blob whose state is st as what it is. Under
@@ -259,6 +260,11 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("blobstore: ReadAt: negative offset")
 	}
+	// A read the final chunk's copy serves makes no request: it must
+	// still fail once the Blob is closed or its context done.
+	if err := context.Cause(b.ctx); err != nil {
+		return 0, err
+	}
 	return b.content.ReadAt(p, off)
 }
 
@@ -298,8 +304,8 @@ func (b *Blob) WriteTo(w io.Writer) (int64, error) {
 // sequence makes b.seq a sequential reader at b.pos, or nil at the end.
 // first is the size of the read about to be made (0: to the end).
 func (b *Blob) sequence(first int) error {
-	if b.closed {
-		return errBlobClosed
+	if err := context.Cause(b.ctx); err != nil {
+		return err
 	}
 	if b.seq != nil && b.seqPos == b.pos {
 		return nil

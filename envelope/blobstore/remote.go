@@ -51,25 +51,43 @@ const retryReads = 3
 
 // getRange fills buf with the blob's bytes from off, if its ETag is etag.
 func getRange(ctx context.Context, b *blob.Client, etag azcore.ETag, buf []byte, off int64) error {
+	return fetchRange(ctx, b, etag, buf, off, nil)
+}
+
+// fetchRange is getRange that reports its progress: after each read of the
+// response body it calls filled, when not nil, with the number of bytes of
+// buf received so far, so that a reader can use them before the rest
+// arrives.
+func fetchRange(ctx context.Context, b *blob.Client, etag azcore.ETag, buf []byte, off int64, filled func(int)) error {
 	if len(buf) == 0 {
 		return nil
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("blobstore: reading bytes %d-%d: %w", off, off+int64(len(buf))-1, blobChanged(err))
 	}
 	resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{
 		Range:            blob.HTTPRange{Offset: off, Count: int64(len(buf))},
 		AccessConditions: ifMatch(etag),
 	})
 	if err != nil {
-		return fmt.Errorf("blobstore: reading bytes %d-%d: %w", off, off+int64(len(buf))-1, blobChanged(err))
+		return fail(err)
 	}
 	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: retryReads})
 	defer body.Close()
-	if _, err := io.ReadFull(body, buf); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	for got := 0; got < len(buf); {
+		n, err := body.Read(buf[got:])
+		got += n
+		if n > 0 && filled != nil {
+			filled(got)
+		}
+		if err == io.EOF && got < len(buf) {
 			// The blob is shorter than the size it was opened with: it
 			// changed, or the service lies.
-			err = fmt.Errorf("%w: %w", ErrBlobChanged, err)
+			return fail(fmt.Errorf("%w: %w", ErrBlobChanged, io.ErrUnexpectedEOF))
 		}
-		return fmt.Errorf("blobstore: reading bytes %d-%d: %w", off, off+int64(len(buf))-1, blobChanged(err))
+		if err != nil && err != io.EOF {
+			return fail(err)
+		}
 	}
 	return nil
 }

@@ -2,16 +2,19 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
 
 // A seqReader reads the plaintext of [pos, end) of a geoseal object in
 // order. Ranged GETs of whole chunks run ahead of the reader, in an
-// errgroup that bounds them to Concurrency; the reader opens each chunk
-// (stream.ReaderAt) as it reaches it, straight into the caller's buffer
-// when the read covers whole chunks.
+// errgroup that bounds them to Concurrency, and each makes its bytes
+// available as they arrive: the reader opens a chunk (stream.ReaderAt) as
+// soon as all of it is there, straight into the caller's buffer when the
+// read covers whole chunks, while the fetches behind it keep streaming.
 //
 // Fetches ramp up: the first is sized to the first read (the chunks that
 // hold it), each next one is twice the previous up to RangeSize, and one
@@ -39,12 +42,15 @@ type seqReader struct {
 	err   error
 }
 
-// A fetch is a ranged GET of chunks [first, first+n) of the body.
+// A fetch is a ranged GET of chunks [first, first+n) of the body into buf,
+// registered as a span whose filled part grows as the response arrives.
 type fetch struct {
 	first, n int64
 	buf      []byte
-	sp       *span // registered once the fetch is done
-	err      error
+	sp       *span
+	filled   atomic.Int64  // bytes of buf received
+	progress chan struct{} // signalled (without blocking) when filled grows
+	err      error         // set before done is closed
 	done     chan struct{}
 }
 
@@ -79,16 +85,20 @@ func (r *seqReader) fill() {
 	l := r.g.lay
 	for len(r.queue) < r.window && r.next < r.stop {
 		n := min(r.size, r.stop-r.next)
-		f := &fetch{first: r.next, n: n, buf: r.buffer(n * l.enc), done: make(chan struct{})}
+		f := &fetch{first: r.next, n: n, buf: r.buffer(n * l.enc), progress: make(chan struct{}, 1), done: make(chan struct{})}
+		f.sp = r.g.src.add(f.first*l.enc, f.buf, &f.filled)
 		r.next += n
 		r.size = min(2*r.size, r.maxChunks)
 		r.queue = append(r.queue, f)
 		r.eg.Go(func() error {
 			defer close(f.done)
-			f.err = getRange(r.ctx, r.g.src.b, r.g.src.etag, f.buf, l.headerLen+f.first*l.enc)
-			if f.err == nil {
-				f.sp = r.g.src.add(f.first*l.enc, f.buf)
-			}
+			f.err = fetchRange(r.ctx, r.g.src.b, r.g.src.etag, f.buf, l.headerLen+f.first*l.enc, func(n int) {
+				f.filled.Store(int64(n))
+				select {
+				case f.progress <- struct{}{}:
+				default:
+				}
+			})
 			return f.err
 		})
 	}
@@ -105,18 +115,44 @@ func (r *seqReader) buffer(n int64) []byte {
 	return make([]byte, n)
 }
 
-// release drops the head fetch, used up, and lets one more run ahead.
+// release drops the head fetch, used up, and lets one more run ahead. The
+// fetch is done: its buffer is reused.
 func (r *seqReader) release() {
 	f := r.queue[0]
 	r.queue = r.queue[1:]
-	if f.sp != nil {
-		r.g.src.remove(f.sp)
-	}
+	r.g.src.remove(f.sp)
 	r.free = append(r.free, f.buf)
 	if len(r.free) > r.window {
 		r.free = r.free[1:]
 	}
 	r.window = min(r.window+1, r.g.t.concurrency)
+}
+
+var errFetchShort = errors.New("blobstore: internal error: a fetch ended short without an error")
+
+// await waits until chunk ci of the head fetch has arrived, and returns
+// how many whole chunks of the fetch, from ci on, are there.
+func (r *seqReader) await(ci int64) (int64, error) {
+	f := r.queue[0]
+	enc := r.g.lay.enc
+	need := (ci - f.first + 1) * enc
+	for {
+		if got := f.filled.Load(); got >= need {
+			return got/enc - (ci - f.first), nil
+		}
+		select {
+		case <-f.progress:
+		case <-f.done:
+			if f.err != nil {
+				return 0, f.err
+			}
+			if f.filled.Load() < need {
+				return 0, errFetchShort
+			}
+		case <-r.ctx.Done():
+			return 0, context.Cause(r.ctx)
+		}
+	}
 }
 
 func (r *seqReader) Read(p []byte) (int, error) {
@@ -137,38 +173,26 @@ func (r *seqReader) Read(p []byte) (int, error) {
 	}
 	l := r.g.lay
 	ci := r.pos / l.chunk
+	ready := int64(1) // whole chunks from ci on that are at hand
 	if ci < l.chunks-1 {
-		// Make sure the fetch holding chunk ci is done.
+		// The head fetch must be the one holding chunk ci.
 		for len(r.queue) > 0 && r.queue[0].first+r.queue[0].n <= ci {
 			r.release()
 		}
 		r.fill()
-		f := r.queue[0]
-		select {
-		case <-f.done:
-			if f.err != nil {
-				r.err = r.g.src.explain(f.err)
-				return 0, r.err
-			}
-		case <-r.ctx.Done():
-			r.err = r.g.src.explain(context.Cause(r.ctx))
+		var err error
+		if ready, err = r.await(ci); err != nil {
+			r.err = r.g.src.explain(err)
 			return 0, r.err
 		}
 	}
-	// Whole chunks straight into p: from a chunk boundary, within the
-	// fetch (or the final chunk), not past the end.
+	// Whole chunks straight into p: from a chunk boundary, those at hand,
+	// not past the end (the final chunk goes through plain).
 	cstart := ci * l.chunk
-	var n int
-	var err error
-	if r.pos == cstart && int64(len(p)) >= l.chunk && r.end-r.pos >= l.chunk {
-		upto := min(r.end/l.chunk, l.chunks-1) // chunks [ci, upto) are full and wanted whole
-		if ci < l.chunks-1 {
-			f := r.queue[0]
-			upto = min(upto, f.first+f.n)
-		}
-		k := min(int64(len(p))/l.chunk, upto-ci)
+	if r.pos == cstart && int64(len(p)) >= l.chunk && ci < l.chunks-1 {
+		k := min(int64(len(p))/l.chunk, ready, r.end/l.chunk-ci)
 		if k > 0 {
-			n, err = r.g.ra.ReadAt(p[:k*l.chunk], r.pos)
+			n, err := r.g.ra.ReadAt(p[:k*l.chunk], r.pos)
 			r.pos += int64(n)
 			if err != nil {
 				r.err = r.g.src.explain(err)
@@ -183,21 +207,21 @@ func (r *seqReader) Read(p []byte) (int, error) {
 		r.plain = make([]byte, l.chunk)
 	}
 	if m, err := r.g.ra.ReadAt(r.plain[:clen], cstart); int64(m) < clen {
-		if err == nil {
+		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		r.err = r.g.src.explain(err)
 		return 0, r.err
 	}
 	r.avail = r.plain[r.pos-cstart : min(clen, r.end-cstart)]
-	n = copy(p, r.avail)
+	n := copy(p, r.avail)
 	r.avail = r.avail[n:]
 	r.pos += int64(n)
 	return n, nil
 }
 
 // WriteTo writes the rest of the range to w, opening whole chunks into a
-// buffer of up to a fetch.
+// buffer of up to 16 chunks.
 func (r *seqReader) WriteTo(w io.Writer) (int64, error) {
 	buf := make([]byte, min(max(r.end-r.pos, 1), 16*r.g.lay.chunk))
 	var total int64
@@ -224,9 +248,7 @@ func (r *seqReader) Close() error {
 	r.cancel()
 	r.eg.Wait()
 	for _, f := range r.queue {
-		if f.sp != nil {
-			r.g.src.remove(f.sp)
-		}
+		r.g.src.remove(f.sp)
 	}
 	r.queue, r.free = nil, nil
 	clear(r.plain)

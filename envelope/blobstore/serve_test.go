@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/internal/formattest"
 	"go.uber.org/goleak"
 )
 
@@ -175,7 +176,7 @@ func TestServeBlobErrors(t *testing.T) {
 	if resp, _, _ := s.get(t, "GET", "missing", nil); resp.StatusCode != 404 {
 		t.Errorf("missing blob: %d", resp.StatusCode)
 	}
-	wrong := s.serve(t, s.newClient(t, testKeyring(t), nil))
+	wrong := s.serve(t, s.newClient(t, formattest.NewAES(t), nil))
 	resp, err := http.Get(wrong.URL + "/doc")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/internal/formattest"
 )
 
 // pausingReader yields data, and when at least after bytes were read
@@ -118,7 +119,7 @@ func TestRewrapDuringUpload(t *testing.T) {
 	ctx := context.Background()
 	old := randomBytes(2*testBlock + 77)
 	f.upload(t, "doc", old, &UploadOptions{ChunkSize: testChunk})
-	newKR := testKeyring(t)
+	newKR := formattest.NewAES(t)
 	rotator := f.otherWriter(t)
 	next := randomBytes(40 * testBlock)
 	var rewrapErr error

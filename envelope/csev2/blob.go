@@ -10,7 +10,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/geoseal/geoseal/envelope"
 )
 
 // EncryptionDataFromMetadata returns the parsed "encryptiondata" entry of
@@ -31,21 +30,27 @@ func EncryptionDataFromMetadata(md map[string]*string) (*EncryptionData, error) 
 // then recognize blobs with "encryptiondata" metadata and read them, whole or
 // by range, with the key-encryption keys kr resolves, so a service moving to
 // geoseal reads the blobs the .NET, Java and Python SDKs wrote through one
-// client.
-func BlobReader(kr KeyResolver, opts *DownloadOptions) envelope.CSEv2Reader {
-	return blobReader{kr, opts}
+// client. It returns a concrete type, so that this package does not import
+// the blob client's: the client accepts anything with its DownloadCSEv2.
+func BlobReader(kr KeyResolver, opts *DownloadOptions) *BlobDecrypter {
+	return &BlobDecrypter{keys: kr, opts: opts}
 }
 
-type blobReader struct {
+// A BlobDecrypter reads client-side encrypted blobs with one KeyResolver and
+// one set of DownloadOptions; see BlobReader.
+type BlobDecrypter struct {
 	keys KeyResolver
 	opts *DownloadOptions
 }
 
-func (r blobReader) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
+// DownloadCSEv2 returns a reader of count plaintext bytes of the blob from
+// offset (count 0: to the end): Download for the whole blob, DownloadRange
+// otherwise.
+func (d *BlobDecrypter) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
 	if offset == 0 && count == 0 {
-		return Download(ctx, b, r.keys, r.opts)
+		return Download(ctx, b, d.keys, d.opts)
 	}
-	return DownloadRange(ctx, b, offset, count, r.keys, r.opts)
+	return DownloadRange(ctx, b, offset, count, d.keys, d.opts)
 }
 
 // DownloadOptions configures Download and DownloadRange. A nil

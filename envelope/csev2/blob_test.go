@@ -16,10 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/azurite"
-	"github.com/geoseal/geoseal/keyring"
-	"github.com/geoseal/geoseal/region"
 )
 
 // transport records every request the client sends: method, range, and
@@ -275,54 +272,3 @@ func TestBlobUpload(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// TestBlobReaderThroughBlobClient reads CSE v2 blobs through an
-// envelope.BlobClient, which recognizes them by their metadata and hands
-// them to BlobReader: whole, by range, and refused without a reader.
-func TestBlobReaderThroughBlobClient(t *testing.T) {
-	e := newBlobEnv(t)
-	ctx := context.Background()
-	kek := testAESKEK(t)
-	const rl = 1000
-	pt := testPlaintext(5*rl + 7)
-	ct, ed := sealedBlob(t, kek, NonceJava, Protocol21, rl, pt)
-	e.putRaw(t, "legacy", ct, ed)
-
-	local, err := keyring.NewAES(bytes.Repeat([]byte{7}, 32), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := envelope.NewBlobClient(e.container, local, guard, &envelope.BlobClientOptions{CSEv2: BlobReader(Keys(kek), nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := readAllClose(client.Download(ctx, "legacy", nil))
-	if err != nil || !bytes.Equal(got, pt) {
-		t.Fatalf("Download: %v (%d bytes)", err, len(got))
-	}
-	e.counter.reset()
-	got, err = readAllClose(client.DownloadRange(ctx, "legacy", 2500, 1000, nil))
-	if err != nil || !bytes.Equal(got, pt[2500:3500]) {
-		t.Fatalf("DownloadRange: %v (%d bytes)", err, len(got))
-	}
-	// Regions 2 and 3 only, as DownloadRange of this package fetches.
-	if want := int64(2 * (rl + Overhead)); e.counter.bytesIn > want {
-		t.Errorf("DownloadRange through the BlobClient fetched %d bytes, want at most %d", e.counter.bytesIn, want)
-	}
-
-	// A reader with the wrong key fails with this package's error; no
-	// reader at all is envelope.ErrCSEv2NotConfigured.
-	other, _ := LocalAESKEK(kek.KeyID(), bytes.Repeat([]byte{9}, 32))
-	wrong, _ := envelope.NewBlobClient(e.container, local, guard, &envelope.BlobClientOptions{CSEv2: BlobReader(Keys(other), nil)})
-	if _, err := readAllClose(wrong.Download(ctx, "legacy", nil)); err == nil {
-		t.Fatal("a CSE v2 blob decrypted under the wrong key-encryption key")
-	}
-	none, _ := envelope.NewBlobClient(e.container, local, guard, nil)
-	if _, err := none.Download(ctx, "legacy", nil); !errors.Is(err, envelope.ErrCSEv2NotConfigured) {
-		t.Fatalf("without a CSE v2 reader: %v, want ErrCSEv2NotConfigured", err)
-	}
-}

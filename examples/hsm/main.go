@@ -20,7 +20,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/examples/internal/exenv"
 	"github.com/geoseal/geoseal/internal/softhsm"
 	"github.com/geoseal/geoseal/keyring"
@@ -76,8 +78,13 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	cc, err := st.NewContainer(ctx, "hsm", nil)
+	// The container client, from the account's connection string (Open
+	// put Azurite's there when none was given).
+	cc, err := container.NewClientFromConnectionString(os.Getenv("AZURE_STORAGE_CONNECTION_STRING"), exenv.ContainerName("hsm"), nil)
 	if err != nil {
+		return err
+	}
+	if _, err := cc.Create(ctx, nil); err != nil {
 		return err
 	}
 	policy, err := region.LoadPolicy("itar")
@@ -88,7 +95,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client, err := envelope.NewBlobClient(cc, hsm, guard, nil)
+	client, err := blobstore.NewClient(cc, hsm, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -96,7 +103,7 @@ func run(ctx context.Context, w io.Writer) error {
 	r.Step("Upload, data key wrapped in the HSM")
 	data := bytes.Repeat([]byte("rocket nozzle throat insert, C-C composite, drawing 4471-B\n"), 40_000)
 	ec := keyring.Context{"program": "lunar-lander"}
-	up, err := client.Upload(ctx, "nozzle/4471-B.txt", bytes.NewReader(data), &envelope.UploadOptions{Context: ec})
+	up, err := client.Upload(ctx, "nozzle/4471-B.txt", bytes.NewReader(data), &blobstore.UploadOptions{Context: ec})
 	if err != nil {
 		return err
 	}
@@ -117,12 +124,12 @@ func run(ctx context.Context, w io.Writer) error {
 	r.Line("header (inspected without a key): wrapped for %s %s with %s, %d bytes", k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext))
 
 	r.Step("Download, data key unwrapped in the HSM")
-	rc, err := client.Download(ctx, "nozzle/4471-B.txt", nil)
+	dl, err := client.Download(ctx, "nozzle/4471-B.txt", nil)
 	if err != nil {
 		return err
 	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
+	got, err := io.ReadAll(dl.Body)
+	dl.Body.Close()
 	if err != nil {
 		return err
 	}
@@ -141,7 +148,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	outsider, err := envelope.NewBlobClient(cc, local, guard, nil)
+	outsider, err := blobstore.NewClient(cc, local, guard, nil)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ import (
 	"os"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/examples/internal/exenv"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/keyring"
@@ -85,8 +86,13 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer st.Close()
 	r.Line("using %s", st.Where)
-	cc, err := st.NewContainer(ctx, "keyvault", nil)
+	// The container client, from the account's connection string (Open
+	// put Azurite's there when none was given).
+	cc, err := container.NewClientFromConnectionString(os.Getenv("AZURE_STORAGE_CONNECTION_STRING"), exenv.ContainerName("keyvault"), nil)
 	if err != nil {
+		return err
+	}
+	if _, err := cc.Create(ctx, nil); err != nil {
 		return err
 	}
 	policy, err := region.LoadPolicy("us-only")
@@ -97,7 +103,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client, err := envelope.NewBlobClient(cc, cached, guard, nil)
+	client, err := blobstore.NewClient(cc, cached, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -120,12 +126,12 @@ func run(ctx context.Context, w io.Writer) error {
 
 	r.Step("Download twice: the vault unwraps once, the cache serves the second")
 	for i := range 2 {
-		rc, err := client.Download(ctx, "cfd/run-118.csv", nil)
+		dl, err := client.Download(ctx, "cfd/run-118.csv", nil)
 		if err != nil {
 			return err
 		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
+		got, err := io.ReadAll(dl.Body)
+		dl.Body.Close()
 		if err != nil {
 			return err
 		}
@@ -153,16 +159,16 @@ func run(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		client2, err := envelope.NewBlobClient(cc, fresh, guard, nil)
+		client2, err := blobstore.NewClient(cc, fresh, guard, nil)
 		if err != nil {
 			return err
 		}
-		rc, err := client2.Download(ctx, "cfd/run-118.csv", nil)
+		dl, err := client2.Download(ctx, "cfd/run-118.csv", nil)
 		if err != nil {
 			return exenv.Unexpected("the object written before the rotation does not open: %v", err)
 		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
+		got, err := io.ReadAll(dl.Body)
+		dl.Body.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			return exenv.Unexpected("the object written before the rotation differs (%v)", err)
 		}

@@ -24,8 +24,7 @@ import (
 	"os"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/examples/internal/exenv"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
@@ -51,10 +50,16 @@ func run(ctx context.Context, w io.Writer) error {
 	r.Line("using %s", st.Where)
 	// Every request of the uploads below goes through this counter.
 	counter := &exenv.RequestCounter{}
-	cc, err := st.NewContainer(ctx, "region", counter)
+	// The container client, from the account's connection string (Open
+	// put Azurite's there when none was given).
+	cc, err := container.NewClientFromConnectionString(os.Getenv("AZURE_STORAGE_CONNECTION_STRING"), exenv.ContainerName("region"), counter.ClientOptions())
 	if err != nil {
 		return err
 	}
+	if _, err := cc.Create(ctx, nil); err != nil {
+		return err
+	}
+	counter.Reset() // creating the container is not part of the story
 	key, err := keyring.GenerateAESKey()
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client, err := envelope.NewBlobClient(cc, kr, guard, nil)
+	client, err := blobstore.NewClient(cc, kr, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -104,7 +109,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if client, err = envelope.NewBlobClient(cc, kr, guard, nil); err != nil {
+	if client, err = blobstore.NewClient(cc, kr, guard, nil); err != nil {
 		return err
 	}
 	counter.Reset() // the listing above was counted too

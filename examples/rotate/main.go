@@ -20,7 +20,8 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/geoseal/geoseal/envelope"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/geoseal/geoseal/envelope/blobstore"
 	"github.com/geoseal/geoseal/examples/internal/exenv"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
@@ -54,10 +55,16 @@ func run(ctx context.Context, w io.Writer) error {
 	defer st.Close()
 	r.Line("using %s", st.Where)
 	counter := &exenv.RequestCounter{}
-	cc, err := st.NewContainer(ctx, "rotate", counter)
+	// The container client, from the account's connection string (Open
+	// put Azurite's there when none was given).
+	cc, err := container.NewClientFromConnectionString(os.Getenv("AZURE_STORAGE_CONNECTION_STRING"), exenv.ContainerName("rotate"), counter.ClientOptions())
 	if err != nil {
 		return err
 	}
+	if _, err := cc.Create(ctx, nil); err != nil {
+		return err
+	}
+	counter.Reset() // creating the container is not part of the story
 	oldKey, err := newKey()
 	if err != nil {
 		return err
@@ -76,11 +83,11 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	withOld, err := envelope.NewBlobClient(cc, oldKey, guard, nil)
+	withOld, err := blobstore.NewClient(cc, oldKey, guard, nil)
 	if err != nil {
 		return err
 	}
-	withNew, err := envelope.NewBlobClient(cc, newKeyring, guard, nil)
+	withNew, err := blobstore.NewClient(cc, newKeyring, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -105,7 +112,7 @@ func run(ctx context.Context, w io.Writer) error {
 
 	r.Step("Rewrap the container to the new key")
 	counter.Reset()
-	resp, err := withOld.RewrapAll(ctx, newKeyring, &envelope.RewrapAllOptions{Prefix: "specs/"})
+	resp, err := withOld.RewrapAll(ctx, newKeyring, &blobstore.RewrapAllOptions{Prefix: "specs/"})
 	if err != nil {
 		return err
 	}
@@ -132,12 +139,12 @@ func run(ctx context.Context, w io.Writer) error {
 
 	r.Step("The new key opens every object, unchanged")
 	for _, name := range []string{"specs/a.pdf", "specs/b.step", "specs/c.txt"} {
-		rc, err := withNew.Download(ctx, name, nil)
+		dl, err := withNew.Download(ctx, name, nil)
 		if err != nil {
 			return exenv.Unexpected("the new key cannot open %s: %v", name, err)
 		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
+		got, err := io.ReadAll(dl.Body)
+		dl.Body.Close()
 		if err != nil || !bytes.Equal(got, objects[name]) {
 			return exenv.Unexpected("%s differs after the rotation (%v)", name, err)
 		}

@@ -2,10 +2,12 @@
 // print their report.
 //
 // An example uses the account in $AZURE_STORAGE_CONNECTION_STRING when it
-// is set; otherwise it starts Azurite (internal/azurite, installed by make
-// deps) on a loopback port for the length of the run, and stops it at the
-// end. Each run works in a container of its own, named after the example and
-// the time, so runs never see each other's blobs.
+// is set; otherwise Open starts Azurite (internal/azurite, installed by make
+// deps) on a loopback port for the length of the run, puts its connection
+// string in that variable, and Close stops it at the end. Either way the
+// example builds its container client from the variable, as a program
+// would. Each run works in a container of its own (ContainerName), so runs
+// never see each other's blobs.
 package exenv
 
 import (
@@ -46,8 +48,7 @@ var ErrAzuriteMissing = azurite.ErrNotInstalled
 
 // Storage is the account an example runs against.
 type Storage struct {
-	connectionString string
-	azurite          *azurite.Server
+	azurite *azurite.Server
 	// Primary and Secondary are the regions the example declares to the
 	// region guard for this account.
 	Primary, Secondary string
@@ -55,11 +56,14 @@ type Storage struct {
 	Where string
 }
 
-// Open returns the account named by $AZURE_STORAGE_CONNECTION_STRING, or a
-// freshly started Azurite. The caller must Close it.
+// Open makes sure $AZURE_STORAGE_CONNECTION_STRING names a storage
+// account: the one it names, or, when it is unset, a freshly started
+// Azurite, whose connection string Open puts there for the length of the
+// run, so that the example builds its clients from it as a program would.
+// The caller must Close the Storage.
 func Open(ctx context.Context) (*Storage, error) {
-	if cs := os.Getenv(EnvConnectionString); cs != "" {
-		s := &Storage{connectionString: cs, Primary: os.Getenv(EnvPrimary), Secondary: os.Getenv(EnvSecondary)}
+	if os.Getenv(EnvConnectionString) != "" {
+		s := &Storage{Primary: os.Getenv(EnvPrimary), Secondary: os.Getenv(EnvSecondary)}
 		if s.Primary == "" {
 			return nil, fmt.Errorf("with $%s set, declare the account's region in $%s (and $%s if it is geo-replicated)", EnvConnectionString, EnvPrimary, EnvSecondary)
 		}
@@ -70,39 +74,30 @@ func Open(ctx context.Context) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting Azurite (make deps installs it): %w", err)
 	}
+	if err := os.Setenv(EnvConnectionString, srv.ConnectionString()); err != nil {
+		srv.Close()
+		return nil, err
+	}
 	return &Storage{
-		connectionString: srv.ConnectionString(),
-		azurite:          srv,
-		Primary:          "eastus",
-		Where:            "Azurite at " + srv.BlobEndpoint + " (started for this run; declared region eastus)",
+		azurite: srv,
+		Primary: "eastus",
+		Where:   "Azurite at " + srv.BlobEndpoint + " (started for this run; declared region eastus)",
 	}, nil
 }
 
-// NewContainer creates a container for this run, named after prefix. When
-// counter is not nil, it counts every request the returned client sends
-// (creating the container is not counted).
-func (s *Storage) NewContainer(ctx context.Context, prefix string, counter *RequestCounter) (*container.Client, error) {
-	name := fmt.Sprintf("%s-%d", strings.ToLower(prefix), time.Now().UnixNano())
-	c, err := container.NewClientFromConnectionString(s.connectionString, name, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Create(ctx, nil); err != nil {
-		return nil, fmt.Errorf("creating container %s: %w", name, err)
-	}
-	if counter == nil {
-		return c, nil
-	}
-	return container.NewClientFromConnectionString(s.connectionString, name, &container.ClientOptions{
-		ClientOptions: azcore.ClientOptions{PerRetryPolicies: []policy.Policy{counter}},
-	})
+// ContainerName returns a container name for this run of an example,
+// prefix and the time, so that runs never see each other's blobs.
+func ContainerName(prefix string) string {
+	return fmt.Sprintf("%s-%d", strings.ToLower(prefix), time.Now().UnixNano())
 }
 
-// Close stops Azurite if Open started it.
+// Close stops Azurite, and takes its connection string out of the
+// environment, if Open started it.
 func (s *Storage) Close() error {
 	if s == nil || s.azurite == nil {
 		return nil
 	}
+	os.Unsetenv(EnvConnectionString)
 	return s.azurite.Close()
 }
 
@@ -194,4 +189,10 @@ func (c *RequestCounter) Counts() (requests int, bodyBytes int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.requests, c.bodyBytes
+}
+
+// ClientOptions returns container client options whose pipeline counts
+// into c.
+func (c *RequestCounter) ClientOptions() *container.ClientOptions {
+	return &container.ClientOptions{ClientOptions: azcore.ClientOptions{PerRetryPolicies: []policy.Policy{c}}}
 }
