@@ -34,7 +34,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"strings"
 	"unicode/utf8"
 )
@@ -397,10 +396,8 @@ func (k *Keys) token(label []byte, parts ...[]byte) string {
 	for _, p := range parts {
 		m.Write(p)
 	}
-	return Encoding.EncodeToString(truncate(m, tokenSize))
+	return Encoding.EncodeToString(m.Sum(nil)[:tokenSize])
 }
-
-func truncate(h hash.Hash, n int) []byte { return h.Sum(nil)[:n] }
 
 // CheckTag returns an error unless name and value fit the service's
 // limits on an index tag (checked in the clear, and before sealing, so a
