@@ -126,15 +126,7 @@ func TestSealedNamesLeakNothing(t *testing.T) {
 
 	// Through geoseal: the logical name lists under its directory, with
 	// its metadata, downloads, and its properties read back.
-	var listed []ListItem
-	pager := f.client.NewListPager(&ListOptions{Prefix: sealedDir})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed = append(listed, page.Items...)
-	}
+	listed := listItems(t, f.client, sealedDir)
 	var got []string
 	for _, it := range listed {
 		got = append(got, it.Name)
@@ -270,19 +262,27 @@ func TestSealedNameMoved(t *testing.T) {
 	}
 }
 
-// listOne lists the container and returns the item stored as stored.
-func listOne(t *testing.T, c *Client, stored string) ListItem {
+// listItems lists what c lists under prefix.
+func listItems(t *testing.T, c *Client, prefix string) []ListItem {
 	t.Helper()
-	pager := c.NewListPager(nil)
+	var out []ListItem
+	pager := c.NewListPager(&ListOptions{Prefix: prefix})
 	for pager.More() {
 		page, err := pager.NextPage(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range page.Items {
-			if it.StoredName == stored {
-				return it
-			}
+		out = append(out, page.Items...)
+	}
+	return out
+}
+
+// listOne lists the container and returns the item stored as stored.
+func listOne(t *testing.T, c *Client, stored string) ListItem {
+	t.Helper()
+	for _, it := range listItems(t, c, "") {
+		if it.StoredName == stored {
+			return it
 		}
 	}
 	t.Fatalf("%s not listed", stored)
@@ -320,20 +320,13 @@ func TestSealedNamesWrongKey(t *testing.T) {
 	}
 	fresh := f.newClient(t, f.kr, &ClientOptions{SealNames: true})
 	fresh.Upload(ctx, "programs/x57/after", strings.NewReader("x"), nil)
-	pager := fresh.NewListPager(nil)
 	var sealErrs, opened int
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Items {
-			switch {
-			case errors.Is(it.SealErr, ErrNameTampered):
-				sealErrs++
-			case it.Name == "programs/x57/after":
-				opened++
-			}
+	for _, it := range listItems(t, fresh, "") {
+		switch {
+		case errors.Is(it.SealErr, ErrNameTampered):
+			sealErrs++
+		case it.Name == "programs/x57/after":
+			opened++
 		}
 	}
 	if sealErrs != 1 || opened != 1 {
@@ -503,21 +496,15 @@ func TestSealedNamesListing(t *testing.T) {
 	}
 }
 
+// listNames lists the names c lists under prefix, none refused.
 func listNames(t *testing.T, c *Client, prefix string) []string {
 	t.Helper()
 	var out []string
-	pager := c.NewListPager(&ListOptions{Prefix: prefix})
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	for _, it := range listItems(t, c, prefix) {
+		if it.SealErr != nil {
+			t.Fatalf("listed %+v", it)
 		}
-		for _, it := range page.Items {
-			if it.SealErr != nil {
-				t.Fatalf("listed %+v", it)
-			}
-			out = append(out, it.Name)
-		}
+		out = append(out, it.Name)
 	}
 	return out
 }
