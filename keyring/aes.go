@@ -1,24 +1,24 @@
 package keyring
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"runtime"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the local AES keyring, as recorded in
@@ -46,15 +46,19 @@ const (
 	// something else, nor something else as a wrapped key.
 	aesAADLabel = "geoseal keyring local-aes A256GCM v1"
 
-	// aesKeyIDLabel is the HMAC message that derives the key id from the
-	// key. A plain hash prefix of the key would be a public value computed
-	// from the key alone with a standard function; the keyed HMAC under a
-	// label of our own cannot be confused with anything else computed from
-	// the key.
-	aesKeyIDLabel = "geoseal keyring local-aes key id v1"
+	// aesKeyIDInfo is the HKDF info that derives the key id from the key:
+	// a label of its own, as every value derived from the key has, so the
+	// published id is never equal to anything else computed from the key.
+	aesKeyIDInfo = "geoseal keyring local-aes key id v2"
 
-	// maxKeyFileSize bounds what the key file loaders read.
-	maxKeyFileSize = 64 << 10
+	// aesLegacyKeyIDLabel is the HMAC message of the key id that geoseal
+	// derived before aesKeyIDInfo, which objects written then carry:
+	// HMAC-SHA-256(key, label), truncated.
+	aesLegacyKeyIDLabel = "geoseal keyring local-aes key id v1"
+
+	// aesKeyIDSize is the size of a key id, 128 bits, so that distinct keys
+	// do not collide.
+	aesKeyIDSize = 16
 )
 
 // AESOptions configures a local AES keyring. The zero value (or nil) is
@@ -66,6 +70,15 @@ type AESOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap tries.
+	// Zero means DefaultMaxAttempts.
+	MaxAttempts int
+	// LegacyKeyID makes Wrap record, and KeyID return, the key id of
+	// geoseal's first release (HMAC-SHA-256 of a fixed label under the
+	// key), the only one older readers look for. Set it while readers of
+	// an older version must open new objects, and not otherwise. Unwrap
+	// accepts wrapped keys with either key id whatever it says.
+	LegacyKeyID bool
 }
 
 // AES is a keyring holding a local AES-256 key-encryption key. It wraps data
@@ -79,10 +92,12 @@ type AESOptions struct {
 //
 // AES is safe for concurrent use.
 type AES struct {
-	aead   cipher.AEAD
-	keyID  string
-	logger *slog.Logger
-	max    int
+	aead        cipher.AEAD
+	keyID       string // what Wrap records
+	keyIDs      [2]string
+	logger      *slog.Logger
+	max         int
+	maxAttempts int
 }
 
 // GenerateAESKey returns a new random AES-256 key-encryption key, for
@@ -112,29 +127,53 @@ func NewAES(key []byte, opts *AESOptions) (*AES, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: local AES key: %w", err)
 	}
-	return &AES{aead: aead, keyID: aesKeyID(key), logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+	k := &AES{aead: aead, logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}
+	if k.keyIDs[0], err = aesKeyID(key); err != nil {
+		return nil, err
+	}
+	k.keyIDs[1] = aesLegacyKeyID(key)
+	k.keyID = k.keyIDs[0]
+	if opts.LegacyKeyID {
+		k.keyID = k.keyIDs[1]
+	}
+	return k, nil
 }
 
-// aesKeyID is hex(HMAC-SHA-256(key, aesKeyIDLabel)[:16]): stable for a key,
-// safe to publish, and 128 bits so that distinct keys do not collide.
-func aesKeyID(key []byte) string {
+// aesKeyID is hex(HKDF-SHA-256(key, salt = none, info = aesKeyIDInfo)),
+// 16 bytes: stable for a key and safe to publish.
+//
+// Any id computed from the key alone lets whoever holds a candidate key
+// check it (so does a wrapped key, which is a ciphertext under it): what
+// keeps a key from being guessed is that it is random, which is why the key
+// file readers refuse keys that are text.
+func aesKeyID(key []byte) (string, error) {
+	id, err := hkdf.Key(sha256.New, key, nil, aesKeyIDInfo, aesKeyIDSize)
+	if err != nil {
+		return "", fmt.Errorf("keyring: local AES key id: %w", err)
+	}
+	return hex.EncodeToString(id), nil
+}
+
+// aesLegacyKeyID is the key id of objects written before aesKeyID:
+// hex(HMAC-SHA-256(key, aesLegacyKeyIDLabel)[:16]).
+func aesLegacyKeyID(key []byte) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(aesKeyIDLabel))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	m.Write([]byte(aesLegacyKeyIDLabel))
+	return hex.EncodeToString(m.Sum(nil)[:aesKeyIDSize])
 }
 
 // LoadAESKeyFile returns a keyring for the AES-256 key in the file at path.
 // The file holds either the 32 raw key bytes, or their standard base64
 // encoding (44 characters) optionally surrounded by white space, as written
-// by `geoseal keygen`. A file of 32 printable characters is refused: it is a
-// password or a hex string, not a key.
+// by `geoseal keygen`. A key of 32 printable characters, raw or base64
+// encoded, is refused: it is a password or a hex string, not a random key.
 //
 // On Unix systems the file must not be readable or writable by group or
 // others (mode 0600 or 0400, as ssh requires of private keys): a key file
 // anyone on the host can read does not keep anything secret. The check is
 // made on the opened file.
 func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
-	key, err := ReadAESKeyFile(path)
+	key, err := keyfile.ReadAESKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -142,107 +181,20 @@ func LoadAESKeyFile(path string, opts *AESOptions) (*AES, error) {
 	return NewAES(key, opts)
 }
 
-// ReadAESKeyFile returns the raw 32-byte AES key in the file at path, read
-// and checked as LoadAESKeyFile does, for the few uses that need the key
-// itself (such as an Azure CSE v2 key-encryption key). The caller should
-// zero it when done.
-func ReadAESKeyFile(path string) ([]byte, error) {
-	data, err := readKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	key, err := parseAESKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
-	}
-	return key, nil
-}
-
-// parseAESKey decodes the contents of an AES key file: 32 raw bytes or
-// their base64 encoding. The result is a new slice the caller should zero.
-func parseAESKey(data []byte) ([]byte, error) {
-	if len(data) == AESKeySize {
-		if isPrintableText(data) {
-			// 32 random bytes are all printable ASCII with probability
-			// about 1e-14; text this long is a password or a hex string.
-			return nil, errors.New("AES key file holds 32 bytes of text, not a random key: write the raw key bytes or their base64 encoding (geoseal keygen)")
-		}
-		return bytes.Clone(data), nil
-	}
-	text := bytes.TrimSpace(data)
-	if len(text) != base64.StdEncoding.EncodedLen(AESKeySize) {
-		return nil, fmt.Errorf("AES key file holds %d bytes: want %d raw bytes or %d base64 characters", len(data), AESKeySize, base64.StdEncoding.EncodedLen(AESKeySize))
-	}
-	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := base64.StdEncoding.Strict().Decode(key, text)
-	if err != nil || n != AESKeySize {
-		clear(key)
-		// The base64 error names an offset, never the bytes.
-		return nil, errors.New("AES key file is neither 32 raw bytes nor valid base64 of 32 bytes")
-	}
-	return key[:n], nil
-}
-
-func isPrintableText(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// readKeyFile reads a secret key file, refusing files that are too large,
-// not regular, or (on Unix) accessible to group or others.
-func readKeyFile(path string) ([]byte, error) { return readBounded(path, true) }
-
-// readBounded reads at most maxKeyFileSize bytes of a regular file. If
-// secret, it also refuses (on Unix) a file accessible to group or others.
-func readBounded(path string, secret bool) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("keyring: key file %s is not a regular file", path)
-	}
-	if secret && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keyring: key file %s has mode %04o: it must not be accessible to group or others (chmod 600)", path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		clear(data)
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if len(data) > maxKeyFileSize {
-		clear(data)
-		return nil, fmt.Errorf("keyring: key file %s is larger than %d bytes", path, maxKeyFileSize)
-	}
-	return data, nil
-}
-
 // KeyID returns the key's fingerprint, the KeyID of the wrapped keys it
-// makes: 32 hexadecimal digits derived from the key with HMAC-SHA-256 under
-// a fixed label. It identifies the key without revealing anything about it.
+// makes: 32 hexadecimal digits derived from the key with HKDF-SHA-256 under
+// a label of its own (or, with AESOptions.LegacyKeyID, the HMAC-derived id
+// of geoseal's first release). It identifies the key without revealing
+// anything about it. Unwrap accepts wrapped keys with either id.
 func (k *AES) KeyID() string { return k.keyID }
 
-// aad returns the associated data that binds a wrapped key to this keyring's
-// purpose, its key id and the encryption context.
-func (k *AES) aad(ec Context) ([]byte, error) {
-	ecb, err := ec.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
+// aesAAD returns the associated data that binds a wrapped key to this keyring's
+// purpose, the key id it records and the encryption context.
+func aesAAD(keyID string, ecb []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddBytes([]byte(aesAADLabel))
 	b.AddUint8(0)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(k.keyID)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(keyID)) })
 	b.AddBytes(ecb)
 	return b.Bytes()
 }
@@ -255,7 +207,11 @@ func (k *AES) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	if err := checkDataKey(dek); err != nil {
 		return nil, err
 	}
-	aad, err := k.aad(ec)
+	ecb, err := ec.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	aad, err := aesAAD(k.keyID, ecb)
 	if err != nil {
 		return nil, err
 	}
@@ -263,30 +219,48 @@ func (k *AES) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	return []WrappedKey{{Provider: ProviderAES, KeyID: k.keyID, Algorithm: AlgorithmAES, Ciphertext: ct}}, nil
 }
 
-// Unwrap tries, in order, the wrapped keys made by this key and returns the
-// data key of the first that authenticates under ec. Otherwise it returns a
-// *NoMatchError.
+// Unwrap tries, in order, the wrapped keys made by this key, at most
+// MaxAttempts of them, and returns the data key of the first that
+// authenticates under ec. Otherwise it returns a *NoMatchError.
 func (k *AES) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.max); err != nil {
-		return nil, err
-	}
-	aad, err := k.aad(ec)
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *AES) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
+	ecb, err := ec.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return unwrapOwned(ctx, k.logger, ProviderAES, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		if wk.Algorithm != AlgorithmAES {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderAES)
-		}
-		if len(wk.Ciphertext) != aesWrappedSize {
-			return nil, fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)
-		}
-		dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
-		if err != nil {
-			return nil, errAESOpen
-		}
-		return dek, nil
-	})
+	l := leaf{
+		provider: ProviderAES, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
+		owns: func(wk WrappedKey) bool {
+			return wk.Provider == ProviderAES && (wk.KeyID == k.keyIDs[0] || wk.KeyID == k.keyIDs[1])
+		},
+		precheck: func(wk WrappedKey) error {
+			if wk.Algorithm != AlgorithmAES {
+				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderAES)
+			}
+			if len(wk.Ciphertext) != aesWrappedSize {
+				return fmt.Errorf("keyring: %s wrapped key has %d bytes, want %d", ProviderAES, len(wk.Ciphertext), aesWrappedSize)
+			}
+			return nil
+		},
+		open: func(wk WrappedKey) ([]byte, error) {
+			// The key id is authenticated: a wrapped key is opened with
+			// the id it was made with, the current or the legacy one.
+			aad, err := aesAAD(wk.KeyID, ecb)
+			if err != nil {
+				return nil, err
+			}
+			dek, err := k.aead.Open(make([]byte, 0, dataKeySize), nil, wk.Ciphertext, aad)
+			if err != nil {
+				return nil, errAESOpen
+			}
+			return dek, nil
+		},
+	}
+	return l.unwrap(ctx, keys, check)
 }
 
 // errAESOpen is the attempt error of an AES-GCM wrapped key that does not
@@ -299,39 +273,4 @@ func checkDataKey(dek []byte) error {
 		return fmt.Errorf("keyring: data key has %d bytes, want %d", len(dek), dataKeySize)
 	}
 	return nil
-}
-
-// unwrapOwned is the Unwrap loop of the keyrings that hold one key: it tries
-// open on each wrapped key with the given provider and key id, in order,
-// audits each attempt (one record each), and returns the first data key, or
-// a *NoMatchError listing the attempts. It stops early, with ctx's error, if
-// ctx is done. The count of keys must have been checked already.
-func unwrapOwned(ctx context.Context, logger *slog.Logger, provider, keyID string, keys []WrappedKey, open func(WrappedKey) ([]byte, error)) ([]byte, error) {
-	var tried []Attempt
-	for _, wk := range keys {
-		if wk.Provider != provider || wk.KeyID != keyID {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		dek, err := open(wk)
-		if err == nil && len(dek) != dataKeySize {
-			clear(dek)
-			dek, err = nil, fmt.Errorf("keyring: unwrapped data key has %d bytes, want %d", len(dek), dataKeySize)
-		}
-		audit(ctx, logger, "unwrap", provider, keyID, wk.Algorithm, start, err)
-		if err == nil {
-			return dek, nil
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
-		}
-		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
-	}
-	// When no wrapped key is this keyring's, no key was used and there is
-	// nothing to audit: a multi-keyring or a cache asks every keyring about
-	// every wrapped key, and would otherwise flood the audit trail.
-	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
 }

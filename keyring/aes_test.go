@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,9 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
 
 // capturedAudit collects the audit records a keyring logs, as JSON lines,
@@ -175,26 +179,64 @@ func TestAESRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAESKeyID checks the key id: HKDF-SHA-256 of the key under a label of
+// its own (issue 11.5), not the HMAC-derived id of the first release, which
+// the keyring still accepts in the wrapped keys of existing objects, and
+// writes only when asked to (AESOptions.LegacyKeyID).
 func TestAESKeyID(t *testing.T) {
+	ctx := context.Background()
 	key := mustAESKey(t)
-	id := mustNewAES(t, key, nil).KeyID()
-	if len(id) != 32 {
-		t.Fatalf("key id %q", id)
+	k := mustNewAES(t, key, nil)
+	id := k.KeyID()
+	want, err := hkdf.Key(sha256.New, key, nil, "geoseal keyring local-aes key id v2", 16)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := hex.DecodeString(id); err != nil {
-		t.Fatalf("key id %q is not hex", id)
+	if id != hex.EncodeToString(want) {
+		t.Fatalf("key id %s, want the HKDF-derived %x", id, want)
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("geoseal keyring local-aes key id v1"))
-	if want := hex.EncodeToString(m.Sum(nil)[:16]); id != want {
-		t.Fatalf("key id %s, want HMAC-derived %s", id, want)
-	}
+	legacyID := hex.EncodeToString(m.Sum(nil)[:16])
 	sum := sha256.Sum256(key)
-	if strings.Contains(hex.EncodeToString(sum[:]), id) || strings.Contains(hex.EncodeToString(key), id) {
-		t.Fatal("key id is a plain hash or copy of the key")
+	for _, other := range []string{legacyID, hex.EncodeToString(sum[:]), hex.EncodeToString(key)} {
+		if strings.Contains(other, id) {
+			t.Fatalf("key id %s is part of another value computed from the key (%s)", id, other)
+		}
 	}
 	if mustNewAES(t, mustAESKey(t), nil).KeyID() == id {
 		t.Fatal("two keys share a key id")
+	}
+
+	// Objects written with the legacy id still open, with the legacy id
+	// authenticated as their associated data says.
+	legacy := mustNewAES(t, key, &AESOptions{LegacyKeyID: true})
+	if legacy.KeyID() != legacyID {
+		t.Fatalf("LegacyKeyID: key id %s, want %s", legacy.KeyID(), legacyID)
+	}
+	dek := testDEK(t)
+	ec := Context{"a": "b"}
+	old, err := legacy.Wrap(ctx, dek, ec)
+	if err != nil || old[0].KeyID != legacyID {
+		t.Fatalf("legacy Wrap: %+v, %v", old, err)
+	}
+	fresh, err := k.Wrap(ctx, dek, ec)
+	if err != nil || fresh[0].KeyID != id {
+		t.Fatalf("Wrap: %+v, %v", fresh, err)
+	}
+	for name, kr := range map[string]*AES{"current": k, "legacy": legacy} {
+		for which, wk := range map[string]WrappedKey{"legacy": old[0], "current": fresh[0]} {
+			if got, err := kr.Unwrap(ctx, []WrappedKey{wk}, ec); err != nil || !bytes.Equal(got, dek) {
+				t.Errorf("%s keyring, %s wrapped key: %v", name, which, err)
+			}
+		}
+	}
+	// The id is bound: a legacy wrapped key relabelled with the current id
+	// (or the other way round) does not authenticate.
+	swapped := old[0]
+	swapped.KeyID = id
+	if _, err := k.Unwrap(ctx, []WrappedKey{swapped}, ec); !errors.Is(err, errAESOpen) {
+		t.Errorf("relabelled wrapped key: %v, want errAESOpen", err)
 	}
 }
 
@@ -336,74 +378,55 @@ func TestAESLimits(t *testing.T) {
 	}
 }
 
+// TestLoadAESKeyFile checks that the loader reads key files through
+// internal/keyfile (whose tests cover the file formats and checks) and
+// makes the keyring of the key.
 func TestLoadAESKeyFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	key := mustAESKey(t)
-	want := mustNewAES(t, key, nil).KeyID()
-	write := func(name string, data []byte, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil { // umask-independent
-			t.Fatal(err)
-		}
-		return p
-	}
+	want := mustNewAES(t, key, nil)
 	for name, data := range map[string][]byte{
 		"raw":    key,
 		"base64": []byte(base64.StdEncoding.EncodeToString(key) + "\n"),
-		"spaces": []byte("  " + base64.StdEncoding.EncodeToString(key) + "\r\n"),
 	} {
-		k, err := LoadAESKeyFile(write(name, data, 0o600), nil)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := LoadAESKeyFile(p, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if k.KeyID() != want {
-			t.Fatalf("%s: key id %s, want %s", name, k.KeyID(), want)
+		if k.KeyID() != want.KeyID() {
+			t.Fatalf("%s: key id %s, want %s", name, k.KeyID(), want.KeyID())
 		}
 		keys, err := k.Wrap(ctx, testDEK(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := mustNewAES(t, key, nil).Unwrap(ctx, keys, nil); err != nil {
+		if _, err := want.Unwrap(ctx, keys, nil); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if _, err := LoadAESKeyFile(write("ro", key, 0o400), nil); err != nil {
-		t.Fatalf("mode 0400: %v", err)
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, key, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	for name, c := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
-		"group readable": {key, 0o640},
-		"world readable": {key, 0o604},
-		"short":          {key[:31], 0o600},
-		"long":           {append(bytes.Clone(key), 0), 0o600},
-		"bad base64":     {[]byte(strings.Repeat("!", 44)), 0o600},
-		"base64 of 33":   {[]byte(base64.StdEncoding.EncodeToString(make([]byte, 33))), 0o600},
-		"url base64":     {[]byte(strings.ReplaceAll(strings.ReplaceAll(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 16)), "+", "-"), "/", "_")), 0o600},
-		"empty":          {nil, 0o600},
-		"password":       {[]byte("correct horse battery staple 123"[:32]), 0o600},
-		"hex":            {[]byte(hex.EncodeToString(key[:16])), 0o600},
-		"huge":           {make([]byte, 100<<10), 0o600},
-	} {
-		_, err := LoadAESKeyFile(write(strings.ReplaceAll(name, " ", "_"), c.data, c.mode), nil)
-		if err == nil {
-			t.Errorf("%s: loaded", name)
-			continue
-		}
-		if strings.Contains(err.Error(), string(key)) || strings.Contains(err.Error(), base64.StdEncoding.EncodeToString(key)) {
-			t.Errorf("%s: error quotes the key", name)
-		}
+	os.Chmod(open, 0o644)
+	if _, err := LoadAESKeyFile(open, nil); err == nil {
+		t.Error("loaded a key file readable by others")
+	}
+	// A password, even base64 encoded, is not a key (issue 11.5).
+	password := filepath.Join(dir, "password")
+	if err := os.WriteFile(password, []byte(base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 123"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadAESKeyFile(password, nil); err == nil {
+		t.Error("loaded a base64-encoded 32-character password as a key")
 	}
 	if _, err := LoadAESKeyFile(filepath.Join(dir, "missing"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-	if _, err := LoadAESKeyFile(dir, nil); err == nil {
-		t.Error("loaded a directory")
 	}
 }
 
@@ -444,38 +467,14 @@ func TestAESAudit(t *testing.T) {
 // cipher.NewGCMWithRandomNonce's Open over nonce || ciphertext || tag, with
 // Wycheproof's 256-bit key, 96-bit IV, 128-bit tag vectors.
 func TestAESGCMWycheproof(t *testing.T) {
-	data, err := os.ReadFile("../testdata/wycheproof/aes_gcm_test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		TestGroups []struct {
-			KeySize, IvSize, TagSize int
-			Tests                    []struct {
-				TcID                       int `json:"tcId"`
-				Key, Iv, Aad, Msg, Ct, Tag string
-				Result                     string
-				Comment                    string
-			}
-		}
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
-	}
-	unhex := func(s string) []byte {
-		b, err := hex.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	file := wycheproof.Load(t, wycheproof.AESGCM)
 	var valid, invalid int
 	for _, g := range file.TestGroups {
 		if g.KeySize != 256 || g.IvSize != 96 || g.TagSize != 128 {
 			continue
 		}
 		for _, tc := range g.Tests {
-			block, err := aes.NewCipher(unhex(tc.Key))
+			block, err := aes.NewCipher(tc.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -483,15 +482,15 @@ func TestAESGCMWycheproof(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := append(append(unhex(tc.Iv), unhex(tc.Ct)...), unhex(tc.Tag)...)
-			pt, err := aead.Open(nil, nil, in, unhex(tc.Aad))
-			switch tc.Result {
-			case "valid":
+			in := slices.Concat(tc.IV, tc.CT, tc.Tag)
+			pt, err := aead.Open(nil, nil, in, tc.AAD)
+			switch {
+			case tc.Valid():
 				valid++
-				if err != nil || !bytes.Equal(pt, unhex(tc.Msg)) {
+				if err != nil || !bytes.Equal(pt, tc.Msg) {
 					t.Errorf("tcId %d (%s): valid vector: %v", tc.TcID, tc.Comment, err)
 				}
-			case "invalid":
+			case tc.Invalid():
 				invalid++
 				if err == nil {
 					t.Errorf("tcId %d (%s): invalid vector opened", tc.TcID, tc.Comment)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type CacheOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many wrapped keys one Unwrap hands to an inner
+	// keyring that is not one of this package's, one at a time (see
+	// Unwrap); this package's keyrings apply their own MaxAttempts. Zero
+	// means DefaultMaxAttempts.
+	MaxAttempts int
 	// Logger receives an audit record for every cache hit (op
 	// "cache-unwrap") and every reused data key (op "cache-reuse"). The
 	// inner keyring logs its own operations with its own logger. Nil means
@@ -169,86 +175,174 @@ func cacheDigest(wk WrappedKey, ecb []byte) ([sha256.Size]byte, bool) {
 }
 
 // Unwrap returns the data key of the first of keys found in the cache for
-// ec. Otherwise it asks the inner keyring about each wrapped key in turn, so
-// that it learns which one yielded the data key, caches that one, and
-// returns the data key. When the inner keyring unwraps none, the
-// *NoMatchError lists every attempt. The returned slice is the caller's.
+// ec. Otherwise it asks the inner keyring, caches the data key under the
+// wrapped key that yielded it, and returns it; when the inner keyring
+// unwraps none, the *NoMatchError lists every attempt. The returned slice is
+// the caller's.
+//
+// A keyring of this package as the inner keyring is asked once, with every
+// wrapped key, and applies its own limits (MaxAttempts and the others), so
+// that the cache changes how often a keyring is asked, never what it tries.
+// Any other inner keyring is asked about one wrapped key at a time, so that
+// the cache learns which one yielded the data key, within MaxAttempts.
+//
+// With UnwrapChecked, a cached data key is returned only if it passes the
+// check; otherwise the inner keyring is asked as on a miss, so that an
+// object gets the same answer with or without the cache.
 func (c *Cache) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	dek, _, err := c.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (c *Cache) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	if err := checkCount(keys, c.opts.MaxWrappedKeys); err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	ecb, err := ec.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	digests := make([][sha256.Size]byte, len(keys))
 	valid := make([]bool, len(keys))
 	for i, wk := range keys {
 		digests[i], valid[i] = cacheDigest(wk, ecb)
 	}
+	if dek, i := c.lookup(ctx, digests, valid, check); dek != nil {
+		return dek, i, nil
+	}
+	if cu, ok := c.inner.(checkedUnwrapper); ok {
+		dek, i, err := cu.unwrapChecked(ctx, keys, ec, check)
+		if err == nil && i >= 0 && i < len(keys) && valid[i] {
+			c.store(digests[i], keys[i], dek)
+		}
+		return dek, i, err
+	}
+	return c.unwrapEach(ctx, keys, ec, check, digests, valid)
+}
 
-	start := time.Now()
+// lookup returns a copy of the first cached data key for the digests that
+// passes check (nil: any), counting its use, and its index.
+func (c *Cache) lookup(ctx context.Context, digests [][sha256.Size]byte, valid []bool, check func([]byte) error) ([]byte, int) {
+	type hit struct {
+		i   int
+		dek []byte
+		e   *cacheEntry
+	}
+	now := time.Now()
+	var hits []hit
 	c.mu.Lock()
-	c.sweepLocked(start)
-	for i := range keys {
-		if !valid[i] {
+	c.sweepLocked(now)
+	for i, d := range digests {
+		if !valid[i] || slices.Contains(digests[:i], d) {
 			continue
 		}
-		if dek, e := c.hitLocked(digests[i], start); dek != nil {
-			c.mu.Unlock()
-			audit(ctx, c.opts.Logger, "cache-unwrap", e.provider, e.keyID, e.alg, start, nil)
-			return dek, nil
+		el := c.liveLocked(d, now)
+		if el == nil {
+			continue
 		}
+		if check == nil {
+			e := el.Value.(*cacheEntry)
+			dek := bytes.Clone(e.dek)
+			c.useLocked(el)
+			c.mu.Unlock()
+			audit(ctx, c.opts.Logger, "cache-unwrap", e.provider, e.keyID, e.alg, now, nil)
+			return dek, i
+		}
+		// The check is the caller's code: run it without the lock.
+		hits = append(hits, hit{i, bytes.Clone(el.Value.(*cacheEntry).dek), el.Value.(*cacheEntry)})
 	}
 	c.mu.Unlock()
-
-	// A miss. One wrapped key per inner call: the inner keyring does not say
-	// which wrapped key it used, and only that one may be cached.
-	var tried []Attempt
-	for i, wk := range keys {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var found *hit
+	for j := range hits {
+		if found == nil && check(hits[j].dek) == nil {
+			found = &hits[j]
+			continue
 		}
-		dek, err := c.inner.Unwrap(ctx, keys[i:i+1], ec)
+		clear(hits[j].dek)
+	}
+	if found == nil {
+		return nil, -1
+	}
+	c.mu.Lock()
+	if el, ok := c.unwrapped[found.e.digest]; ok && el.Value.(*cacheEntry) == found.e {
+		c.useLocked(el)
+	}
+	c.mu.Unlock()
+	audit(ctx, c.opts.Logger, "cache-unwrap", found.e.provider, found.e.keyID, found.e.alg, now, nil)
+	return found.dek, found.i
+}
+
+// unwrapEach asks an inner keyring that is not one of this package's about
+// one wrapped key at a time, so that only the wrapped key that yielded the
+// data key is cached. Calls about wrapped keys the inner keyring does not
+// own (a *NoMatchError that tried nothing) do not count against
+// MaxAttempts; a call that fails otherwise ends the search, as the
+// keyrings of this package stop at a failing service.
+func (c *Cache) unwrapEach(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error, digests [][sha256.Size]byte, valid []bool) ([]byte, int, error) {
+	limit := c.opts.MaxAttempts
+	if limit <= 0 {
+		limit = DefaultMaxAttempts
+	}
+	var tried []Attempt
+	attempts, skipped := 0, 0
+	for i, wk := range keys {
+		if listedBefore(keys[:i], wk) {
+			continue
+		}
+		if attempts >= limit {
+			skipped++
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, -1, err
+		}
+		dek, _, err := unwrapWith(ctx, c.inner, keys[i:i+1], ec, check)
 		if err == nil {
 			if valid[i] {
 				c.store(digests[i], wk, dek)
 			}
-			return dek, nil
+			return dek, i, nil
+		}
+		if ctx.Err() != nil {
+			return nil, -1, err
 		}
 		var nm *NoMatchError
 		if errors.As(err, &nm) {
+			if len(nm.Tried) > 0 {
+				attempts++
+			}
 			tried = append(tried, nm.Tried...)
 			continue
 		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
 		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
+		attempts = limit // a failing keyring: the rest would fail too
 	}
-	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
+	return nil, -1, &NoMatchError{Tried: tried, Skipped: skipped, Available: append([]WrappedKey(nil), keys...)}
 }
 
-// hitLocked returns a copy of the cached data key for digest and counts the
-// use, or nil if there is none or it has expired.
-func (c *Cache) hitLocked(digest [sha256.Size]byte, now time.Time) ([]byte, *cacheEntry) {
+// liveLocked returns the element of the cached data key for digest, or nil
+// if there is none or it has expired (and is dropped).
+func (c *Cache) liveLocked(digest [sha256.Size]byte, now time.Time) *list.Element {
 	el, ok := c.unwrapped[digest]
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	e := el.Value.(*cacheEntry)
-	if now.Sub(e.created) >= c.opts.MaxAge {
+	if now.Sub(el.Value.(*cacheEntry).created) >= c.opts.MaxAge {
 		c.dropLocked(el)
-		return nil, nil
+		return nil
 	}
+	return el
+}
+
+// useLocked counts one use of a cached data key, dropping it at MaxUses.
+func (c *Cache) useLocked(el *list.Element) {
+	e := el.Value.(*cacheEntry)
 	e.uses++
-	dek := bytes.Clone(e.dek)
 	if c.opts.MaxUses > 0 && e.uses >= c.opts.MaxUses {
 		c.dropLocked(el)
 	} else {
 		c.lru.MoveToFront(el)
 	}
-	return dek, e
 }
 
 // store caches a copy of dek for the wrapped key, counting the unwrap that

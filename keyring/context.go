@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // A Context is an encryption context: non-secret string pairs that describe
@@ -52,7 +54,7 @@ func (c Context) MarshalBinary() ([]byte, error) {
 		case len(k) > MaxContextKeyLen:
 			return nil, fmt.Errorf("%w: key of %d bytes, at most %d", ErrInvalidContext, len(k), MaxContextKeyLen)
 		case len(v) > MaxContextValLen:
-			return nil, fmt.Errorf("%w: value of %q has %d bytes, at most %d", ErrInvalidContext, k, len(v), MaxContextValLen)
+			return nil, fmt.Errorf("%w: value of %s has %d bytes, at most %d", ErrInvalidContext, untrusted.Quote(k), len(v), MaxContextValLen)
 		}
 		keys = append(keys, k)
 	}

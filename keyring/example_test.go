@@ -157,3 +157,47 @@ func ExampleNewCache() {
 	// true true
 	// true <nil>
 }
+
+func ExampleUnwrapChecked() {
+	ctx := context.Background()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kr, err := keyring.NewRSAPrivate(priv, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Anyone with the public key can wrap a data key of their own, and
+	// list it before an object's genuine wrapped key.
+	dek, other := make([]byte, 32), make([]byte, 32)
+	rand.Read(dek)
+	rand.Read(other)
+	decoy, _ := kr.Wrap(ctx, other, nil)
+	genuine, _ := kr.Wrap(ctx, dek, nil)
+	keys := append(decoy, genuine...)
+
+	// The caller knows which data key it wants: envelope checks the
+	// object's key commitment. Here the check compares with dek.
+	errNotMine := errors.New("not the object's data key")
+	check := func(got []byte) error {
+		if !bytes.Equal(got, dek) {
+			return errNotMine
+		}
+		return nil
+	}
+	got, err := keyring.UnwrapChecked(ctx, kr, keys, nil, check)
+	fmt.Println(bytes.Equal(got, dek), err)
+
+	// Plain Unwrap stops at the first wrapped key that unwraps.
+	first, _ := kr.Unwrap(ctx, keys, nil)
+	fmt.Println(bytes.Equal(first, other))
+
+	// With only the decoy, the check's error comes back.
+	_, err = keyring.UnwrapChecked(ctx, kr, decoy, nil, check)
+	fmt.Println(errors.Is(err, errNotMine))
+	// Output:
+	// true <nil>
+	// true
+	// true
+}

@@ -3,11 +3,6 @@ package keyring
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -70,8 +65,7 @@ func FuzzRSAUnwrap(f *testing.F) {
 	f.Add(make([]byte, 256))
 	f.Add(bytes.Repeat([]byte{0xff}, 256))
 	for _, tc := range tests[:8] {
-		ct, _ := hex.DecodeString(tc.Ct)
-		f.Add(ct)
+		f.Add([]byte(tc.CT))
 	}
 	f.Fuzz(func(t *testing.T, ct []byte) {
 		wk := WrappedKey{Provider: ProviderRSA, KeyID: k.KeyID(), Algorithm: AlgorithmRSA, Ciphertext: ct}
@@ -92,77 +86,4 @@ func FuzzRSAUnwrap(f *testing.F) {
 			t.Fatalf("non-uniform decryption error %v", e)
 		}
 	})
-}
-
-// FuzzParseAESKey fuzzes the AES key file parser: it must not panic, and
-// whatever it accepts is a 32-byte key.
-func FuzzParseAESKey(f *testing.F) {
-	key := bytes.Repeat([]byte{0xa5}, 32)
-	f.Add(key)
-	f.Add([]byte(base64.StdEncoding.EncodeToString(key) + "\n"))
-	f.Add([]byte(" " + base64.StdEncoding.EncodeToString(key)))
-	f.Add([]byte(base64.URLEncoding.EncodeToString(key)))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		k, err := parseAESKey(data)
-		if err != nil {
-			if k != nil {
-				t.Fatal("key returned with an error")
-			}
-			return
-		}
-		if len(k) != 32 {
-			t.Fatalf("accepted a %d-byte key", len(k))
-		}
-		if len(data) == 32 && isPrintableText(data) {
-			t.Fatal("accepted 32 characters of text as a raw key")
-		}
-		if len(data) != 32 && !bytes.Equal(k, mustDecodeB64(t, bytes.TrimSpace(data))) {
-			t.Fatal("base64 key decoded inconsistently")
-		}
-	})
-}
-
-func mustDecodeB64(t *testing.T, b []byte) []byte {
-	out, err := base64.StdEncoding.DecodeString(string(b))
-	if err != nil {
-		t.Fatalf("parseAESKey accepted what base64 refuses: %v", err)
-	}
-	return out
-}
-
-// FuzzParseRSAPEM fuzzes both PEM key parsers: no panic, and whatever they
-// accept is an RSA key of at least 2048 bits.
-func FuzzParseRSAPEM(f *testing.F) {
-	priv, _ := loadWycheproofRSAOAEP256(f)
-	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
-	pkix, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	for _, b := range []*pem.Block{
-		{Type: "PRIVATE KEY", Bytes: pkcs8},
-		{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)},
-		{Type: "PUBLIC KEY", Bytes: pkix},
-		{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)},
-		{Type: "ENCRYPTED PRIVATE KEY", Bytes: pkcs8},
-		{Type: "PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED"}, Bytes: pkcs8},
-	} {
-		f.Add(pem.EncodeToMemory(b))
-	}
-	f.Add([]byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxKeyFileSize {
-			return // the loaders never read more
-		}
-		if pub, err := parseRSAPublicPEM(data); err == nil {
-			checkFuzzedRSA(t, pub)
-		}
-		if priv, err := parseRSAPrivatePEM(data); err == nil {
-			checkFuzzedRSA(t, &priv.PublicKey)
-		}
-	})
-}
-
-func checkFuzzedRSA(t *testing.T, pub *rsa.PublicKey) {
-	if pub == nil || pub.N == nil || pub.N.BitLen() < MinRSABits {
-		t.Fatalf("accepted a weak or empty RSA key")
-	}
 }

@@ -72,7 +72,21 @@
 // Unwrap refuses a list longer than its MaxWrappedKeys option
 // ([DefaultMaxWrappedKeys] by default) before trying any, never panics on
 // malformed wrapped keys, and reports failure as a [*NoMatchError] that
-// lists what was tried and why.
+// lists what was tried and why, with every string from the object quoted.
+//
+// Each wrapped key costs the reader a Key Vault request, an HSM operation or
+// a private-key operation, so each keyring bounds the work one object can
+// cause: it tries identical wrapped keys once, at most MaxAttempts of its own
+// ([DefaultMaxAttempts] by default), and stops at the first failure of its
+// key service or device (throttling, a server error, an HSM device error)
+// rather than meet it again for every wrapped key. A [Cache] or a [Multi] in
+// front changes how often a keyring is asked, not what it tries.
+//
+// [UnwrapChecked] hands the caller's check of each recovered data key (the
+// envelope package checks the object's key commitment) to the keyrings'
+// loops, so that a wrapped key holding some other data key is one more failed
+// attempt and the next is tried, the same way with or without a Cache or a
+// Multi in front.
 package keyring
 
 import (
@@ -83,6 +97,7 @@ import (
 	"strings"
 
 	"github.com/geoseal/geoseal/internal/fips"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // A WrappedKey is a data key encrypted under a key-encryption key. It is
@@ -112,8 +127,9 @@ type Wrapper interface {
 // An Unwrapper recovers a data key from a list of wrapped keys.
 //
 // Unwrap considers only the wrapped keys whose Provider and KeyID it owns and
-// returns the first data key one of them yields. When none does, it returns a
-// *NoMatchError. Callers must not modify keys during the call. The returned
+// returns the first data key one of them yields, within its limits on the
+// work one call may do (see DefaultMaxAttempts). When none does, it returns
+// a *NoMatchError. Callers must not modify keys during the call. The returned
 // data key belongs to the caller, who should zero it when done (envelope
 // does); a keyring must not keep a reference to it.
 type Unwrapper interface {
@@ -187,15 +203,24 @@ type Attempt struct {
 // NoMatchError is returned by Unwrap when no wrapped key could be unwrapped.
 // Tried lists the wrapped keys that were attempted (empty when none belonged
 // to the keyring) and Available the ones the object offered.
+//
+// The strings of wrapped keys come from the object, which an attacker may
+// have written: Error quotes them (see internal/untrusted), so that they
+// cannot carry terminal escapes or fake lines into a message. Callers that
+// print the fields themselves must do the same.
 type NoMatchError struct {
-	Tried     []Attempt
+	Tried []Attempt
+	// Skipped counts the wrapped keys a keyring owned but did not try: its
+	// attempt limit was reached (see DefaultMaxAttempts), or the key
+	// service or device failed and the rest would have failed the same way.
+	Skipped   int
 	Available []WrappedKey
 }
 
 func (e *NoMatchError) Error() string {
 	var b strings.Builder
 	b.WriteString("keyring: no wrapped key could be unwrapped")
-	if len(e.Tried) == 0 {
+	if len(e.Tried) == 0 && e.Skipped == 0 {
 		b.WriteString(": none belongs to this keyring; the object offers ")
 		if len(e.Available) == 0 {
 			b.WriteString("none")
@@ -204,7 +229,7 @@ func (e *NoMatchError) Error() string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%s %q", k.Provider, k.KeyID)
+			fmt.Fprintf(&b, "%s %s", untrusted.Quote(k.Provider), untrusted.Quote(k.KeyID))
 		}
 		return b.String()
 	}
@@ -213,7 +238,10 @@ func (e *NoMatchError) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s %q (%s): %v", a.Provider, a.KeyID, a.Algorithm, a.Err)
+		fmt.Fprintf(&b, "%s %s (%s): %v", untrusted.Quote(a.Provider), untrusted.Quote(a.KeyID), untrusted.Quote(a.Algorithm), a.Err)
+	}
+	if e.Skipped > 0 {
+		fmt.Fprintf(&b, "; %d more wrapped keys of the keyring not tried (attempt limit, or the key service failed)", e.Skipped)
 	}
 	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +18,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/kvurl"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // ProviderKeyVault is the provider name of the Azure Key Vault and Managed
@@ -40,16 +43,10 @@ const (
 
 // ErrKeyVaultKey is matched by the error NewKeyVault returns when the Key
 // Vault key exists but cannot serve as a key-encryption key: an RSA key
-// smaller than 2048 bits, an elliptic-curve key, a disabled, expired or
+// smaller than MinRSABits, an elliptic-curve key, a disabled, expired or
 // not-yet-valid key, or one whose key_ops do not allow wrapKey and
 // unwrapKey.
 var ErrKeyVaultKey = errors.New("keyring: unusable Key Vault key")
-
-// Bounds on what the Key Vault keyring sends and accepts.
-const (
-	minKeyVaultRSABits = 2048
-	maxKeyVaultRSABits = 16384
-)
 
 // KeyVaultOptions configures a Key Vault keyring. The zero value (or nil) is
 // valid.
@@ -65,6 +62,10 @@ type KeyVaultOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap sends to
+	// the vault (unwrapkey operations, each retried by azcore as
+	// ClientOptions says). Zero means DefaultMaxAttempts.
+	MaxAttempts int
 	// Algorithm overrides the wrapping algorithm of a symmetric (oct,
 	// oct-HSM) key: "A128KW", "A192KW" or "A256KW" (the default), which
 	// must match the key's size. RSA keys always wrap with RSA-OAEP-256;
@@ -98,9 +99,10 @@ type KeyVaultOptions struct {
 // context with the data key.
 //
 // RSA-OAEP with SHA-1 ("RSA-OAEP"), written by other tools, is accepted in
-// existing wrapped keys and unwrapped by the vault, also in FIPS 140-only
-// mode: the SHA-1 runs inside the vault's validated HSM boundary, not in this
-// process, and SP 800-131A Rev. 2 still permits SHA-1 in OAEP. This process
+// existing wrapped keys and unwrapped by the vault, except in FIPS 140-only
+// mode, where it is refused with an error matching ErrNotApproved before any
+// request, as the PKCS#11 keyring and package csev2 refuse it: FIPS-only
+// mode runs SHA-2 OAEP only, wherever the operation would run. This process
 // never computes SHA-1 and never wraps with RSA-OAEP.
 //
 // A KeyVault is safe for concurrent use.
@@ -114,6 +116,8 @@ type KeyVault struct {
 	alg     string         // wrapping algorithm of new wrapped keys
 	logger  *slog.Logger
 	maxKeys int
+	// maxAttempts is KeyVaultOptions.MaxAttempts.
+	maxAttempts int
 }
 
 // NewKeyVault returns a keyring for the Key Vault or Managed HSM key at
@@ -142,7 +146,7 @@ func NewKeyVault(ctx context.Context, keyURL string, cred azcore.TokenCredential
 	if err != nil {
 		return nil, fmt.Errorf("keyring: reading Key Vault key %s: %w", keyURL, err)
 	}
-	k := &KeyVault{client: client, vault: vault, logger: opts.Logger, maxKeys: opts.MaxWrappedKeys}
+	k := &KeyVault{client: client, vault: vault, logger: opts.Logger, maxKeys: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}
 	if err := k.useKey(resp.KeyBundle, name, opts.Algorithm); err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrKeyVaultKey, keyURL, err)
 	}
@@ -157,7 +161,7 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 	}
 	kidVault, kidName, kidVersion, err := kvurl.Parse(string(*jwk.KID))
 	if err != nil || kidVault != k.vault || !strings.EqualFold(kidName, name) || kidVersion == "" {
-		return fmt.Errorf("the service returned the key id %q, not a version of %s/keys/%s", *jwk.KID, k.vault, name)
+		return fmt.Errorf("the service returned the key id %s, not a version of %s/keys/%s", untrusted.Quote(string(*jwk.KID)), k.vault, name)
 	}
 	k.name, k.version = kidName, kidVersion
 	k.kid = k.vault + "/keys/" + k.name + "/" + k.version
@@ -203,31 +207,21 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 		}
 		k.alg = alg
 	default:
-		return fmt.Errorf("key type %s cannot wrap keys; use an RSA or oct-HSM key", *jwk.Kty)
+		return fmt.Errorf("key type %s cannot wrap keys; use an RSA or oct-HSM key", untrusted.Quote(string(*jwk.Kty)))
 	}
 	return nil
 }
 
 func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
-	if len(n) == 0 || len(n) > maxKeyVaultRSABits/8 || len(e) == 0 || len(e) > 4 {
+	// Bound the encodings before any big-number work.
+	if len(n) == 0 || len(n) > maxRSABits/8 || len(e) == 0 || len(e) > 4 {
 		return nil, fmt.Errorf("the RSA key has a %d-byte modulus and a %d-byte exponent", len(n), len(e))
 	}
-	N := new(big.Int).SetBytes(n)
-	E := new(big.Int).SetBytes(e).Int64()
-	if bits := N.BitLen(); bits < minKeyVaultRSABits {
-		return nil, fmt.Errorf("the RSA key has %d bits; at least %d are required", bits, minKeyVaultRSABits)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	if err := keyfile.CheckRSAPublicKey(pub); err != nil {
+		return nil, err
 	}
-	if E < 3 || E%2 == 0 {
-		return nil, fmt.Errorf("the RSA key has the invalid public exponent %d", E)
-	}
-	return &rsa.PublicKey{N: N, E: int(E)}, nil
-}
-
-func truncateForError(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
+	return pub, nil
 }
 
 // KeyID returns the versioned key id that Wrap records:
@@ -266,33 +260,49 @@ func (k *KeyVault) Wrap(ctx context.Context, dek []byte, ec Context) (keys []Wra
 }
 
 // Unwrap asks the vault to unwrap the first of keys that was made with any
-// version of this keyring's key, trying them in order. Wrapped keys of other
-// providers, vaults or key names are skipped without a request. When none
-// unwraps it returns a *NoMatchError whose attempts carry the service errors
-// (*azcore.ResponseError, after azcore's retries of 429 and 5xx responses).
+// version of this keyring's key, trying them in order, at most MaxAttempts
+// of them. Wrapped keys of other providers, vaults or key names are skipped
+// without a request. When none unwraps it returns a *NoMatchError whose
+// attempts carry the service errors (*azcore.ResponseError, after azcore's
+// retries of 429 and 5xx responses).
+//
+// Only a 400 (the vault could not unwrap this ciphertext) or a 404 (no such
+// key version) moves on to the next wrapped key. Any other failure (still
+// throttled or failing after azcore's retries, denied, unreachable) stops
+// Unwrap: the next wrapped key would cost as many requests and fail the same
+// way.
 func (k *KeyVault) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.maxKeys); err != nil {
-		return nil, err
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *KeyVault) unwrapChecked(ctx context.Context, keys []WrappedKey, _ Context, check func([]byte) error) ([]byte, int, error) {
+	l := leaf{
+		provider: ProviderKeyVault, logger: k.logger, maxKeys: k.maxKeys, maxAttempts: k.maxAttempts,
+		owns:     func(wk WrappedKey) bool { _, ok := k.owns(wk); return ok },
+		precheck: k.precheck,
+		open: func(wk WrappedKey) ([]byte, error) {
+			version, _ := k.owns(wk)
+			return k.unwrapOne(ctx, wk, version)
+		},
+		fatal: keyVaultFatal,
 	}
-	var tried []Attempt
-	for _, wk := range keys {
-		version, ok := k.owns(wk)
-		if !ok {
-			continue
-		}
-		dek, err := k.unwrapOne(ctx, wk, version)
-		if err == nil {
-			return dek, nil
-		}
-		tried = append(tried, Attempt{Provider: wk.Provider, KeyID: wk.KeyID, Algorithm: wk.Algorithm, Err: err})
-		if ctx.Err() != nil {
-			break // the remaining attempts would fail the same way
-		}
-	}
-	if len(tried) == 0 {
+	dek, i, err := l.unwrap(ctx, keys, check)
+	var nm *NoMatchError
+	if errors.As(err, &nm) && len(nm.Tried) == 0 {
 		audit(ctx, k.logger, "unwrap", ProviderKeyVault, k.vault+"/keys/"+k.name, "", time.Now(), errors.New("no wrapped key of this key"))
 	}
-	return nil, &NoMatchError{Tried: tried, Available: keys}
+	return dek, i, err
+}
+
+// keyVaultFatal reports whether an unwrapkey error stops Unwrap: anything
+// but a 400 or a 404 from the vault.
+func keyVaultFatal(err error) bool {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode != http.StatusBadRequest && re.StatusCode != http.StatusNotFound
+	}
+	return true
 }
 
 // owns reports whether wk was made by some version of this key, and which.
@@ -307,36 +317,40 @@ func (k *KeyVault) owns(wk WrappedKey) (version string, ok bool) {
 	return version, true
 }
 
-func (k *KeyVault) unwrapOne(ctx context.Context, wk WrappedKey, version string) (dek []byte, err error) {
-	start := time.Now()
-	defer func() { audit(ctx, k.logger, "unwrap", ProviderKeyVault, wk.KeyID, wk.Algorithm, start, err) }()
-
-	// Refuse what no key of this type could have produced before asking
-	// the vault, so that a hostile object cannot spend our request quota
-	// on nonsense. Lengths are those of 2048- to 16384-bit RSA moduli and
-	// of a wrapped 32-byte key.
+// precheck refuses what no key of this type could have produced before
+// asking the vault, so that a hostile object cannot spend our request quota
+// on nonsense. Lengths are those of MinRSABits to 16384-bit RSA moduli and of
+// a wrapped 32-byte key.
+func (k *KeyVault) precheck(wk WrappedKey) error {
 	switch {
 	case k.pub != nil && (wk.Algorithm == kvRSAOAEP256 || wk.Algorithm == kvRSAOAEP):
-		if n := len(wk.Ciphertext); n < minKeyVaultRSABits/8 || n > maxKeyVaultRSABits/8 {
-			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes; no RSA key of 2048 to 16384 bits makes that", wk.Algorithm, n)
+		if wk.Algorithm == kvRSAOAEP {
+			if err := refuseInFIPSMode("Key Vault RSA-OAEP with SHA-1"); err != nil {
+				return err
+			}
+		}
+		if n := len(wk.Ciphertext); n < MinRSABits/8 || n > maxRSABits/8 {
+			return fmt.Errorf("keyring: %s wrapped key of %d bytes; no RSA key of %d to %d bits makes that", wk.Algorithm, n, MinRSABits, maxRSABits)
 		}
 	case k.pub == nil && (wk.Algorithm == kvA128KW || wk.Algorithm == kvA192KW || wk.Algorithm == kvA256KW):
 		if n := len(wk.Ciphertext); n != dataKeySize+8 {
-			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes, want %d", wk.Algorithm, n, dataKeySize+8)
+			return fmt.Errorf("keyring: %s wrapped key of %d bytes, want %d", wk.Algorithm, n, dataKeySize+8)
 		}
 	default:
-		return nil, fmt.Errorf("keyring: algorithm %q is not one this Key Vault key unwraps: %w", wk.Algorithm, errors.ErrUnsupported)
+		return fmt.Errorf("keyring: algorithm %s is not one this Key Vault key unwraps: %w", untrusted.Quote(wk.Algorithm), errors.ErrUnsupported)
 	}
+	return nil
+}
+
+// unwrapOne is one unwrapkey request. The Unwrap loop checks (and clears) a
+// result that is not a 32-byte data key.
+func (k *KeyVault) unwrapOne(ctx context.Context, wk WrappedKey, version string) ([]byte, error) {
 	resp, err := k.client.UnwrapKey(ctx, k.name, version, azkeys.KeyOperationParameters{
 		Algorithm: to.Ptr(azkeys.EncryptionAlgorithm(wk.Algorithm)),
 		Value:     wk.Ciphertext,
 	}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s: %w", wk.KeyID, err)
-	}
-	if len(resp.Result) != dataKeySize {
-		clear(resp.Result)
-		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s returned %d bytes, want a %d-byte data key", wk.KeyID, len(resp.Result), dataKeySize)
+		return nil, fmt.Errorf("keyring: Key Vault unwrapkey with %s: %w", untrusted.Quote(wk.KeyID), err)
 	}
 	return resp.Result, nil
 }

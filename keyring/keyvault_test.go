@@ -566,9 +566,9 @@ func TestKeyVaultAudit(t *testing.T) {
 
 // TestKeyVaultLegacyRSAOAEP checks the documented decision on RSA-OAEP with
 // SHA-1 in existing wrapped keys: the keyring sends it to the vault, which
-// does the SHA-1, also in FIPS 140-only mode; this process computes none.
-// (The kvtest server runs in this process, so under fips140=only it is the
-// server that refuses, with a 400 the keyring passes on.)
+// does the SHA-1; this process computes none. In FIPS 140-only mode it is
+// refused, with ErrNotApproved and no request, as everywhere else in
+// geoseal.
 func TestKeyVaultLegacyRSAOAEP(t *testing.T) {
 	ctx := context.Background()
 	s := kvServer(t)
@@ -581,8 +581,7 @@ func TestKeyVaultLegacyRSAOAEP(t *testing.T) {
 	dek := testDEK(t)
 	var legacy WrappedKey
 	if fips140.Enforced() {
-		// Any ciphertext: the vault is asked, and the in-process
-		// server cannot compute SHA-1.
+		// Any ciphertext: the vault must not be asked.
 		legacy = WrappedKey{ProviderKeyVault, kv.KeyID(), "RSA-OAEP", bytes.Repeat([]byte{1}, 256)}
 	} else {
 		// Another tool wrapped with RSA-OAEP in the vault.
@@ -594,15 +593,17 @@ func TestKeyVaultLegacyRSAOAEP(t *testing.T) {
 	}
 	s.ResetCounts()
 	got, err := kv.Unwrap(ctx, []WrappedKey{legacy}, nil)
-	if c := s.Counts(); c.UnwrapKey != 1 {
-		t.Fatalf("the vault was not asked: %+v", c)
-	}
 	if fips140.Enforced() {
-		re := asResponseError(t, err, http.StatusBadRequest)
-		if !strings.Contains(re.Error(), "fips140=only") {
-			t.Fatalf("unexpected service error: %v", re)
+		if !errors.Is(err, ErrNotApproved) {
+			t.Fatalf("legacy RSA-OAEP in FIPS 140-only mode: %v, want ErrNotApproved", err)
+		}
+		if c := s.Counts(); c.UnwrapKey != 0 {
+			t.Fatalf("the vault was asked in FIPS 140-only mode: %+v", c)
 		}
 		return
+	}
+	if c := s.Counts(); c.UnwrapKey != 1 {
+		t.Fatalf("the vault was not asked: %+v", c)
 	}
 	if err != nil || !bytes.Equal(got, dek) {
 		t.Fatalf("legacy RSA-OAEP: %x, %v", got, err)

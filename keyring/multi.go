@@ -81,36 +81,46 @@ func (m *Multi) Wrap(ctx context.Context, dek []byte, ec Context) ([]WrappedKey,
 }
 
 // Unwrap asks each child in order and returns the first data key one of them
-// recovers. Each child applies its own limit on the number of keys and
-// considers only its own wrapped keys. If none succeeds, Unwrap returns a
-// *NoMatchError whose Tried holds the attempts of every child. If ctx is
-// done, it stops and returns ctx's error.
+// recovers. Each child applies its own limits on the number of keys and of
+// attempts, and considers only its own wrapped keys. If none succeeds,
+// Unwrap returns a *NoMatchError whose Tried holds the attempts of every
+// child. If ctx is done, it stops and returns ctx's error.
+//
+// With UnwrapChecked, every child checks each data key it recovers, so that
+// a wrapped key holding another data key does not end the search.
 func (m *Multi) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	dek, _, err := m.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (m *Multi) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	var tried []Attempt
+	skipped := 0
 	for i, child := range m.children {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, -1, err
 		}
 		if child == nil {
 			continue
 		}
-		dek, err := child.Unwrap(ctx, keys, ec)
+		dek, index, err := unwrapWith(ctx, child, keys, ec, check)
 		if err == nil {
-			return dek, nil
+			return dek, index, nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
+			return nil, -1, ctxErr
 		}
 		var nm *NoMatchError
 		if errors.As(err, &nm) {
 			tried = append(tried, nm.Tried...)
+			skipped += nm.Skipped
 			continue
 		}
 		// A child that refused the whole list (too many keys, invalid
 		// context, an unreachable service) is recorded as one attempt.
 		tried = append(tried, Attempt{Err: fmt.Errorf("keyring: multi-keyring child %d (%s): %w", i, m.name(i), err)})
 	}
-	return nil, &NoMatchError{Tried: tried, Available: append([]WrappedKey(nil), keys...)}
+	return nil, -1, &NoMatchError{Tried: tried, Skipped: skipped, Available: append([]WrappedKey(nil), keys...)}
 }
 
 // name describes child i in errors without calling into it.

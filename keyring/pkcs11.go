@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // PKCS11 is a keyring whose key-encryption key lives in an HSM reached
@@ -91,6 +94,7 @@ type PKCS11 struct {
 	keyID              string
 	logger             *slog.Logger
 	max                int
+	maxAttempts        int
 }
 
 // NewPKCS11 loads the module, finds the token and the key by their labels,
@@ -125,12 +129,13 @@ func NewPKCS11(opts *PKCS11Options) (*PKCS11, error) {
 		return nil, fmt.Errorf("keyring: PKCS#11 session pool size must be 1 to %d, got %d", pkcs11MaxSessions, o.Sessions)
 	}
 	p := &PKCS11{
-		nsessions: o.Sessions,
-		sessions:  make(chan pkcs11.SessionHandle, o.Sessions),
-		done:      make(chan struct{}),
-		keyID:     o.TokenLabel + "/" + o.KeyLabel,
-		logger:    o.Logger,
-		max:       o.MaxWrappedKeys,
+		nsessions:   o.Sessions,
+		sessions:    make(chan pkcs11.SessionHandle, o.Sessions),
+		done:        make(chan struct{}),
+		keyID:       o.TokenLabel + "/" + o.KeyLabel,
+		logger:      o.Logger,
+		max:         o.MaxWrappedKeys,
+		maxAttempts: o.MaxAttempts,
 	}
 	switch o.OAEPHash {
 	case 0, crypto.SHA256:
@@ -269,8 +274,10 @@ func (p *PKCS11) findKey(s pkcs11.SessionHandle, tokenLabel, keyLabel string) er
 	if len(modulus) > 0 {
 		bits = (len(modulus)-1)*8 + mathbits.Len8(modulus[0])
 	}
-	if bits < pkcs11MinRSABits || bits > pkcs11MaxRSABits {
-		return fmt.Errorf("keyring: PKCS#11 RSA key %q has %d bits, want %d to %d", keyLabel, bits, pkcs11MinRSABits, pkcs11MaxRSABits)
+	// MinRSABits, as for every RSA key; the upper bound also bounds the
+	// wrapped keys handed to the HSM.
+	if err := keyfile.CheckRSABits(bits); err != nil {
+		return fmt.Errorf("keyring: PKCS#11 RSA key %q: %w", keyLabel, err)
 	}
 	p.mechanism, p.wrappedSize = pkcs11.CKM_RSA_PKCS_OAEP, len(modulus)
 	p.algorithm = pkcs11RSAOAEP256
@@ -368,30 +375,65 @@ func (p *PKCS11) wrap(ctx context.Context, dek []byte) (_ []byte, err error) {
 }
 
 // Unwrap tries the wrapped keys made by this keyring's key (provider
-// "pkcs11" and this key id), in order, and returns the first data key one
-// yields, or a *NoMatchError. It writes one audit record per attempt.
-func (p *PKCS11) Unwrap(ctx context.Context, keys []WrappedKey, _ Context) ([]byte, error) {
-	if err := checkCount(keys, p.max); err != nil {
-		return nil, err
-	}
-	return unwrapOwned(ctx, p.logger, ProviderPKCS11, p.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		return p.unwrap(ctx, wk)
-	})
+// "pkcs11" and this key id), in order, at most MaxAttempts of them, and
+// returns the first data key one yields, or a *NoMatchError. It stops at
+// the first failure of the HSM that is not about the wrapped key itself (a
+// device, session or login error, a closed keyring), since the next wrapped
+// key would meet it too. It writes one audit record per attempt.
+func (p *PKCS11) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
+	dek, _, err := p.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
 }
 
-func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error) {
+func (p *PKCS11) unwrapChecked(ctx context.Context, keys []WrappedKey, _ Context, check func([]byte) error) ([]byte, int, error) {
+	l := leaf{
+		provider: ProviderPKCS11, logger: p.logger, maxKeys: p.max, maxAttempts: p.maxAttempts,
+		owns:     func(wk WrappedKey) bool { return wk.Provider == ProviderPKCS11 && wk.KeyID == p.keyID },
+		precheck: p.precheck,
+		open:     func(wk WrappedKey) ([]byte, error) { return p.unwrap(ctx, wk) },
+		fatal:    pkcs11Fatal,
+	}
+	return l.unwrap(ctx, keys, check)
+}
+
+// precheck refuses, without a call to the HSM, a wrapped key this key
+// cannot have made, or one the keyring cannot unwrap at all.
+func (p *PKCS11) precheck(wk WrappedKey) error {
 	if wk.Algorithm != p.algorithm {
-		return nil, fmt.Errorf("keyring: PKCS#11 wrapped key uses %q, this key %q", wk.Algorithm, p.algorithm)
+		return fmt.Errorf("keyring: PKCS#11 wrapped key uses %s, this key %q", untrusted.Quote(wk.Algorithm), p.algorithm)
 	}
 	if len(wk.Ciphertext) != p.wrappedSize {
-		return nil, fmt.Errorf("keyring: PKCS#11 %s wrapped key has %d bytes, want %d", p.algorithm, len(wk.Ciphertext), p.wrappedSize)
+		return fmt.Errorf("keyring: PKCS#11 %s wrapped key has %d bytes, want %d", p.algorithm, len(wk.Ciphertext), p.wrappedSize)
 	}
 	if p.unwrapKey == 0 {
-		return nil, fmt.Errorf("keyring: PKCS#11 token has no private key labelled as %q to unwrap with", p.keyID)
+		return fmt.Errorf("keyring: PKCS#11 token has no private key labelled as %q to unwrap with", p.keyID)
 	}
-	if err := p.refuseSHA1(); err != nil {
-		return nil, err
+	return p.refuseSHA1()
+}
+
+// pkcs11Fatal reports whether an error of unwrap stops Unwrap: anything but
+// the HSM's verdict that the wrapped key is not one its key opens. SoftHSM2
+// reports a failed integrity check of AES-KWP as CKR_GENERAL_ERROR, and
+// other HSMs use CKR_WRAPPED_KEY_INVALID, CKR_ENCRYPTED_DATA_INVALID and
+// their kin; a device, session, login or memory error, a closed keyring or
+// a done context would fail the next wrapped key as well.
+func pkcs11Fatal(err error) bool {
+	var e pkcs11.Error
+	if !errors.As(err, &e) {
+		return true
 	}
+	switch e {
+	case pkcs11.CKR_WRAPPED_KEY_INVALID, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE,
+		pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE,
+		pkcs11.CKR_DATA_INVALID, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_GENERAL_ERROR:
+		return false
+	}
+	return true
+}
+
+// unwrap is one C_UnwrapKey, and the reading and destroying of the session
+// object it makes.
+func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error) {
 	s, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -424,7 +466,7 @@ func (p *PKCS11) unwrap(ctx context.Context, wk WrappedKey) (_ []byte, err error
 		healthy = pkcs11SessionAlive(err)
 		return nil, fmt.Errorf("keyring: PKCS#11 reading the unwrapped data key: %w", err)
 	}
-	// unwrapOwned checks (and clears) a data key of the wrong size.
+	// The Unwrap loop checks (and clears) a data key of the wrong size.
 	return a[0].Value, nil
 }
 

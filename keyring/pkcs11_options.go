@@ -38,12 +38,6 @@ const (
 	// pkcs11KWPSize is the RFC 5649 wrapping of a 32-byte key: an 8-byte
 	// integrity check block and the key, already a multiple of 8 bytes.
 	pkcs11KWPSize = 8 + dataKeySize
-	// pkcs11MinRSABits is the smallest RSA key accepted: below 2048 bits RSA
-	// is not approved for key transport (NIST SP 800-131A).
-	pkcs11MinRSABits = 2048
-	// pkcs11MaxRSABits bounds the RSA key size, and with it the wrapped keys
-	// handed to the HSM.
-	pkcs11MaxRSABits = 16384
 	// pkcs11MaxLabel bounds token and key labels. Token labels are 32 bytes
 	// in PKCS#11; key labels have no limit there, but need one here.
 	pkcs11MaxLabel = 255
@@ -96,6 +90,9 @@ type PKCS11Options struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap hands
+	// to the HSM (C_UnwrapKey calls). Zero means DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // Format prints the options with the PIN redacted, so that logging the
@@ -105,8 +102,8 @@ func (o PKCS11Options) Format(f fmt.State, verb rune) {
 	if o.PIN != "" {
 		pin = "REDACTED"
 	}
-	fmt.Fprintf(f, "{Module:%s TokenLabel:%s KeyLabel:%s PIN:%s OAEPHash:%v Sessions:%d MaxWrappedKeys:%d}",
-		o.Module, o.TokenLabel, o.KeyLabel, pin, o.OAEPHash, o.Sessions, o.MaxWrappedKeys)
+	fmt.Fprintf(f, "{Module:%s TokenLabel:%s KeyLabel:%s PIN:%s OAEPHash:%v Sessions:%d MaxWrappedKeys:%d MaxAttempts:%d}",
+		o.Module, o.TokenLabel, o.KeyLabel, pin, o.OAEPHash, o.Sessions, o.MaxWrappedKeys, o.MaxAttempts)
 }
 
 // LogValue is the options as log/slog records them: without the PIN.

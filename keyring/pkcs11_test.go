@@ -28,6 +28,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/geoseal/geoseal/internal/softhsm"
+	"github.com/geoseal/geoseal/internal/wycheproof"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -410,6 +411,46 @@ func TestPKCS11OpenErrors(t *testing.T) {
 	kr.Close()
 }
 
+// TestPKCS11StopsWhenClosed checks that an Unwrap that meets a failure of
+// the keyring itself (here: closed) stops instead of trying the rest.
+func TestPKCS11StopsWhenClosed(t *testing.T) {
+	tok := softhsm.ForTest(t)
+	kr := p11Open(t, tok, p11AESKey(t, tok), nil)
+	var keys []keyring.WrappedKey
+	for range 3 {
+		w, err := kr.Wrap(context.Background(), p11DEK(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, w...)
+	}
+	kr.Close()
+	_, err := kr.Unwrap(context.Background(), keys, nil)
+	var nm *keyring.NoMatchError
+	if !errors.As(err, &nm) || !errors.Is(err, keyring.ErrPKCS11Closed) || len(nm.Tried) != 1 || nm.Skipped != 2 {
+		t.Fatalf("Unwrap after Close: %v, want one attempt failing with ErrPKCS11Closed and two skipped", err)
+	}
+}
+
+// TestPKCS11WeakRSAKey checks that an RSA key below keyring.MinRSABits on
+// the token is refused when the keyring opens, as every RSA key entering
+// keyring is.
+func TestPKCS11WeakRSAKey(t *testing.T) {
+	tok := softhsm.ForTest(t)
+	label := p11Label("weak-rsa")
+	if err := tok.CreateWeakRSAKey(label, 1024); err != nil {
+		t.Fatalf("generating a 1024-bit key in SoftHSM2: %v", err)
+	}
+	kr, err := keyring.NewPKCS11(&keyring.PKCS11Options{Module: tok.Module, TokenLabel: tok.Label, KeyLabel: label, PIN: tok.PIN, OAEPHash: crypto.SHA1})
+	if err == nil {
+		kr.Close()
+		t.Fatal("NewPKCS11 accepted a 1024-bit RSA key")
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("at least %d", keyring.MinRSABits)) {
+		t.Fatalf("NewPKCS11 with a 1024-bit key: %v, want a refusal naming keyring.MinRSABits", err)
+	}
+}
+
 // TestPKCS11SharedLogin checks that keyrings on one token share the process's
 // login and module: closing one leaves the others working, and the module
 // can be used again after the last one is closed.
@@ -592,27 +633,6 @@ func TestPKCS11Audit(t *testing.T) {
 	}
 }
 
-// wycheproofFile reads a Wycheproof test vector file of the repository.
-func wycheproofFile(t *testing.T, name string, v any) {
-	t.Helper()
-	data, err := os.ReadFile("../testdata/wycheproof/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func wycheproofHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // p11SecretTemplate is the template of a readable session secret key, as the
 // keyring unwraps into.
 func p11SecretTemplate(value []byte) []*pkcs11.Attribute {
@@ -655,18 +675,7 @@ func p11UnwrapValue(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, mech []*pkcs11.Mech
 // unwrapped by any RFC 5649 implementation and the other way round.
 func TestPKCS11WycheproofAESKWP(t *testing.T) {
 	tok := softhsm.ForTest(t)
-	var file struct {
-		TestGroups []struct {
-			KeySize int `json:"keySize"`
-			Tests   []struct {
-				TcID                  int `json:"tcId"`
-				Comment, Key, Msg, Ct string
-				Result                string
-				Flags                 []string
-			} `json:"tests"`
-		} `json:"testGroups"`
-	}
-	wycheproofFile(t, "aes_kwp_test.json", &file)
+	file := wycheproof.Load(t, wycheproof.AESKeyWrapPad)
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
 	var valid, invalid, wrapped, padded int
 	err := tok.Do(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
@@ -675,7 +684,7 @@ func TestPKCS11WycheproofAESKWP(t *testing.T) {
 				continue
 			}
 			for _, tc := range g.Tests {
-				key, msg, ct := wycheproofHex(t, tc.Key), wycheproofHex(t, tc.Msg), wycheproofHex(t, tc.Ct)
+				key, msg, ct := []byte(tc.Key), []byte(tc.Msg), []byte(tc.CT)
 				kek, err := ctx.CreateObject(s, []*pkcs11.Attribute{
 					pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 					pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
@@ -688,8 +697,8 @@ func TestPKCS11WycheproofAESKWP(t *testing.T) {
 					return fmt.Errorf("tcId %d: importing the KEK: %w", tc.TcID, err)
 				}
 				got, err := p11UnwrapValue(ctx, s, mech, kek, ct)
-				switch tc.Result {
-				case "valid":
+				switch {
+				case tc.Valid():
 					valid++
 					if err != nil {
 						t.Errorf("tcId %d (%s): valid vector: %v", tc.TcID, tc.Comment, err)
@@ -750,49 +759,39 @@ func TestPKCS11WycheproofAESKWP(t *testing.T) {
 // the same mechanism on the same key.
 func TestPKCS11WycheproofRSAOAEPSHA1(t *testing.T) {
 	tok := softhsm.ForTest(t)
-	var file struct {
-		TestGroups []struct {
-			PrivateKey struct {
-				Modulus, PublicExponent, PrivateExponent, Prime1, Prime2, Exponent1, Exponent2, Coefficient string
-			} `json:"privateKey"`
-			Tests []struct {
-				TcID                    int `json:"tcId"`
-				Comment, Msg, Ct, Label string
-				Result                  string
-				Flags                   []string
-			} `json:"tests"`
-		} `json:"testGroups"`
-	}
-	wycheproofFile(t, "rsa_oaep_2048_sha1_mgf1sha1_test.json", &file)
-	unsigned := func(s string) []byte { return bytes.TrimLeft(wycheproofHex(t, s), "\x00") }
+	file := wycheproof.Load(t, wycheproof.RSAOAEPSHA1)
 	var valid, invalid, labelled, viaDecrypt int
 	err := tok.Do(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
 		for _, g := range file.TestGroups {
-			k := g.PrivateKey
+			k, err := g.RSAPrivateKey()
+			if err != nil {
+				return err
+			}
+			k.Precompute()
 			priv, err := ctx.CreateObject(s, []*pkcs11.Attribute{
 				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
 				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
 				pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
 				pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-				pkcs11.NewAttribute(pkcs11.CKA_MODULUS, unsigned(k.Modulus)),
-				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, unsigned(k.PublicExponent)),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE_EXPONENT, unsigned(k.PrivateExponent)),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIME_1, unsigned(k.Prime1)),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIME_2, unsigned(k.Prime2)),
-				pkcs11.NewAttribute(pkcs11.CKA_EXPONENT_1, unsigned(k.Exponent1)),
-				pkcs11.NewAttribute(pkcs11.CKA_EXPONENT_2, unsigned(k.Exponent2)),
-				pkcs11.NewAttribute(pkcs11.CKA_COEFFICIENT, unsigned(k.Coefficient)),
+				pkcs11.NewAttribute(pkcs11.CKA_MODULUS, k.N.Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(k.E)).Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE_EXPONENT, k.D.Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_PRIME_1, k.Primes[0].Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_PRIME_2, k.Primes[1].Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_EXPONENT_1, k.Precomputed.Dp.Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_EXPONENT_2, k.Precomputed.Dq.Bytes()),
+				pkcs11.NewAttribute(pkcs11.CKA_COEFFICIENT, k.Precomputed.Qinv.Bytes()),
 			})
 			if err != nil {
 				return fmt.Errorf("importing the private key: %w", err)
 			}
 			for _, tc := range g.Tests {
-				msg, ct, label := wycheproofHex(t, tc.Msg), wycheproofHex(t, tc.Ct), wycheproofHex(t, tc.Label)
+				msg, ct, label := []byte(tc.Msg), []byte(tc.CT), []byte(tc.Label)
 				mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
 					pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, label))}
 				var got []byte
-				if tc.Result == "valid" && len(msg) == 0 {
+				if tc.Valid() && len(msg) == 0 {
 					viaDecrypt++
 					if err = ctx.DecryptInit(s, mech, priv); err == nil {
 						got, err = ctx.Decrypt(s, ct)
@@ -807,7 +806,7 @@ func TestPKCS11WycheproofRSAOAEPSHA1(t *testing.T) {
 					if !errors.As(err, &ckr) || ckr != pkcs11.CKR_ARGUMENTS_BAD {
 						t.Errorf("tcId %d (labelled): %x, %v; want SoftHSM2's CKR_ARGUMENTS_BAD", tc.TcID, got, err)
 					}
-				case tc.Result == "valid":
+				case tc.Valid():
 					valid++
 					if err != nil || !bytes.Equal(got, msg) {
 						t.Errorf("tcId %d (%s): %x, %v; want %x", tc.TcID, tc.Comment, got, err, msg)

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the local RSA keyring, as recorded in
@@ -21,12 +23,13 @@ const (
 	AlgorithmRSA = "RSA-OAEP-256"
 )
 
-// Limits on local RSA keys. Below 2048 bits RSA is not approved for key
-// transport (NIST SP 800-131A); above 16384 bits a hostile public key would
-// only make every operation slow.
+// Limits on RSA keys, enforced wherever an RSA key enters this package: the
+// local RSA keyring, the key files, Key Vault keys and PKCS#11 keys. Below
+// 2048 bits RSA is not approved for key transport (NIST SP 800-131A); above
+// 16384 bits a hostile public key would only make every operation slow.
 const (
 	MinRSABits = 2048
-	maxRSABits = 16384
+	maxRSABits = keyfile.MaxRSABits
 )
 
 // ErrNoPrivateKey is the attempt error (inside a *NoMatchError) of an RSA
@@ -42,6 +45,10 @@ type RSAOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap tries,
+	// that is how many private-key operations it makes. Zero means
+	// DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // RSA is a keyring holding a local RSA key. It wraps data keys with
@@ -65,16 +72,18 @@ type RSA struct {
 	keyID  string
 	logger *slog.Logger
 	max    int
+	// maxAttempts is RSAOptions.MaxAttempts.
+	maxAttempts int
 }
 
-// NewRSAPublic returns a keyring that wraps to pub, a key of at least 2048
-// bits. Its Unwrap fails with ErrNoPrivateKey.
+// NewRSAPublic returns a keyring that wraps to pub, a key of at least
+// MinRSABits. Its Unwrap fails with ErrNoPrivateKey.
 func NewRSAPublic(pub *rsa.PublicKey, opts *RSAOptions) (*RSA, error) {
 	return newRSA(pub, nil, opts)
 }
 
 // NewRSAPrivate returns a keyring that wraps to the public half of priv and
-// unwraps with priv, a key of at least 2048 bits.
+// unwraps with priv, a key of at least MinRSABits.
 func NewRSAPrivate(priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, error) {
 	if priv == nil {
 		return nil, errors.New("keyring: nil RSA private key")
@@ -99,21 +108,12 @@ func newRSA(pub *rsa.PublicKey, priv *rsa.PrivateKey, opts *RSAOptions) (*RSA, e
 	if err != nil {
 		return nil, err
 	}
-	return &RSA{pub: pub, priv: priv, keyID: id, logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+	return &RSA{pub: pub, priv: priv, keyID: id, logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}, nil
 }
 
 func checkRSAPublic(pub *rsa.PublicKey) error {
-	if pub == nil || pub.N == nil {
-		return errors.New("keyring: nil RSA public key")
-	}
-	switch bits := pub.N.BitLen(); {
-	case bits < MinRSABits:
-		return fmt.Errorf("keyring: RSA key of %d bits, at least %d required", bits, MinRSABits)
-	case bits > maxRSABits:
-		return fmt.Errorf("keyring: RSA key of %d bits, at most %d accepted", bits, maxRSABits)
-	}
-	if pub.E < 3 || pub.E&1 == 0 {
-		return fmt.Errorf("keyring: RSA public exponent %d is invalid", pub.E)
+	if err := keyfile.CheckRSAPublicKey(pub); err != nil {
+		return fmt.Errorf("keyring: %w", err)
 	}
 	return nil
 }
@@ -156,26 +156,36 @@ func (k *RSA) Wrap(ctx context.Context, dek []byte, ec Context) (keys []WrappedK
 	return []WrappedKey{{Provider: ProviderRSA, KeyID: k.keyID, Algorithm: AlgorithmRSA, Ciphertext: ct}}, nil
 }
 
-// Unwrap tries, in order, the wrapped keys made to this key and returns the
-// data key of the first that decrypts. Otherwise it returns a
-// *NoMatchError; for a public-only keyring, with ErrNoPrivateKey as the
-// error of each attempt.
+// Unwrap tries, in order, the wrapped keys made to this key, at most
+// MaxAttempts of them, and returns the data key of the first that decrypts.
+// Otherwise it returns a *NoMatchError; for a public-only keyring, with
+// ErrNoPrivateKey as the error of each attempt.
 func (k *RSA) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.max); err != nil {
-		return nil, err
-	}
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *RSA) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	if _, err := ec.MarshalBinary(); err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return unwrapOwned(ctx, k.logger, ProviderRSA, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		if wk.Algorithm != AlgorithmRSA {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderRSA)
-		}
-		if k.priv == nil {
-			return nil, ErrNoPrivateKey
-		}
-		return rsaOAEP256Open(k.priv, wk.Ciphertext, nil)
-	})
+	l := leaf{
+		provider: ProviderRSA, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
+		owns: func(wk WrappedKey) bool { return wk.Provider == ProviderRSA && wk.KeyID == k.keyID },
+		precheck: func(wk WrappedKey) error {
+			switch {
+			case wk.Algorithm != AlgorithmRSA:
+				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderRSA)
+			case k.priv == nil:
+				return ErrNoPrivateKey
+			case len(wk.Ciphertext) != k.priv.Size():
+				return errRSAOpen // the size is public; no private-key operation is spent on it
+			}
+			return nil
+		},
+		open: func(wk WrappedKey) ([]byte, error) { return rsaOAEP256Open(k.priv, wk.Ciphertext, nil) },
+	}
+	return l.unwrap(ctx, keys, check)
 }
 
 // errRSAOpen is the single error of every failed RSA-OAEP decryption:
@@ -201,7 +211,7 @@ func rsaOAEP256Open(priv *rsa.PrivateKey, ciphertext, label []byte) ([]byte, err
 // -pubout` writes) or an "RSA PUBLIC KEY" block (PKCS #1). The first PEM
 // block of the file is used.
 func LoadRSAPublicPEM(path string, opts *RSAOptions) (*RSA, error) {
-	pub, err := ReadRSAPublicPEM(path)
+	pub, err := keyfile.ReadRSAPublicPEM(path)
 	if err != nil {
 		return nil, err
 	}
@@ -215,109 +225,9 @@ func LoadRSAPublicPEM(path string, opts *RSAOptions) (*RSA, error) {
 // Like LoadAESKeyFile, it refuses, on Unix systems, a file that group or
 // others can access.
 func LoadRSAPrivatePEM(path string, opts *RSAOptions) (*RSA, error) {
-	priv, err := ReadRSAPrivatePEM(path)
+	priv, err := keyfile.ReadRSAPrivatePEM(path)
 	if err != nil {
 		return nil, err
 	}
 	return NewRSAPrivate(priv, opts)
-}
-
-// ReadRSAPublicPEM returns the RSA public key in the PEM file at path, read
-// as LoadRSAPublicPEM does, for uses that need the key itself.
-func ReadRSAPublicPEM(path string) (*rsa.PublicKey, error) {
-	// Public keys are not secret: any permissions will do.
-	data, err := readBounded(path, false)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := parseRSAPublicPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
-	}
-	return pub, nil
-}
-
-// ReadRSAPrivatePEM returns the RSA private key in the PEM file at path,
-// read and checked as LoadRSAPrivatePEM does, for uses that need the key
-// itself.
-func ReadRSAPrivatePEM(path string) (*rsa.PrivateKey, error) {
-	data, err := readKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	priv, err := parseRSAPrivatePEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", path, err)
-	}
-	return priv, nil
-}
-
-// parseRSAPublicPEM decodes the first PEM block of data as an RSA public key.
-func parseRSAPublicPEM(data []byte) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block found")
-	}
-	switch block.Type {
-	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		pub, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("PEM public key is a %T, not an RSA key", k)
-		}
-		return pub, checkRSAPublic(pub)
-	case "RSA PUBLIC KEY":
-		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		return pub, checkRSAPublic(pub)
-	case "PRIVATE KEY", "RSA PRIVATE KEY":
-		return nil, errors.New("PEM block is a private key: keep it out of a public key file, and load it with LoadRSAPrivatePEM")
-	default:
-		return nil, fmt.Errorf("PEM block of type %q is not an RSA public key", block.Type)
-	}
-}
-
-// parseRSAPrivatePEM decodes the first PEM block of data as an RSA private
-// key. Its errors never quote the key.
-func parseRSAPrivatePEM(data []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block found")
-	}
-	defer clear(block.Bytes)
-	if _, ok := block.Headers["Proc-Type"]; ok {
-		return nil, errors.New("encrypted PEM private keys are not supported (decrypt it, or better, move it to an HSM)")
-	}
-	var priv *rsa.PrivateKey
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("invalid PKCS #8 private key")
-		}
-		var ok bool
-		if priv, ok = k.(*rsa.PrivateKey); !ok {
-			return nil, fmt.Errorf("PEM private key is a %T, not an RSA key", k)
-		}
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, errors.New("invalid PKCS #1 private key")
-		}
-		priv = k
-	case "ENCRYPTED PRIVATE KEY":
-		return nil, errors.New("encrypted PEM private keys are not supported (decrypt it, or better, move it to an HSM)")
-	default:
-		return nil, fmt.Errorf("PEM block of type %q is not an RSA private key", block.Type)
-	}
-	if err := checkRSAPublic(&priv.PublicKey); err != nil {
-		return nil, err
-	}
-	return priv, nil
 }

@@ -3,14 +3,11 @@ package keyring
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -19,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
 
 // rsaTestKeys are generated once per test binary: 2048-bit key generation
@@ -202,6 +202,14 @@ func TestRSAKeyChecks(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	if _, err := NewRSAPrivate(&rsa.PrivateKey{PublicKey: *small, D: big.NewInt(3)}, nil); err == nil || !strings.Contains(err.Error(), "at least 2048") {
+		t.Errorf("1024-bit private key: %v", err)
+	}
+	// internal/keyfile, which keyring imports, applies the same bounds to
+	// key files.
+	if MinRSABits != keyfile.MinRSABits || maxRSABits != keyfile.MaxRSABits {
+		t.Errorf("keyring allows %d to %d bits, keyfile %d to %d", MinRSABits, maxRSABits, keyfile.MinRSABits, keyfile.MaxRSABits)
+	}
 	if _, err := NewRSAPrivate(nil, nil); err == nil {
 		t.Error("nil private key accepted")
 	}
@@ -228,6 +236,9 @@ func TestRSAKeyID(t *testing.T) {
 	}
 }
 
+// TestLoadRSAPEM checks that the loaders read PEM files through
+// internal/keyfile (whose tests cover the formats and checks) and make the
+// keyring of the key.
 func TestLoadRSAPEM(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -244,83 +255,30 @@ func TestLoadRSAPEM(t *testing.T) {
 		}
 		return p
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pkix, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub, err := LoadRSAPublicPEM(write("pkix.pem", "PUBLIC KEY", pkix, 0o644), nil)
+	if err != nil || pub.KeyID() != want {
+		t.Fatalf("LoadRSAPublicPEM: %v", err)
+	}
 	dek := testDEK(t)
-	var wrapped []WrappedKey
-	for name, path := range map[string]string{
-		"PKIX":  write("pkix.pem", "PUBLIC KEY", pkix, 0o644),
-		"PKCS1": write("pkcs1pub.pem", "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&priv.PublicKey), 0o644),
-	} {
-		k, err := LoadRSAPublicPEM(path, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if k.KeyID() != want {
-			t.Fatalf("%s: key id %s, want %s", name, k.KeyID(), want)
-		}
-		keys, err := k.Wrap(ctx, dek, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wrapped = append(wrapped, keys...)
-	}
-	for name, path := range map[string]string{
-		"PKCS8": write("pkcs8.pem", "PRIVATE KEY", pkcs8, 0o600),
-		"PKCS1": write("pkcs1.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o400),
-	} {
-		k, err := LoadRSAPrivatePEM(path, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		for _, wk := range wrapped {
-			if got, err := k.Unwrap(ctx, []WrappedKey{wk}, nil); err != nil || !bytes.Equal(got, dek) {
-				t.Fatalf("%s: %v", name, err)
-			}
-		}
-	}
-
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys, err := pub.Wrap(ctx, dek, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecPKCS8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
-	ecPKIX, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
-	for name, path := range map[string]string{
-		"group-readable private": write("open.pem", "PRIVATE KEY", pkcs8, 0o644),
-		"EC private":             write("ec.pem", "PRIVATE KEY", ecPKCS8, 0o600),
-		"public as private":      write("pub-as-priv.pem", "PUBLIC KEY", pkix, 0o600),
-		"encrypted":              write("enc.pem", "ENCRYPTED PRIVATE KEY", pkcs8, 0o600),
-		"garbage DER":            write("garbage.pem", "PRIVATE KEY", []byte{0x30, 0x03, 1, 2, 3}, 0o600),
-		"not PEM":                write("der.pem", "", nil, 0o600),
-	} {
-		if _, err := LoadRSAPrivatePEM(path, nil); err == nil {
-			t.Errorf("LoadRSAPrivatePEM %s: loaded", name)
-		}
+	full, err := LoadRSAPrivatePEM(write("pkcs1.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o600), nil)
+	if err != nil || full.KeyID() != want {
+		t.Fatalf("LoadRSAPrivatePEM: %v", err)
 	}
-	for name, path := range map[string]string{
-		"EC public":        write("ecpub.pem", "PUBLIC KEY", ecPKIX, 0o644),
-		"private":          write("priv-as-pub.pem", "PRIVATE KEY", pkcs8, 0o600),
-		"garbage":          write("garbagepub.pem", "PUBLIC KEY", []byte("nope"), 0o644),
-		"certificate type": write("cert.pem", "CERTIFICATE", pkix, 0o644),
-	} {
-		if _, err := LoadRSAPublicPEM(path, nil); err == nil {
-			t.Errorf("LoadRSAPublicPEM %s: loaded", name)
-		}
+	if got, err := full.Unwrap(ctx, keys, nil); err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("Unwrap: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "empty.pem"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	if _, err := LoadRSAPrivatePEM(write("open.pem", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), 0o644), nil); err == nil {
+		t.Error("loaded a private key file readable by others")
 	}
-	if _, err := LoadRSAPublicPEM(filepath.Join(dir, "empty.pem"), nil); err == nil {
-		t.Error("empty file loaded")
-	}
-	if _, err := LoadRSAPrivatePEM(filepath.Join(dir, "missing.pem"), nil); !errors.Is(err, os.ErrNotExist) {
+	if _, err := LoadRSAPublicPEM(filepath.Join(dir, "missing.pem"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -355,51 +313,24 @@ func TestRSAAudit(t *testing.T) {
 	audit.assertNoSecrets(t, dek, priv.D.Bytes(), priv.Primes[0].Bytes())
 }
 
-// wycheproofRSAOAEP256 loads the Wycheproof RSA-OAEP (SHA-256, MGF1-SHA-256)
-// vectors, whose single 2048-bit key the fuzz targets reuse.
-type wycheproofOAEPTest struct {
-	TcID    int `json:"tcId"`
-	Comment string
-	Msg     string
-	Ct      string
-	Label   string
-	Result  string
-	Flags   []string
-}
-
-func loadWycheproofRSAOAEP256(t testing.TB) (*rsa.PrivateKey, []wycheproofOAEPTest) {
+// loadWycheproofRSAOAEP256 returns the key and vectors of the Wycheproof
+// RSA-OAEP (SHA-256, MGF1-SHA-256) file, whose single 2048-bit key the fuzz
+// targets reuse.
+func loadWycheproofRSAOAEP256(t testing.TB) (*rsa.PrivateKey, []wycheproof.Test) {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/wycheproof/rsa_oaep_2048_sha256_mgf1sha256_test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		TestGroups []struct {
-			KeySize          int
-			Sha, Mgf, MgfSha string
-			PrivateKeyPkcs8  string
-			Tests            []wycheproofOAEPTest
-		}
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
-	}
+	file := wycheproof.Load(t, wycheproof.RSAOAEPSHA256)
 	if len(file.TestGroups) != 1 {
 		t.Fatalf("%d test groups, want 1", len(file.TestGroups))
 	}
 	g := file.TestGroups[0]
-	if g.KeySize != 2048 || g.Sha != "SHA-256" || g.Mgf != "MGF1" || g.MgfSha != "SHA-256" {
-		t.Fatalf("unexpected group %d %s %s %s", g.KeySize, g.Sha, g.Mgf, g.MgfSha)
+	if g.KeySize != 2048 || g.SHA != "SHA-256" || g.MGF != "MGF1" || g.MGFSHA != "SHA-256" {
+		t.Fatalf("unexpected group %d %s %s %s", g.KeySize, g.SHA, g.MGF, g.MGFSHA)
 	}
-	der, err := hex.DecodeString(g.PrivateKeyPkcs8)
+	priv, err := g.RSAPrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.(*rsa.PrivateKey), g.Tests
+	return priv, g.Tests
 }
 
 // TestRSAOAEPWycheproof drives rsaOAEP256Open, the decryption the RSA
@@ -408,12 +339,7 @@ func TestRSAOAEPWycheproof(t *testing.T) {
 	priv, tests := loadWycheproofRSAOAEP256(t)
 	var valid, invalid int
 	for _, tc := range tests {
-		ct, err1 := hex.DecodeString(tc.Ct)
-		msg, err2 := hex.DecodeString(tc.Msg)
-		label, err3 := hex.DecodeString(tc.Label)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			t.Fatal(err)
-		}
+		ct, msg, label := tc.CT, tc.Msg, tc.Label
 		pt, err := rsaOAEP256Open(priv, ct, label)
 		switch tc.Result {
 		case "valid":
@@ -442,13 +368,11 @@ func TestRSAOAEPWycheproof(t *testing.T) {
 	k := mustNewRSAPrivate(t, priv, nil)
 	var throughKeyring int
 	for _, tc := range tests {
-		msg, _ := hex.DecodeString(tc.Msg)
-		ct, _ := hex.DecodeString(tc.Ct)
-		if tc.Result != "valid" || tc.Label != "" || len(msg) != 32 {
+		if !tc.Valid() || len(tc.Label) != 0 || len(tc.Msg) != 32 {
 			continue
 		}
-		got, err := k.Unwrap(context.Background(), []WrappedKey{{ProviderRSA, k.KeyID(), AlgorithmRSA, ct}}, nil)
-		if err != nil || !bytes.Equal(got, msg) {
+		got, err := k.Unwrap(context.Background(), []WrappedKey{{ProviderRSA, k.KeyID(), AlgorithmRSA, tc.CT}}, nil)
+		if err != nil || !bytes.Equal(got, tc.Msg) {
 			t.Errorf("tcId %d through the keyring: %v", tc.TcID, err)
 		}
 		throughKeyring++

@@ -9,6 +9,8 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // The provider and algorithm names of the Tink keyring, as recorded in its
@@ -41,6 +43,9 @@ type TinkOptions struct {
 	// MaxWrappedKeys caps how many wrapped keys Unwrap accepts before it
 	// looks at any of them. Zero means DefaultMaxWrappedKeys.
 	MaxWrappedKeys int
+	// MaxAttempts caps how many of its own wrapped keys one Unwrap hands
+	// to the AEAD. Zero means DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // TinkAEAD is a keyring whose key-encryption key is a Tink AEAD: a primitive
@@ -52,10 +57,11 @@ type TinkOptions struct {
 //
 // TinkAEAD is safe for concurrent use if the Tink AEAD is (Tink's are).
 type TinkAEAD struct {
-	aead   tink.AEAD
-	keyID  string
-	logger *slog.Logger
-	max    int
+	aead        tink.AEAD
+	keyID       string
+	logger      *slog.Logger
+	max         int
+	maxAttempts int
 }
 
 // NewTinkAEAD returns a keyring over a. keyID names the key in the wrapped
@@ -81,7 +87,7 @@ func NewTinkAEAD(a tink.AEAD, keyID string, opts *TinkOptions) (*TinkAEAD, error
 	if opts == nil {
 		opts = &TinkOptions{}
 	}
-	return &TinkAEAD{aead: a, keyID: keyID, logger: opts.Logger, max: opts.MaxWrappedKeys}, nil
+	return &TinkAEAD{aead: a, keyID: keyID, logger: opts.Logger, max: opts.MaxWrappedKeys, maxAttempts: opts.MaxAttempts}, nil
 }
 
 // KeyID returns the key id given to NewTinkAEAD.
@@ -125,28 +131,41 @@ func (k *TinkAEAD) Wrap(ctx context.Context, dek []byte, ec Context) (keys []Wra
 	return []WrappedKey{{Provider: ProviderTink, KeyID: k.keyID, Algorithm: AlgorithmTink, Ciphertext: ct}}, nil
 }
 
-// Unwrap tries, in order, the wrapped keys with this keyring's key id and
-// returns the data key of the first that the Tink AEAD decrypts under ec.
-// Otherwise it returns a *NoMatchError.
+// Unwrap tries, in order, the wrapped keys with this keyring's key id, at
+// most MaxAttempts of them, and returns the data key of the first that the
+// Tink AEAD decrypts under ec. Otherwise it returns a *NoMatchError. A Tink
+// AEAD's errors do not say whether a remote KMS failed or the ciphertext is
+// not its own, so every failure counts as the latter: the attempt limit
+// alone bounds the calls.
 func (k *TinkAEAD) Unwrap(ctx context.Context, keys []WrappedKey, ec Context) ([]byte, error) {
-	if err := checkCount(keys, k.max); err != nil {
-		return nil, err
-	}
+	dek, _, err := k.unwrapChecked(ctx, keys, ec, nil)
+	return dek, err
+}
+
+func (k *TinkAEAD) unwrapChecked(ctx context.Context, keys []WrappedKey, ec Context, check func([]byte) error) ([]byte, int, error) {
 	aad, err := tinkAAD(ec)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return unwrapOwned(ctx, k.logger, ProviderTink, k.keyID, keys, func(wk WrappedKey) ([]byte, error) {
-		if wk.Algorithm != AlgorithmTink {
-			return nil, fmt.Errorf("keyring: unsupported algorithm %q for %s", wk.Algorithm, ProviderTink)
-		}
-		if len(wk.Ciphertext) > maxTinkCiphertext {
-			return nil, fmt.Errorf("keyring: %s wrapped key of %d bytes, at most %d accepted", ProviderTink, len(wk.Ciphertext), maxTinkCiphertext)
-		}
-		dek, err := k.aead.Decrypt(wk.Ciphertext, aad)
-		if err != nil {
-			return nil, fmt.Errorf("keyring: Tink AEAD decrypt: %w", err)
-		}
-		return dek, nil
-	})
+	l := leaf{
+		provider: ProviderTink, logger: k.logger, maxKeys: k.max, maxAttempts: k.maxAttempts,
+		owns: func(wk WrappedKey) bool { return wk.Provider == ProviderTink && wk.KeyID == k.keyID },
+		precheck: func(wk WrappedKey) error {
+			if wk.Algorithm != AlgorithmTink {
+				return fmt.Errorf("keyring: unsupported algorithm %s for %s", untrusted.Quote(wk.Algorithm), ProviderTink)
+			}
+			if len(wk.Ciphertext) > maxTinkCiphertext {
+				return fmt.Errorf("keyring: %s wrapped key of %d bytes, at most %d accepted", ProviderTink, len(wk.Ciphertext), maxTinkCiphertext)
+			}
+			return nil
+		},
+		open: func(wk WrappedKey) ([]byte, error) {
+			dek, err := k.aead.Decrypt(wk.Ciphertext, aad)
+			if err != nil {
+				return nil, fmt.Errorf("keyring: Tink AEAD decrypt: %w", err)
+			}
+			return dek, nil
+		},
+	}
+	return l.unwrap(ctx, keys, check)
 }

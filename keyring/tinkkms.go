@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/geoseal/geoseal/internal/kvurl"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // TinkKeyVaultScheme starts the Tink key URIs of Azure Key Vault and Managed
@@ -38,7 +39,7 @@ const (
 	tinkKVLabel   = "geoseal tink azure-keyvault AEAD v1\x00"
 	// maxTinkKVWrapped bounds the wrapped key: an RSA-OAEP ciphertext under
 	// a 16384-bit key.
-	maxTinkKVWrapped  = maxKeyVaultRSABits / 8
+	maxTinkKVWrapped  = maxRSABits / 8
 	tinkKVGCMOverhead = 12 + 16
 )
 
@@ -72,7 +73,7 @@ var (
 // options in opts.ClientOptions.
 func NewTinkKMSClient(keyURIPrefix string, cred azcore.TokenCredential, opts *KeyVaultOptions) (registry.KMSClient, error) {
 	if !strings.HasPrefix(keyURIPrefix, TinkKeyVaultScheme) {
-		return nil, fmt.Errorf("keyring: Tink key URI prefix %q does not start with %s", truncateForError(keyURIPrefix), TinkKeyVaultScheme)
+		return nil, fmt.Errorf("keyring: Tink key URI prefix %s does not start with %s", untrusted.Quote(keyURIPrefix), TinkKeyVaultScheme)
 	}
 	if cred == nil {
 		return nil, errors.New("keyring: NewTinkKMSClient needs a credential")
@@ -102,7 +103,7 @@ func (c *tinkKMSClient) Supported(keyURI string) bool {
 
 func (c *tinkKMSClient) keyURL(keyURI string) (string, error) {
 	if !strings.HasPrefix(keyURI, c.prefix) {
-		return "", fmt.Errorf("keyring: Tink key URI %q is not under the client's prefix %q", truncateForError(keyURI), c.prefix)
+		return "", fmt.Errorf("keyring: Tink key URI %s is not under the client's prefix %s", untrusted.Quote(keyURI), untrusted.Quote(c.prefix))
 	}
 	keyURL := "https://" + strings.TrimPrefix(keyURI, TinkKeyVaultScheme)
 	if _, _, _, err := kvurl.Parse(keyURL); err != nil {

@@ -64,6 +64,17 @@ type Region struct {
 	Restricted bool `json:"restricted,omitempty"`
 	// Retired marks regions that no longer accept data.
 	Retired bool `json:"retired,omitempty"`
+	// PairConfirmed says Microsoft's own region-pair documentation lists
+	// Pair for this region. When ARM does not report an account's secondary
+	// and the guard has to infer it from Pair, an unconfirmed pair is
+	// refused under every policy but Unrestricted: a guessed secondary is
+	// not a known one.
+	PairConfirmed bool `json:"pair_confirmed,omitempty"`
+	// Unconfirmed marks a region that could not be found in Microsoft's
+	// own region lists (it was seen in tooling or announcements). It is
+	// still judged by its country; the mark tells a reviewer the entry is
+	// weaker evidence.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 	// Note says anything a reviewer should know about this entry.
 	Note string `json:"note,omitempty"`
 }
@@ -285,6 +296,9 @@ func validateRegion(r Region) error {
 	}
 	if r.Pair == r.Name {
 		return fmt.Errorf("region %q: paired with itself", r.Name)
+	}
+	if r.PairConfirmed && r.Pair == "" {
+		return fmt.Errorf("region %q: pair_confirmed without a pair", r.Name)
 	}
 	return nil
 }

@@ -108,7 +108,11 @@ func TestCatalogCoverage(t *testing.T) {
 		{"chilecentral", "CL", CloudPublic, "", false, false},
 		{"taiwannorth", "TW", CloudPublic, "", false, false},
 		{"usgovvirginia", "US", CloudGovernment, "usgovtexas", false, false},
-		{"usgovtexas", "US", CloudGovernment, "usgovarizona", false, false},
+		{"usgovtexas", "US", CloudGovernment, "usgovvirginia", false, false},
+		{"indiasouthcentral", "IN", CloudPublic, "centralindia", false, false},
+		{"eastusstg", "US", CloudPublic, "southcentralusstg", true, false},
+		{"southcentralusstg", "US", CloudPublic, "eastusstg", true, false},
+		{"denmarkeast", "DK", CloudPublic, "", false, false},
 		{"usgovarizona", "US", CloudGovernment, "usgovtexas", false, false},
 		{"usdodcentral", "US", CloudGovernment, "usdodeast", false, false},
 		{"usdodeast", "US", CloudGovernment, "usdodcentral", false, false},
@@ -131,6 +135,55 @@ func TestCatalogCoverage(t *testing.T) {
 			t.Errorf("%s = %+v; want country %s cloud %s pair %q restricted %v retired %v",
 				w.name, r, w.country, w.cloud, w.pair, w.restricted, w.retired)
 		}
+	}
+}
+
+// TestCatalogConfirmation pins which entries Microsoft's own lists confirm
+// (checked 2026-12-01; see the sources in data/regions.json): pairs the
+// guard may infer a secondary from, and regions kept but marked
+// unconfirmed.
+func TestCatalogConfirmation(t *testing.T) {
+	c := DefaultCatalog()
+	for _, tc := range []struct {
+		name                       string
+		pairConfirmed, unconfirmed bool
+	}{
+		{"eastus", true, false},
+		{"southeastasia", true, false},
+		{"brazilsouth", true, false},
+		{"westus3", true, false},
+		{"indiasouthcentral", true, false},
+		{"usgovtexas", true, false},
+		{"usgovvirginia", true, false},
+		{"usgovarizona", true, false},
+		{"chinanorth3", true, false},
+		{"swedencentral", true, false},
+		{"swedensouth", false, false}, // named as a pair, its own pair back is not listed
+		{"usdodeast", false, false},
+		{"eastusstg", false, true},
+		{"southcentralusstg", false, true},
+		{"centraluseuap", false, true},
+		{"jioindiawest", false, true},
+		{"taiwannorth", false, true},
+		{"taiwannorthwest", false, true},
+		{"israelnorthwest", false, true},
+		{"malaysiasouth", false, true},
+		{"denmarkeast", false, false},
+	} {
+		r, ok := c.Region(tc.name)
+		if !ok {
+			t.Errorf("%s: missing", tc.name)
+			continue
+		}
+		if r.PairConfirmed != tc.pairConfirmed || r.Unconfirmed != tc.unconfirmed {
+			t.Errorf("%s: pair_confirmed %v unconfirmed %v; want %v %v", tc.name, r.PairConfirmed, r.Unconfirmed, tc.pairConfirmed, tc.unconfirmed)
+		}
+		if r.Unconfirmed && r.Note == "" {
+			t.Errorf("%s: unconfirmed without a note saying why", tc.name)
+		}
+	}
+	if _, err := parseCatalog([]byte(`{"format":"geoseal-regions/1","as_of":"2026-01-01","regions":[{"name":"a","display_name":"A","country":"US","cloud":"AzureCloud","pair":"","pair_confirmed":true}]}`), policiesJSON); err == nil {
+		t.Error("pair_confirmed without a pair accepted")
 	}
 }
 

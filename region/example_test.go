@@ -33,7 +33,7 @@ func ExampleGuard_Check() {
 	// allowed: false
 	// primary: southeastasia SG allowed-country
 	// secondary: eastasia HK as CN denied-country
-	// refused: secondary region eastasia is in Hong Kong SAR (China), which ITAR 22 CFR 126.1(d)(1) proscribes
+	// region: refused: secondary region eastasia is in Hong Kong SAR (China), which ITAR 22 CFR 126.1(d)(1) proscribes
 }
 
 // CheckURL also checks that the endpoint's cloud matches the regions; the

@@ -2,6 +2,7 @@ package region
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,8 +15,11 @@ import (
 func TestCheckURL(t *testing.T) {
 	itar, _ := LoadPolicy("itar")
 	usOnly, _ := LoadPolicy("us-only")
-	armLRS := func(t *testing.T, region string) Resolver {
-		return ARM(newFakeClient(t, &fakeAccount{primary: region, sku: armstorage.SKUNameStandardLRS}), "rg", "acct", nil)
+	armLRS := func(t *testing.T, region, blobURL string) Resolver {
+		f := newFakeARM()
+		f.addAccount("acct", region, "", armstorage.SKUNameStandardLRS)
+		f.edit("acct", func(a *armstorage.Account) { a.Properties.PrimaryEndpoints.Blob = &blobURL })
+		return f.resolver(t, "acct", 0)
 	}
 	for _, tc := range []struct {
 		name      string
@@ -23,19 +27,21 @@ func TestCheckURL(t *testing.T) {
 		resolver  func(t *testing.T) Resolver
 		endpoint  string
 		allowed   bool
-		rule      string
+		rule      Rule
 		wantCloud string
 	}{
 		{"public endpoint, public region", itar, func(*testing.T) Resolver { return Static("eastus", "westus") },
 			"https://acct.blob.core.windows.net/", true, RuleAllowedCountry, "AzureCloud"},
 		{"gov endpoint, gov region", usOnly, func(*testing.T) Resolver { return Static("usgovvirginia", "usgovtexas") },
 			"https://acct.blob.core.usgovcloudapi.net", true, RuleAllowListed, "AzureUSGovernment"},
-		{"gov endpoint via ARM", itar, func(t *testing.T) Resolver { return armLRS(t, "usgovarizona") },
+		{"gov endpoint via ARM", itar, func(t *testing.T) Resolver {
+			return armLRS(t, "usgovarizona", "https://acct.blob.core.usgovcloudapi.net/")
+		},
 			"https://acct.blob.core.usgovcloudapi.net/c/b", true, RuleAllowedCountry, "AzureUSGovernment"},
 		{"public endpoint, gov region: contradiction", itar, func(*testing.T) Resolver { return Static("usgovvirginia", "") },
 			"https://acct.blob.core.windows.net", false, RuleCloudMismatch, "AzureCloud"},
 		{"gov endpoint, secondary in public cloud", itar, func(*testing.T) Resolver { return Static("usgovvirginia", "eastus") },
-			"https://acct.blob.core.usgovcloudapi.net", false, RuleCloudMismatch, "AzureUSGovernment"},
+			"https://acct.blob.core.usgovcloudapi.net", false, RuleCrossCloud, "AzureUSGovernment"},
 		{"china endpoint, china region: country refusal first", itar, func(*testing.T) Resolver { return Static("chinaeast2", "") },
 			"https://acct.blob.core.chinacloudapi.cn", false, RuleDeniedCountry, "AzureChinaCloud"},
 		{"china endpoint, declared public region", itar, func(*testing.T) Resolver { return Static("eastus", "") },
@@ -48,7 +54,7 @@ func TestCheckURL(t *testing.T) {
 			"http://[::1]:10000/devstoreaccount1", true, RuleAllowedCountry, EndpointLoopback},
 		{"azurite with Static still checks the declared regions", itar, func(*testing.T) Resolver { return Static("southeastasia", "eastasia") },
 			"http://127.0.0.1:10000/devstoreaccount1", false, RuleDeniedCountry, EndpointLoopback},
-		{"loopback with ARM", itar, func(t *testing.T) Resolver { return armLRS(t, "eastus") },
+		{"loopback with ARM", itar, func(t *testing.T) Resolver { return armLRS(t, "eastus", acctURL) },
 			"http://127.0.0.1:10000/devstoreaccount1", false, RuleEmulator, EndpointLoopback},
 		{"unknown host", itar, func(*testing.T) Resolver { return Static("eastus", "") },
 			"https://storage.example.com/", false, RuleCloudMismatch, ""},
@@ -122,7 +128,7 @@ func TestCustomPolicyInCode(t *testing.T) {
 	for _, tc := range []struct {
 		primary, secondary string
 		allowed            bool
-		rule               string
+		rule               Rule
 	}{
 		{"germanywestcentral", "germanynorth", true, RuleAllowListed},
 		{"northeurope", "", true, RuleAllowListed},
@@ -169,7 +175,7 @@ func TestDecisionLogAndJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 		t.Fatalf("log record: %v: %s", err, buf.Bytes())
 	}
-	if rec["level"] != "WARN" || rec["allowed"] != false || rec["secondary"] != "eastasia" || rec["rule"] != RuleDeniedCountry {
+	if rec["level"] != "WARN" || rec["allowed"] != false || rec["secondary"] != "eastasia" || rec["rule"] != string(RuleDeniedCountry) {
 		t.Errorf("log record %v", rec)
 	}
 	js, err := json.Marshal(d)
@@ -182,5 +188,97 @@ func TestDecisionLogAndJSON(t *testing.T) {
 		if _, ok := back[k]; !ok {
 			t.Errorf("decision JSON lacks %q: %s", k, js)
 		}
+	}
+}
+
+// TestDeclaredLocations covers what Decide and a Static guard say about
+// declared locations: impossible topologies, inferred secondaries, the
+// not-geo-replicated note and declared key vaults.
+func TestDeclaredLocations(t *testing.T) {
+	itar, _ := LoadPolicy("itar")
+	usOnly, _ := LoadPolicy("us-only")
+	for _, tc := range []struct {
+		name    string
+		policy  *Policy
+		loc     Location
+		keys    []Resolver
+		allowed bool
+		rule    Rule
+		text    string
+	}{
+		{"secondary in another cloud", usOnly, Location{Primary: "usgovvirginia", Secondary: "eastus", GeoReplicated: true, Source: SourceStatic},
+			nil, false, RuleCrossCloud, "geo-replication never crosses clouds"},
+		{"secondary in China for a public primary", itar, Location{Primary: "eastus", Secondary: "chinanorth", GeoReplicated: true, Source: SourceStatic},
+			nil, false, RuleDeniedCountry, "chinanorth"},
+		{"not geo-replicated: the decision says so", itar, Location{Primary: "eastus", Source: SourceStatic},
+			nil, true, RuleAllowedCountry, "declared as not geo-replicated (region.Static(primary, \"\")); if it is GRS, RA-GRS, GZRS or RA-GZRS, declare its secondary"},
+		{"not geo-replicated and refused: still said", itar, Location{Primary: "chinaeast", Source: SourceStatic},
+			nil, false, RuleDeniedCountry, "--arm-account"},
+		{"inferred secondary, confirmed pair", usOnly, Location{Primary: "usgovtexas", GeoReplicated: true, Source: SourceStatic},
+			nil, true, RuleAllowListed, "(inferred: no secondary was reported, so the catalog pair of usgovtexas was assumed)"},
+		{"inferred secondary, unconfirmed pair", itar, Location{Primary: "jioindiacentral", GeoReplicated: true, Source: SourceStatic},
+			nil, false, RuleInferredSecondary, "\"pair_confirmed\": true"},
+		{"inferred secondary, unconfirmed pair, unrestricted", Unrestricted(), Location{Primary: "jioindiacentral", GeoReplicated: true, Source: SourceStatic},
+			nil, true, RuleUnrestricted, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := NewGuard(tc.policy, Static("eastus", ""), &GuardOptions{KeyVaults: tc.keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := g.Decide(tc.loc)
+			checkDecision(t, tc.name, d, err, tc.allowed)
+			text := d.Reason
+			if err != nil {
+				text = err.Error()
+			}
+			if d.Rule != tc.rule || !strings.Contains(text, tc.text) {
+				t.Errorf("rule %s, text %q; want %s and %q", d.Rule, text, tc.rule, tc.text)
+			}
+		})
+	}
+
+	// A declared key vault: its pair counts (Key Vault replicates there).
+	for _, tc := range []struct {
+		vault   string
+		allowed bool
+		rule    Rule
+	}{
+		{"eastus", true, RuleAllowedCountry},
+		{"southeastasia", false, RuleDeniedCountry}, // replicated to eastasia (Hong Kong)
+		{"westus3", true, RuleAllowedCountry},       // not replicated across regions
+		{"atlantis", false, RuleUnknownRegion},
+	} {
+		g, _ := NewGuard(itar, Static("eastus", ""), &GuardOptions{KeyVaults: []Resolver{StaticKeyVault(tc.vault)}})
+		d, err := g.Check(t.Context())
+		checkDecision(t, "key vault "+tc.vault, d, err, tc.allowed)
+		if !tc.allowed && d.Rule != tc.rule {
+			t.Errorf("key vault %s: rule %s; want %s", tc.vault, d.Rule, tc.rule)
+		}
+		if tc.vault == "southeastasia" && !strings.Contains(err.Error(), "(inferred: Key Vault replicates a vault to its region's pair, and the catalog pairs southeastasia with eastasia)") {
+			t.Errorf("key vault %s: the refusal does not say why eastasia counts: %v", tc.vault, err)
+		}
+		if len(d.KeyLocations) != 1 || len(d.Copies) == 0 || d.Copies[0].Holder != "key vault (declared)" {
+			t.Errorf("key vault %s: key locations %+v copies %+v", tc.vault, d.KeyLocations, d.Copies)
+		}
+	}
+	if _, err := NewGuard(itar, Static("eastus", ""), &GuardOptions{KeyVaults: []Resolver{nil}}); err == nil {
+		t.Error("nil key vault resolver accepted")
+	}
+}
+
+// emptyResolver answers with an empty location and no error: a broken
+// resolver of the caller's own.
+type emptyResolver struct{}
+
+func (emptyResolver) Resolve(context.Context) (Location, error) { return Location{}, nil }
+
+func TestEmptyKeyLocationIsRefused(t *testing.T) {
+	itar, _ := LoadPolicy("itar")
+	g, _ := NewGuard(itar, Static("eastus", ""), &GuardOptions{KeyVaults: []Resolver{emptyResolver{}}})
+	d, err := g.Check(t.Context())
+	checkDecision(t, "empty key location", d, err, false)
+	if d.Rule != RuleUnresolved || !strings.Contains(err.Error(), "the resolver reported no region") {
+		t.Fatalf("rule %s: %v", d.Rule, err)
 	}
 }

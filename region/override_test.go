@@ -39,7 +39,7 @@ func TestOverrideApplies(t *testing.T) {
 	for _, tc := range []struct {
 		loc     Location
 		allowed bool
-		rule    string
+		rule    Rule
 	}{
 		// A region added by the override, geo-replicated to its declared pair.
 		{Location{Primary: "chilenorth", GeoReplicated: true, Secondary: "chilecentral"}, true, RuleAllowedCountry},
@@ -57,10 +57,12 @@ func TestOverrideApplies(t *testing.T) {
 			t.Errorf("%+v: rule %s; want %s", tc.loc, d.Rule, tc.rule)
 		}
 	}
-	// The ARM resolver uses the override's pair.
-	r := ARM(newFakeClient(t, &fakeAccount{primary: "mexicocentral", sku: "Standard_GRS"}), "rg", "acct", &ARMOptions{Catalog: cat})
-	if loc, err := r.Resolve(t.Context()); err != nil || loc.Secondary != "southcentralus" || loc.SecondarySource != SecondaryPair {
-		t.Fatalf("ARM with override catalog: %+v, %v", loc, err)
+	// The guard infers an unreported secondary from the override's pair,
+	// and refuses it: the override does not confirm the pair.
+	g, _ := NewGuard(itar, Static("eastus", ""), &GuardOptions{Catalog: cat})
+	d, err := g.Decide(Location{Primary: "mexicocentral", GeoReplicated: true, Source: SourceARM, AllowCrossTenantReplication: new(bool)})
+	if d == nil || d.Secondary == nil || d.Secondary.Region != "southcentralus" || !d.Secondary.Inferred || d.Rule != RuleInferredSecondary {
+		t.Fatalf("inferred from the override's pair: %+v, %v", d, err)
 	}
 	// The built-in itar is unchanged.
 	orig, _ := LoadPolicy("itar")

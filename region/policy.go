@@ -74,8 +74,8 @@ type CountryAlias struct {
 	Note      string `json:"note,omitempty"`
 }
 
-// UnrestrictedName is the name of the Unrestricted policy.
-const UnrestrictedName = "unrestricted (NOT for export-controlled data)"
+// unrestrictedName is the name of the Unrestricted policy.
+const unrestrictedName = "unrestricted (NOT for export-controlled data)"
 
 // Unrestricted returns the explicit allow-all policy, for data that is NOT
 // under export control. It allows every region, known or not; the guard
@@ -83,7 +83,7 @@ const UnrestrictedName = "unrestricted (NOT for export-controlled data)"
 // EAR or ITAR data defeats the purpose of the guard.
 func Unrestricted() *Policy {
 	return &Policy{
-		Name:         UnrestrictedName,
+		Name:         unrestrictedName,
 		Authority:    "geoseal",
 		Title:        "No storage restriction: only for data that is not export-controlled",
 		Citation:     "none: data not subject to the EAR or the ITAR",
@@ -225,25 +225,45 @@ func (p *Policy) clone() *Policy {
 	return &q
 }
 
-// Rules name why a region was allowed or refused. They appear in Decision
-// and RegionVerdict, in JSON output and in logs; their text is stable.
+// A Rule names why the guard allowed or refused: a region's verdict, or a
+// property of the account (a failover, cross-tenant replication, an
+// endpoint that is not the account's). Rules appear in Verdict, Refusal and
+// Decision, in JSON output and in logs; their text is stable.
+type Rule string
+
+// Rules about one region.
 const (
-	RuleAllowedCountry   = "allowed-country"   // country not denied (deny-list policy)
-	RuleAllowListed      = "allow-listed"      // country or region on the allow-list
-	RuleUnrestricted     = "unrestricted"      // Unrestricted policy
-	RuleDeniedCountry    = "denied-country"    // country on the deny-list
-	RuleDeniedRegion     = "denied-region"     // region on the deny-list
-	RuleNotAllowListed   = "not-allow-listed"  // allow-list policy, not on it
-	RuleUnknownRegion    = "unknown-region"    // not in the catalog
-	RuleUnknownSecondary = "unknown-secondary" // geo-replicated, secondary unknown
-	RuleCloudMismatch    = "cloud-mismatch"    // endpoint cloud != region cloud
-	RuleEmulator         = "emulator-endpoint" // loopback endpoint
+	RuleAllowedCountry   Rule = "allowed-country"   // country not denied (deny-list policy)
+	RuleAllowListed      Rule = "allow-listed"      // country or region on the allow-list
+	RuleUnrestricted     Rule = "unrestricted"      // Unrestricted policy
+	RuleDeniedCountry    Rule = "denied-country"    // country on the deny-list
+	RuleDeniedRegion     Rule = "denied-region"     // region on the deny-list
+	RuleNotAllowListed   Rule = "not-allow-listed"  // allow-list policy, not on it
+	RuleUnknownRegion    Rule = "unknown-region"    // not in the catalog
+	RuleUnknownSecondary Rule = "unknown-secondary" // geo-replicated, secondary unknown
+	// RuleInferredSecondary: ARM did not say where the copy is, the
+	// catalog pair was assumed, and Microsoft does not confirm that pair.
+	RuleInferredSecondary Rule = "inferred-secondary"
+	// RuleCrossCloud: a secondary in another cloud than its primary, which
+	// geo-replication never does: the declared or reported topology is wrong.
+	RuleCrossCloud Rule = "cross-cloud-replica"
+)
+
+// Rules about the account, the endpoint and the keys.
+const (
+	RuleCloudMismatch   Rule = "cloud-mismatch"       // endpoint cloud != region cloud
+	RuleEmulator        Rule = "emulator-endpoint"    // loopback endpoint
+	RuleForeignEndpoint Rule = "foreign-endpoint"     // endpoint is not one of the account's own
+	RuleFailover        Rule = "failover-in-progress" // the primary is about to move
+	RuleConversion      Rule = "conversion-unknown"   // SKU conversion or migration to an SKU ARM does not name
+	RuleCrossTenant     Rule = "cross-tenant-replication"
+	RuleUnresolved      Rule = "unresolved" // something the resolver could not find out (a replication destination, a key's vault)
 )
 
 // judge decides one region under p. r is the catalog entry; known is false
 // when the name is not in the catalog (r then has only Name set).
-func (p *Policy) judge(role, name string, r Region, known bool, catalogAsOf string) RegionVerdict {
-	v := RegionVerdict{Role: role, Region: name}
+func (p *Policy) judge(role, name string, r Region, known bool, catalogAsOf string) Verdict {
+	v := Verdict{Role: role, Region: name}
 	if known {
 		v.Region = r.Name
 		v.DisplayName = r.DisplayName

@@ -140,7 +140,7 @@ func TestSpotChecks(t *testing.T) {
 	for _, tc := range []struct {
 		policy, primary, secondary string
 		allowed                    bool
-		rule                       string
+		rule                       Rule
 	}{
 		{"itar", "southeastasia", "eastasia", false, RuleDeniedCountry}, // the GRS trap
 		{"ear", "southeastasia", "eastasia", false, RuleDeniedCountry},
@@ -182,8 +182,8 @@ func TestSpotChecks(t *testing.T) {
 // Singapore account replicates to Hong Kong.
 func TestTrapMessage(t *testing.T) {
 	for _, tc := range []struct{ policy, want string }{
-		{"itar", "refused: secondary region eastasia is in Hong Kong SAR (China), which ITAR 22 CFR 126.1(d)(1) proscribes"},
-		{"ear", "refused: secondary region eastasia is in Hong Kong SAR (China), which EAR 15 CFR 740 Supp. No. 1 (Country Group D:5) proscribes"},
+		{"itar", "region: refused: secondary region eastasia is in Hong Kong SAR (China), which ITAR 22 CFR 126.1(d)(1) proscribes"},
+		{"ear", "region: refused: secondary region eastasia is in Hong Kong SAR (China), which EAR 15 CFR 740 Supp. No. 1 (Country Group D:5) proscribes"},
 	} {
 		p, _ := LoadPolicy(tc.policy)
 		g, _ := NewGuard(p, Static("southeastasia", "eastasia"), nil)

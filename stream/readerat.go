@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/geoseal/geoseal/internal/rangesrc"
 )
 
 // ReaderAt decrypts any range of a stream held in an io.ReaderAt, reading
@@ -37,13 +35,6 @@ func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*Reade
 	r, err := newReaderAt(src, size, key, opts)
 	if err != nil {
 		return nil, err
-	}
-	if _, partial := src.(rangesrc.Partial); partial {
-		// The blob client's ranged reads hold only the chunks of their
-		// range; the final chunk is authenticated only by a read that
-		// reaches it (see package internal/rangesrc, which code outside
-		// the module cannot import).
-		return r, nil
 	}
 	c := r.getChunk()
 	defer r.bufs.Put(c)

@@ -2,15 +2,12 @@ package stream
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
-
-	"github.com/geoseal/geoseal/internal/rangesrc"
 )
 
 // countingReaderAt records which chunks ReadAt calls touch.
@@ -152,59 +149,4 @@ func TestReaderAtConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-}
-
-// TestPartialReaderAt opens sources marked rangesrc.Partial, as the blob
-// client's ranged reads do: nothing is read on open, and the guarantees
-// left are those of each chunk.
-func TestPartialReaderAt(t *testing.T) {
-	const cs = MinChunkSize
-	opts := &Options{ChunkSize: cs}
-	pt := plaintext(4*cs+10, 1)
-	ct := encrypt(t, pt, testKey(1), opts, oneWrite)
-	full := int64(cs + 28)
-
-	// It reads nothing on open, and only the chunks a range covers.
-	src := &countingReaderAt{r: bytes.NewReader(ct), encCS: full}
-	ra, err := NewReaderAt(rangesrc.Partial{ReaderAt: src}, int64(len(ct)), testKey(1), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := src.take(); len(got) != 0 {
-		t.Fatalf("NewReaderAt of a rangesrc.Partial read chunks %v", got)
-	}
-	p := make([]byte, 100)
-	if n, err := ra.ReadAt(p, cs+50); n != 100 || err != nil || !bytes.Equal(p, pt[cs+50:cs+150]) {
-		t.Fatalf("ReadAt = %d, %v", n, err)
-	}
-	if got := src.take(); !slices.Equal(got, []int64{1}) {
-		t.Fatalf("ReadAt read chunks %v, want [1]", got)
-	}
-
-	// Cut at a chunk boundary: ranges before the end are still authentic,
-	// a range that reaches the end fails.
-	cut := ct[:2*full]
-	ra, err = NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(cut)}, int64(len(cut)), testKey(1), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := ra.ReadAt(p, 10); n != 100 || err != nil || !bytes.Equal(p, pt[10:110]) {
-		t.Fatalf("ReadAt before the end = %d, %v", n, err)
-	}
-	if n, err := ra.ReadAt(p, 2*cs-50); n != 0 || !errors.Is(err, ErrTruncated) {
-		t.Fatalf("ReadAt at the end = %d, %v; want ErrTruncated", n, err)
-	}
-	// Extended by a chunk: the old final chunk is now in a non-final place.
-	ext := append(bytes.Clone(ct), ct[:full]...)
-	ra, err = NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(ext)}, int64(len(ext)), testKey(1), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := ra.ReadAt(p, 4*cs); n != 0 || err == nil {
-		t.Fatalf("ReadAt of the old final chunk = %d, %v", n, err)
-	}
-	// 4 full chunks and a 28-byte (empty) final chunk is no Writer's output.
-	if _, err := NewReaderAt(rangesrc.Partial{ReaderAt: bytes.NewReader(ct)}, 4*full+28, testKey(1), opts); !errors.Is(err, ErrInvalidSize) {
-		t.Fatalf("impossible size: %v, want ErrInvalidSize", err)
-	}
 }

@@ -608,7 +608,8 @@ func TestBinaryBlob(t *testing.T) {
 	}
 
 	// An Azure CSE v2 blob (a vector of the Python SDK's algorithm), read
-	// through the blob client when --key-id names its key.
+	// through the blob client with --format azure-cse-v2 when --key-id
+	// names its key (TestBinaryGetCSEv2OptIn tests the refusals).
 	v := csev2Vector(t, "2.1/A256KW/java/r100/307")
 	vkek := writeFile(t, filepath.Join(dir, "vkek"), v.kek)
 	if _, err := cc.NewBlockBlobClient("cse").UploadBuffer(ctx, v.ciphertext, &blockblob.UploadBufferOptions{
@@ -616,16 +617,24 @@ func TestBinaryBlob(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	geoseal(t, env, nil, "get", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID).want(t, 0)
-	if !bytes.Equal(readFile(t, out), v.plaintext) {
-		t.Error("get of a CSE v2 blob differs")
+	if fips140.Enforced() {
+		// A local A256KW key runs outside the validated module: refused.
+		r := geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", filepath.Join(dir, "cse.fips"), "--key-file", vkek, "--key-id", v.keyID).want(t, 1)
+		if !strings.Contains(r.stderr, "not approved") {
+			t.Errorf("get of a local-A256KW CSE v2 blob in FIPS 140-only mode: %q", r.stderr)
+		}
+	} else {
+		geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID).want(t, 0)
+		if !bytes.Equal(readFile(t, out), v.plaintext) {
+			t.Error("get of a CSE v2 blob differs")
+		}
+		geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID, "--offset", "150", "--length", "100").want(t, 0)
+		if !bytes.Equal(readFile(t, out), v.plaintext[150:250]) {
+			t.Error("ranged get of a CSE v2 blob differs")
+		}
 	}
-	geoseal(t, env, nil, "get", "--container", "cli", "--blob", "cse", "--out", out, "--key-file", vkek, "--key-id", v.keyID, "--offset", "150", "--length", "100").want(t, 0)
-	if !bytes.Equal(readFile(t, out), v.plaintext[150:250]) {
-		t.Error("ranged get of a CSE v2 blob differs")
-	}
-	r = geoseal(t, env, nil, "get", "--container", "cli", "--blob", "cse", "--out", filepath.Join(dir, "cse.no"), "--key-file", vkek).want(t, 1)
-	if !strings.Contains(r.stderr, "client-side encryption v2") || !strings.Contains(r.stderr, "--key-id") {
+	r = geoseal(t, env, nil, "get", "--format", "azure-cse-v2", "--container", "cli", "--blob", "cse", "--out", filepath.Join(dir, "cse.no"), "--key-file", vkek).want(t, 1)
+	if !strings.Contains(r.stderr, "--key-id is required") {
 		t.Errorf("stderr: %q", r.stderr)
 	}
 
@@ -718,7 +727,8 @@ func TestBinaryCSEv2(t *testing.T) {
 	}
 
 	// Vectors from the Python SDK's algorithm (envelope/csev2/testdata),
-	// read in every FIPS mode.
+	// read outside FIPS 140-only mode, where their local A256KW key is
+	// refused before anything is read.
 	tested := 0
 	for _, name := range []string{"2.1/A256KW/java/r100/307", "invalid/java/swapped-1-2"} {
 		v := csev2Vector(t, name)
@@ -729,6 +739,16 @@ func TestBinaryCSEv2(t *testing.T) {
 		out := filepath.Join(dir, "v.out")
 		os.Remove(out)
 		r := geoseal(t, nil, nil, "decrypt", "--format", "azure-cse-v2", "--metadata", md, "--in", blob, "--out", out, "--key-file", vkek, "--key-id", v.keyID)
+		if fips140.Enforced() {
+			r.want(t, 1)
+			if !strings.Contains(r.stderr, "not approved") {
+				t.Errorf("%s in FIPS 140-only mode: stderr %q", name, r.stderr)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Error("a refused decrypt left its output")
+			}
+			continue
+		}
 		if !v.valid {
 			r.want(t, 1)
 			if !strings.Contains(r.stderr, "out of order") {
@@ -786,8 +806,10 @@ func TestBinaryPKCS11(t *testing.T) {
 }
 
 type cseVector struct {
-	encryptionData, keyID      string
+	encryptionData, keyID      string // keyID: the id of kek
 	ciphertext, plaintext, kek []byte
+	cek                        []byte // the content key the vector's metadata wraps
+	rsaPrivate, rsaKeyID       string // the vectors' RSA key: a PEM file (mode 0600) and its id
 	valid                      bool
 }
 
@@ -798,9 +820,11 @@ func csev2Vector(t *testing.T, name string) cseVector {
 	var vf struct {
 		AESKEK  string `json:"aes_kek"`
 		AESKID  string `json:"aes_kid"`
+		RSAKey  string `json:"rsa_key"`
+		RSAKID  string `json:"rsa_kid"`
 		Vectors []struct {
-			Name, Encryptiondata, Ciphertext, Result string
-			PlaintextSize                            int `json:"plaintext_size"`
+			Name, Encryptiondata, Ciphertext, Result, CEK string
+			PlaintextSize                                 int `json:"plaintext_size"`
 		}
 	}
 	if err := json.Unmarshal(readFile(t, "../../envelope/csev2/testdata/vectors.json"), &vf); err != nil {
@@ -823,7 +847,13 @@ func csev2Vector(t *testing.T, name string) cseVector {
 		for i := range pt {
 			pt[i] = byte(i*31 + i>>11)
 		}
-		return cseVector{v.Encryptiondata, vf.AESKID, ct, pt, kek, v.Result == "valid"}
+		// A private key file must be private (mode 0600) to be read.
+		rsaPEM := writeFile(t, filepath.Join(t.TempDir(), "rsa.pem"), readFile(t, filepath.Join("../../envelope/csev2/testdata", vf.RSAKey)))
+		cek, err := hex.DecodeString(v.CEK)
+		if err != nil {
+			t.Fatalf("vector %s: cek %v", name, err)
+		}
+		return cseVector{v.Encryptiondata, vf.AESKID, ct, pt, kek, cek, rsaPEM, vf.RSAKID, v.Result == "valid"}
 	}
 	t.Fatalf("no vector %s", name)
 	return cseVector{}

@@ -65,7 +65,14 @@ const guardHelp = `Region guard (asked before any byte is sent; see geoseal help
 	--arm-account SUB/RG/ACCOUNT
 	                        ask Azure Resource Manager (subscription id,
 	                        resource group, account name) for the account's
-	                        regions and SKU, with the default credential
+	                        regions, SKU, failover state, object replication
+	                        and settings, with the default credential; the
+	                        vault of every --keyvault key is then located in
+	                        that subscription too (armkeyvault)
+	--keyvault-region REGION
+	                        the region of the vault holding the --keyvault
+	                        keys, declared (like --primary); its pair counts,
+	                        as Key Vault replicates there
 	--override FILE         a region/policy override file (geoseal-override/1)
 `
 
@@ -103,7 +110,8 @@ Exit status: 0 uploaded, 3 refused by the region policy, 1 any other error.
 var getHelp = `Usage:
 
 	geoseal get --container NAME --blob NAME --out FILE [keys]
-	        [--require-context KEY=VALUE]... [--offset N --length N] [--key-id KID] [--quiet]
+	        [--require-context KEY=VALUE]... [--offset N --length N]
+	        [--format azure-cse-v2 [--key-id KID]] [--quiet]
 
 get downloads the geoseal object in a blob and writes its plaintext to
 --out ("-": stdout). Every chunk is authenticated before any of its bytes
@@ -112,6 +120,7 @@ are written; on any failure get exits 1 with a one-line reason and leaves no
 chunks of the range (plus the final chunk when the range reaches the end).
 Reading stores nothing, so the region guard is not asked.
 
+` + outHelp + `
 ` + containerHelp + `
 Keys (at least one that can unwrap):
 
@@ -122,12 +131,19 @@ Flags:
 	--out FILE                   where to write the plaintext, or - for stdout
 	--require-context KEY=VALUE  refuse an object without this context pair
 	--offset N, --length N       a plaintext range (default: all)
-	--key-id KID                 read Azure client-side encryption v2 blobs (the
-	                             .NET, Java and Python SDKs' format, detected from
-	                             the blob's "encryptiondata" metadata) with
-	                             --key-file (32-byte A256KW key) or --rsa-private
-	                             as the key named KID; a single --keyvault reads
-	                             them without --key-id
+	--format FORMAT              geoseal (default): read geoseal objects only; or
+	                             azure-cse-v2: read Azure client-side encryption
+	                             v2 blobs too (the .NET, Java and Python SDKs'
+	                             format, told apart by the blob's "encryptiondata"
+	                             metadata), with one key: --key-file (32-byte
+	                             A256KW key) or --rsa-private with --key-id, or a
+	                             single --keyvault. With --require-context every
+	                             CSE v2 blob is refused: the format has no context
+	                             to check (nor any authenticated metadata), so it
+	                             cannot hold the pairs required.
+	--allow-cse-v2               the same as --format azure-cse-v2
+	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
+	                             blob's metadata names it
 	--quiet                      no progress report
 
 Exit status: 0, or 1 on any error.
@@ -194,7 +210,7 @@ failed or on any other error.
 type blobFlags struct {
 	container, accountURL, blob         string
 	policy, primary, secondary, armAcct string
-	override                            string
+	keyVaultRegion, override            string
 }
 
 func (b *blobFlags) registerContainer(fs *flag.FlagSet) {
@@ -207,6 +223,7 @@ func (b *blobFlags) registerGuard(fs *flag.FlagSet) {
 	fs.StringVar(&b.primary, "primary", "", "the account's primary region")
 	fs.StringVar(&b.secondary, "secondary", "", "the account's secondary region, if geo-replicated")
 	fs.StringVar(&b.armAcct, "arm-account", "", "SUBSCRIPTION/RESOURCE-GROUP/ACCOUNT to resolve with ARM")
+	fs.StringVar(&b.keyVaultRegion, "keyvault-region", "", "declared region of the --keyvault keys' vault")
 	fs.StringVar(&b.override, "override", "", "region/policy override file")
 }
 
@@ -235,8 +252,10 @@ func (b *blobFlags) containerClient() (*container.Client, error) {
 
 // guard builds the region guard writes are checked with. A read-only
 // command (get) passes write=false and gets an unrestricted guard, which the
-// blob client never consults for reads.
-func (b *blobFlags) guard(write bool) (*region.Guard, error) {
+// blob client never consults for reads. keyVaultURLs are the --keyvault keys
+// the written data keys are wrapped for: their vaults are located with ARM
+// when the account is, or declared with --keyvault-region.
+func (b *blobFlags) guard(write bool, keyVaultURLs []string) (*region.Guard, error) {
 	if !write {
 		return region.NewGuard(region.Unrestricted(), region.Static("", ""), nil)
 	}
@@ -254,6 +273,7 @@ func (b *blobFlags) guard(write bool) (*region.Guard, error) {
 		return nil, err
 	}
 	var res region.Resolver
+	var keyVaults []region.Resolver
 	switch {
 	case b.armAcct != "" && (b.primary != "" || b.secondary != ""):
 		return nil, errors.New("give either --arm-account or --primary/--secondary, not both")
@@ -270,13 +290,22 @@ func (b *blobFlags) guard(write bool) (*region.Guard, error) {
 		if err != nil {
 			return nil, err
 		}
-		res = region.ARM(client, parts[1], parts[2], &region.ARMOptions{Catalog: cat})
+		opts := &region.ARMOptions{Credential: cred, ClientOptions: armClientOptions}
+		res = region.ARM(client, parts[1], parts[2], opts)
+		if b.keyVaultRegion == "" {
+			for _, u := range keyVaultURLs {
+				keyVaults = append(keyVaults, region.KeyVaultARM(cred, parts[0], u, opts))
+			}
+		}
 	case b.primary != "":
 		res = region.Static(b.primary, b.secondary)
 	default:
 		return nil, errors.New("say where the account is: --primary REGION [--secondary REGION], or --arm-account SUB/RG/ACCOUNT")
 	}
-	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat})
+	if b.keyVaultRegion != "" {
+		keyVaults = []region.Resolver{region.StaticKeyVault(b.keyVaultRegion)}
+	}
+	return region.NewGuard(p, res, &region.GuardOptions{Catalog: cat, KeyVaults: keyVaults})
 }
 
 // blobFail prints err on one line and returns 3 for a region refusal,
@@ -296,10 +325,10 @@ func blobFail(stderr io.Writer, cmd string, err error) int {
 
 // decisionJSON is the region decision as put and rewrap print it.
 type decisionJSON struct {
-	Allowed bool   `json:"allowed"`
-	Policy  string `json:"policy"`
-	Reason  string `json:"reason"`
-	Rule    string `json:"rule"`
+	Allowed bool        `json:"allowed"`
+	Policy  string      `json:"policy"`
+	Reason  string      `json:"reason"`
+	Rule    region.Rule `json:"rule"`
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -311,7 +340,7 @@ func printJSON(w io.Writer, v any) error {
 func describeKeys(keys []keyring.WrappedKey) string {
 	var s []string
 	for _, k := range keys {
-		s = append(s, fmt.Sprintf("%s %s (%s)", k.Provider, k.KeyID, k.Algorithm))
+		s = append(s, fmt.Sprintf("%s %s (%s)", quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm)))
 	}
 	return strings.Join(s, ", ")
 }
@@ -344,7 +373,7 @@ func runPut(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		b.blob = filepath.Base(*in)
 	}
-	guard, err := b.guard(true)
+	guard, err := b.guard(true, keys.keyVault)
 	if err != nil {
 		return usageError(stderr, cmd, "%s", oneLine(err))
 	}
@@ -419,6 +448,8 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	offset := fs.Int64("offset", 0, "first plaintext byte")
 	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
 	quiet := fs.Bool("quiet", false, "no progress report")
+	format := fs.String("format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
+	allowCSEv2 := fs.Bool("allow-cse-v2", false, "the same as --format azure-cse-v2")
 	keyID := fs.String("key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
 	keys := keyringFlags{}
 	keys.register(fs)
@@ -430,6 +461,17 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *offset < 0 || *length < -1 {
 		return usageError(stderr, cmd, "--offset and --length must not be negative")
+	}
+	readCSEv2 := *allowCSEv2
+	switch *format {
+	case formatCSEv2:
+		readCSEv2 = true
+	case formatGeoseal:
+	default:
+		return usageError(stderr, cmd, "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+	}
+	if *keyID != "" && !readCSEv2 {
+		return usageError(stderr, cmd, "--key-id needs --format azure-cse-v2")
 	}
 	cc, err := b.containerClient()
 	if err != nil {
@@ -443,15 +485,18 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
-	guard, err := b.guard(false)
+	guard, err := b.guard(false, nil)
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, err)
 	}
-	// Blobs written with Azure client-side encryption v2 are read too when
-	// the keys can serve as its key-encryption key: a single --keyvault,
-	// or --key-id with one --key-file or --rsa-private.
+	// Blobs written with Azure client-side encryption v2 are read only when
+	// asked for: the format authenticates none of its metadata and has no
+	// context, and with an RSA key anyone holding the public key can write
+	// one, so a blob swapped for one must not be read silently. A read
+	// that requires context refuses them whatever the flags say (the blob
+	// client does, with envelope.ErrContextMismatch).
 	var opts0 *blobstore.ClientOptions
-	if *keyID != "" || (len(keys.keyVault) == 1 && len(keys.keyFiles)+len(keys.rsaPrivate)+len(keys.pkcs11Keys) == 0) {
+	if readCSEv2 && len(req.ctx) == 0 {
 		_, resolver, err := cseKEK(ctx, &keys, *keyID, false)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
@@ -499,7 +544,9 @@ func runGet(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // rewrapSetup parses the flags common to rewrap and rewrap-all and builds
 // the client (opened with the current keys) and the new keys.
 func rewrapSetup(ctx context.Context, cmd string, b *blobFlags, keys, to *keyringFlags, cl *closers, stderr io.Writer) (*blobstore.Client, keyring.Wrapper, int) {
-	guard, err := b.guard(true)
+	// The new header is wrapped for the new keys: theirs are the vaults
+	// that will hold the means of decryption.
+	guard, err := b.guard(true, to.keyVault)
 	if err != nil {
 		return nil, nil, usageError(stderr, cmd, "%s", oneLine(err))
 	}
@@ -611,12 +658,13 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		printJSON(stdout, map[string]any{"container": b.container, "prefix": *prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed})
 	} else {
 		fmt.Fprintf(stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, b.container, len(resp.Skipped), len(resp.Failed))
+		// Blob names are chosen by whoever can write to the container.
 		for _, s := range resp.Skipped {
-			fmt.Fprintf(stdout, "  skipped %s\n", s)
+			fmt.Fprintf(stdout, "  skipped %s\n", quoteUntrusted(s))
 		}
 	}
 	for _, f := range resp.Failed {
-		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", f.Blob, oneLine(explain(f.Err)))
+		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", quoteUntrusted(f.Blob), oneLine(explain(f.Err)))
 	}
 	if err != nil {
 		if len(resp.Failed) == 0 {

@@ -22,6 +22,8 @@ import (
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
+	kvfake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 	armfake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage/fake"
 	"github.com/geoseal/geoseal/internal/kvtest"
@@ -196,33 +198,66 @@ func TestKeyVaultFlags(t *testing.T) {
 }
 
 // TestARMAccountFlag resolves the account's regions with ARM (armstorage's
-// fake server behind the real client): an RA-GRS account in southeastasia
-// replicates to eastasia, and put is refused before anything is sent.
+// and armkeyvault's fake servers behind the real clients): an RA-GRS account
+// in southeastasia replicates to eastasia, and put is refused before
+// anything is sent; an eastus account whose --keyvault key is in a vault in
+// southeastasia is refused too (the vault's pair is Hong Kong).
 func TestARMAccountFlag(t *testing.T) {
 	var calls atomic.Int32
-	srv := armfake.AccountsServer{
-		GetProperties: func(ctx context.Context, rg, name string, _ *armstorage.AccountsClientGetPropertiesOptions) (resp azfake.Responder[armstorage.AccountsClientGetPropertiesResponse], errResp azfake.ErrorResponder) {
-			calls.Add(1)
-			if rg != "rg1" || name != "acct1" {
-				errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+	var primary, secondary = "southeastasia", "eastasia"
+	sku := armstorage.SKUNameStandardRAGRS
+	storage := armfake.NewServerFactoryTransport(&armfake.ServerFactory{
+		AccountsServer: armfake.AccountsServer{
+			GetProperties: func(ctx context.Context, rg, name string, _ *armstorage.AccountsClientGetPropertiesOptions) (resp azfake.Responder[armstorage.AccountsClientGetPropertiesResponse], errResp azfake.ErrorResponder) {
+				calls.Add(1)
+				if rg != "rg1" || name != "acct1" {
+					errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+					return
+				}
+				p := &armstorage.AccountProperties{
+					PrimaryLocation:             to.Ptr(primary),
+					AllowCrossTenantReplication: to.Ptr(false),
+					PrimaryEndpoints:            &armstorage.Endpoints{Blob: to.Ptr("https://acct1.blob.core.windows.net/")},
+				}
+				if secondary != "" {
+					p.SecondaryLocation = to.Ptr(secondary)
+				}
+				resp.SetResponse(http.StatusOK, armstorage.AccountsClientGetPropertiesResponse{Account: armstorage.Account{
+					ID:         to.Ptr("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/acct1"),
+					Location:   to.Ptr(primary),
+					SKU:        &armstorage.SKU{Name: to.Ptr(sku)},
+					Properties: p,
+				}}, nil)
 				return
-			}
-			resp.SetResponse(http.StatusOK, armstorage.AccountsClientGetPropertiesResponse{Account: armstorage.Account{
-				Location: to.Ptr("southeastasia"),
-				SKU:      &armstorage.SKU{Name: to.Ptr(armstorage.SKUNameStandardRAGRS)},
-				Properties: &armstorage.AccountProperties{
-					PrimaryLocation:   to.Ptr("southeastasia"),
-					SecondaryLocation: to.Ptr("eastasia"),
-				},
-			}}, nil)
+			},
+		},
+		ObjectReplicationPoliciesServer: armfake.ObjectReplicationPoliciesServer{
+			NewListPager: func(string, string, *armstorage.ObjectReplicationPoliciesClientListOptions) (resp azfake.PagerResponder[armstorage.ObjectReplicationPoliciesClientListResponse]) {
+				resp.AddPage(http.StatusOK, armstorage.ObjectReplicationPoliciesClientListResponse{}, nil)
+				return
+			},
+		},
+	})
+	keyvault := kvfake.NewServerFactoryTransport(&kvfake.ServerFactory{VaultsServer: kvfake.VaultsServer{
+		NewListBySubscriptionPager: func(*armkeyvault.VaultsClientListBySubscriptionOptions) (resp azfake.PagerResponder[armkeyvault.VaultsClientListBySubscriptionResponse]) {
+			resp.AddPage(http.StatusOK, armkeyvault.VaultsClientListBySubscriptionResponse{VaultListResult: armkeyvault.VaultListResult{Value: []*armkeyvault.Vault{{
+				ID:         to.Ptr("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1"),
+				Location:   to.Ptr("southeastasia"),
+				Properties: &armkeyvault.VaultProperties{VaultURI: to.Ptr("https://kv1.vault.azure.net/")},
+			}}}}, nil)
 			return
 		},
-	}
+	}})
 	oldCred, oldARM := azureCredential, armClientOptions
 	azureCredential = func() (azcore.TokenCredential, error) { return &azfake.TokenCredential{}, nil }
 	armClientOptions = &arm.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: armfake.NewAccountsServerTransport(&srv),
-		Retry:     policy.RetryOptions{MaxRetries: -1},
+		Transport: transportFunc(func(req *http.Request) (*http.Response, error) {
+			if strings.Contains(strings.ToLower(req.URL.Path), "/providers/microsoft.keyvault/") {
+				return keyvault.Do(req)
+			}
+			return storage.Do(req)
+		}),
+		Retry: policy.RetryOptions{MaxRetries: -1},
 	}}
 	t.Cleanup(func() { azureCredential, armClientOptions = oldCred, oldARM })
 
@@ -234,9 +269,25 @@ func TestARMAccountFlag(t *testing.T) {
 	}
 	put := []string{"put", "--account-url", "https://acct1.blob.core.windows.net", "--container", "c", "--in", in, "--key-file", key, "--policy", "itar"}
 	code, _, stderr := runCLI(t, append(put, "--arm-account", "00000000-0000-0000-0000-000000000000/rg1/acct1")...)
-	if code != exitRefused || !strings.Contains(stderr, "eastasia") || !strings.Contains(stderr, "nothing was sent") || calls.Load() != 1 {
+	// Two reads: the properties, then the geo-replication statistics.
+	if code != exitRefused || !strings.Contains(stderr, "eastasia") || !strings.Contains(stderr, "nothing was sent") || calls.Load() != 2 {
 		t.Errorf("exit %d, %d ARM calls, stderr %q", code, calls.Load(), stderr)
 	}
+	// The account is fine, the key's vault is not: refused before the
+	// keyring is even built.
+	primary, secondary, sku = "eastus", "", armstorage.SKUNameStandardLRS
+	withKV := []string{"put", "--account-url", "https://acct1.blob.core.windows.net", "--container", "c", "--in", in, "--policy", "itar",
+		"--arm-account", "00000000-0000-0000-0000-000000000000/rg1/acct1", "--keyvault", "https://kv1.vault.azure.net/keys/kek"}
+	code, _, stderr = runCLI(t, withKV...)
+	if code != exitRefused || !strings.Contains(stderr, `key vault "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1": secondary region eastasia`) {
+		t.Errorf("key vault in southeastasia: exit %d, stderr %q", code, stderr)
+	}
+	// A declared vault region replaces the lookup, like --primary.
+	code, _, stderr = runCLI(t, append(withKV, "--keyvault-region", "southeastasia")...)
+	if code != exitRefused || !strings.Contains(stderr, "key vault (declared): secondary region eastasia") {
+		t.Errorf("--keyvault-region southeastasia: exit %d, stderr %q", code, stderr)
+	}
+	primary, secondary, sku = "southeastasia", "eastasia", armstorage.SKUNameStandardRAGRS
 	// An account ARM does not know: an error, not a decision.
 	code, _, stderr = runCLI(t, append(put, "--arm-account", "00000000-0000-0000-0000-000000000000/rg1/nope")...)
 	if code != exitUsage || !strings.Contains(stderr, "ResourceNotFound") {
@@ -248,3 +299,8 @@ func TestARMAccountFlag(t *testing.T) {
 		}
 	}
 }
+
+// transportFunc is a policy.Transporter from a function.
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) Do(req *http.Request) (*http.Response, error) { return f(req) }

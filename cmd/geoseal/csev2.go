@@ -12,11 +12,11 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/kvurl"
-	"github.com/geoseal/geoseal/keyring"
 )
 
-// cseFlags are the flags of --format azure-cse-v2.
+// cseFlags are the flags of --format azure-cse-v2 and azure-cse-v1.
 type cseFlags struct {
 	keyID        string
 	metadata     string // decrypt: the encryptiondata JSON
@@ -31,20 +31,20 @@ func (c *cseFlags) registerEncrypt(fs *flag.FlagSet) {
 }
 
 func (c *cseFlags) registerDecrypt(fs *flag.FlagSet) {
-	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id of --key-file or --rsa-private")
-	fs.StringVar(&c.metadata, "metadata", "", "CSE v2: the blob's encryptiondata JSON")
+	fs.StringVar(&c.keyID, "key-id", "", "CSE: key id of --key-file or --rsa-private")
+	fs.StringVar(&c.metadata, "metadata", "", "CSE: the blob's encryptiondata JSON")
 }
 
 func (c *cseFlags) used() bool {
 	return c.keyID != "" || c.metadata != "" || c.metadataOut != "" || c.regionLength != 0
 }
 
-// cseKEK builds the one key-encryption key CSE v2 allows from the keyring
+// cseKEK builds the one key-encryption key Azure CSE allows from the keyring
 // flags. Encrypting takes a public RSA key; decrypting a private one.
 func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
 	n := len(keys.keyFiles) + len(keys.rsaPublic) + len(keys.rsaPrivate) + len(keys.keyVault)
 	if n != 1 || len(keys.pkcs11Keys)+len(keys.pkcs11Modules)+len(keys.pkcs11Tokens) > 0 {
-		return nil, nil, errors.New("--format azure-cse-v2 takes exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
+		return nil, nil, errors.New("--format azure-cse-v2 and azure-cse-v1 take exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
 	}
 	if len(keys.keyVault) == 1 {
 		if keyID != "" {
@@ -60,7 +60,7 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 	switch {
 	case len(keys.keyFiles) == 1:
 		var key []byte
-		key, err = keyring.ReadAESKeyFile(keys.keyFiles[0])
+		key, err = keyfile.ReadAESKeyFile(keys.keyFiles[0])
 		if err == nil {
 			kek, err = csev2.LocalAESKEK(keyID, key)
 			clear(key)
@@ -70,13 +70,13 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 			return nil, nil, errors.New("--rsa-public cannot decrypt; give --rsa-private")
 		}
 		var pub *rsa.PublicKey
-		pub, err = keyring.ReadRSAPublicPEM(keys.rsaPublic[0])
+		pub, err = keyfile.ReadRSAPublicPEM(keys.rsaPublic[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, nil, pub)
 		}
 	default:
 		var priv *rsa.PrivateKey
-		priv, err = keyring.ReadRSAPrivatePEM(keys.rsaPrivate[0])
+		priv, err = keyfile.ReadRSAPrivatePEM(keys.rsaPrivate[0])
 		if err == nil {
 			kek, err = csev2.LocalRSAKEK(keyID, priv, nil)
 		}
@@ -170,17 +170,23 @@ func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool,
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	if err := md.commit(); err != nil {
-		os.Remove(out) // a body without its metadata cannot be decrypted
+		dst.undo() // a body without its metadata cannot be decrypted
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	p.done()
 	return exitOK
 }
 
-func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool, offset, length int64, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
+// v1Warning is what decrypt says on stderr whenever it reads CSE v1.
+const v1Warning = "geoseal: warning: %s is Azure client-side encryption v1 (AES-CBC), which has no integrity protection: the plaintext written is not authenticated, and a modified blob can decrypt to altered data without any error. Re-encrypt it into the geoseal format.\n"
+
+// decryptCSE decrypts an Azure CSE blob body: format is azure-cse-v2, or
+// azure-cse-v1, which also switches on csev2's v1 reading and must match the
+// metadata's protocol.
+func decryptCSE(format, in, out string, keys *keyringFlags, cse *cseFlags, ranged bool, offset, length int64, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "decrypt"
 	if in == "" || out == "" || cse.metadata == "" {
-		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata")
+		return usageError(stderr, cmd, "--format %s needs --in, --out and --metadata", format)
 	}
 	if ranged && in == "-" {
 		return usageError(stderr, cmd, "--offset and --length need --in to be a file, not stdin")
@@ -194,6 +200,13 @@ func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool
 	ed, err := csev2.ParseEncryptionData(bytes.TrimSpace(mdBytes))
 	if err != nil {
 		return fail(stderr, cmd, exitUsage, fmt.Errorf("%s: %w", cse.metadata, err))
+	}
+	v1 := ed.EncryptionAgent.Protocol == csev2.Protocol10
+	switch {
+	case v1 && format != formatCSEv1:
+		return usageError(stderr, cmd, "%s is protocol 1.0 (CSE v1, no integrity): read it with --format azure-cse-v1", cse.metadata)
+	case !v1 && format == formatCSEv1:
+		return usageError(stderr, cmd, "%s is protocol %q, not CSE v1: read it with --format azure-cse-v2", cse.metadata, ed.EncryptionAgent.Protocol)
 	}
 	_, resolver, err := cseKEK(ctx, keys, cse.keyID, false)
 	if err != nil {
@@ -209,7 +222,11 @@ func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool
 		return fail(stderr, cmd, exitUsage, err)
 	}
 	defer dst.abort()
+	if v1 {
+		fmt.Fprintf(stderr, v1Warning, displayName(in))
+	}
 
+	opts := &csev2.ReaderOptions{ReadCSEv1: v1}
 	var plain io.Reader
 	total := size
 	if ranged {
@@ -217,7 +234,7 @@ func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool
 		if !ok || size < 0 {
 			return usageError(stderr, cmd, "--offset and --length need --in to be a regular file")
 		}
-		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, nil)
+		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, opts)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
@@ -229,10 +246,12 @@ func decryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, ranged bool
 		total = end - start
 		plain = io.NewSectionReader(ra, start, total)
 	} else {
-		plain, err = csev2.NewReader(ctx, src, ed, resolver, nil)
+		r, err := csev2.NewReader(ctx, src, ed, resolver, opts)
 		if err != nil {
 			return fail(stderr, cmd, exitUsage, err)
 		}
+		defer r.Close()
+		plain = r
 	}
 	p := newProgress(stderr, "decrypting "+displayName(in), "B", total, quiet)
 	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(command{
 		name:    "decrypt",
-		summary: "decrypt a geoseal object (or an Azure CSE v2 blob with --format azure-cse-v2)",
+		summary: "decrypt a geoseal object (or an Azure CSE blob with --format azure-cse-v2 or azure-cse-v1)",
 		run:     runDecrypt,
 		help:    helpFor(decryptHelp),
 	})
@@ -24,6 +24,9 @@ var decryptHelp = `Usage:
 
 	geoseal decrypt --in FILE --out FILE [keys] [--require-context KEY=VALUE]... [--offset N --length N] [--quiet]
 	geoseal decrypt --format azure-cse-v2 --metadata FILE --in BLOB --out FILE
+	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
+	        [--offset N --length N]
+	geoseal decrypt --format azure-cse-v1 --metadata FILE --in BLOB --out FILE
 	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
 	        [--offset N --length N]
 
@@ -41,6 +44,7 @@ object has been authenticated. On stdout, only authenticated chunks are
 written, but a failure part way leaves the chunks before it written: use a
 file when a partial plaintext must never be seen.
 
+` + outHelp + `
 Keys (at least one that can unwrap; --rsa-public cannot):
 
 ` + keyringHelp("") + `
@@ -57,7 +61,7 @@ Flags:
 	                           the final chunk, which authenticates the size;
 	                           --in must then be a file, not stdin.
 	--quiet                    no progress report
-	--format FORMAT            geoseal (default) or azure-cse-v2
+	--format FORMAT            geoseal (default), azure-cse-v2 or azure-cse-v1
 
 Azure client-side encryption v2 (--format azure-cse-v2) reads a blob body
 written by the .NET, Java or Python SDKs, given its "encryptiondata"
@@ -71,12 +75,20 @@ metadata JSON in --metadata FILE. Its keys:
 	--keyvault KEY-URL             a Key Vault key; the versioned key id in the
 	                               metadata must be a version of this key
 
+Azure client-side encryption v1 (--format azure-cse-v1, protocol 1.0,
+AES-CBC: what the SDKs wrote before mid-2022, and the Python SDK's default)
+is read with the same flags. CSE v1 HAS NO INTEGRITY: anyone who could write
+the blob can change what it decrypts to, and decrypt cannot notice; only a
+broken padding is caught (exit 1, no --out file). decrypt says so on stderr
+every time it reads one. Re-encrypt such data into the geoseal format.
+
 Exit status: 0 success, 1 on any error (a one-line reason on stderr).
 `
 
 const (
 	formatGeoseal = "geoseal"
 	formatCSEv2   = "azure-cse-v2"
+	formatCSEv1   = "azure-cse-v1"
 )
 
 func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -88,7 +100,7 @@ func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	offset := fs.Int64("offset", 0, "first plaintext byte")
 	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
 	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal or azure-cse-v2")
+	format := fs.String("format", formatGeoseal, "geoseal, azure-cse-v2 or azure-cse-v1")
 	var cse cseFlags
 	cse.registerDecrypt(fs)
 	keys := keyringFlags{}
@@ -101,17 +113,17 @@ func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ranged := *offset != 0 || *length >= 0
 	switch *format {
-	case formatCSEv2:
+	case formatCSEv2, formatCSEv1:
 		if len(req.ctx) > 0 {
-			return usageError(stderr, "decrypt", "--require-context does not apply to --format azure-cse-v2")
+			return usageError(stderr, "decrypt", "--require-context does not apply to --format %s: Azure client-side encryption has no encryption context", *format)
 		}
-		return decryptCSEv2(*in, *out, &keys, &cse, ranged, *offset, *length, *quiet, stdin, stdout, stderr)
+		return decryptCSE(*format, *in, *out, &keys, &cse, ranged, *offset, *length, *quiet, stdin, stdout, stderr)
 	case formatGeoseal:
 		if cse.used() {
-			return usageError(stderr, "decrypt", "--key-id and --metadata need --format azure-cse-v2")
+			return usageError(stderr, "decrypt", "--key-id and --metadata need --format azure-cse-v2 or azure-cse-v1")
 		}
 	default:
-		return usageError(stderr, "decrypt", "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+		return usageError(stderr, "decrypt", "unknown --format %q (want geoseal, azure-cse-v2 or azure-cse-v1)", *format)
 	}
 	if *in == "" || *out == "" {
 		return usageError(stderr, "decrypt", "--in and --out are required")
@@ -190,7 +202,7 @@ func explain(err error) error {
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
 	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2: give its key with --key-id and --key-file or --rsa-private, or with --keyvault: %w", err)
+		return fmt.Errorf("the blob uses Azure client-side encryption v2: which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):
 		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)
 	}

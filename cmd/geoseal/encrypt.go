@@ -34,6 +34,7 @@ open it. "-" means stdin for --in and stdout for --out. A file --out appears
 only once it is complete (written to a temporary file, then renamed), with
 mode 0600.
 
+` + outHelp + `
 Keys (at least one; see geoseal help decrypt for opening):
 
 ` + keyringHelp("") + `

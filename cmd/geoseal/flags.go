@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -87,11 +90,57 @@ func helpFor(text string) func(io.Writer) {
 }
 
 // oneLine makes an error message fit on one line of stderr: decrypt
-// promises scripts a one-line reason.
+// promises scripts a one-line reason. Error texts carry strings from
+// hostile objects (key ids, providers, blob names), so control and other
+// non-printing characters are escaped, Go-style (\x1b, \u202e): none
+// reaches the terminal, whatever a package forgot to quote.
 func oneLine(err error) string {
 	s := strings.TrimSpace(err.Error())
-	s = strings.ReplaceAll(s, "\r", "")
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "; ")
+	return strings.Join(strings.Fields(escapeNonPrinting(s)), " ")
+}
+
+// quoteUntrusted returns s, a string from an object, a blob or a service,
+// as human output may show it: unchanged when it is printable and holds no
+// space, quote, backslash or '=', Go-quoted (strconv.Quote) otherwise.
+// Quoted, it can neither send terminal escape sequences nor start a line
+// of its own ("\nauthenticated: yes"), nor pass for another field of a
+// "key=value" pair. JSON output needs none of this: encoding/json escapes.
+//
+// The keyring package is to gain a shared helper for this (issue 11.5);
+// this one stands in until it does.
+func quoteUntrusted(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || r == ' ' || r == '"' || r == '\\' || r == '=' || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// escapeNonPrinting replaces every non-printing character of s (space and
+// tab aside) and every invalid UTF-8 byte with its Go escape.
+func escapeNonPrinting(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+				continue
+			}
+			b.WriteRune(r)
+		case r == ' ' || r == '\t' || unicode.IsPrint(r): // oneLine folds tabs
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
 
 // fail prints "geoseal <cmd>: <reason>" on one line and returns code.

@@ -35,6 +35,9 @@ None of it is authenticated until a key opens the object (geoseal decrypt
 checks the header tag): fit for audit and troubleshooting, not for
 decisions. The plaintext size is computed from the object's size, so it is
 shown only for a complete file (not for stdin if it cannot be measured).
+A context key or value, provider, key id or algorithm that holds a space,
+a quote, a backslash, '=' or a character that does not print (a terminal
+escape, a line break) is shown Go-quoted ("a b", "\x1b[2J").
 
 Flags:
 
@@ -133,14 +136,16 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(out.Context) == 0 {
 		fmt.Fprintf(tw, "context:\t(none)\n")
 	}
+	// Every string below comes from the unauthenticated header: quoted
+	// where it could otherwise draw on the terminal or fake a line.
 	for _, k := range slices.Sorted(maps.Keys(out.Context)) {
-		fmt.Fprintf(tw, "context:\t%s=%s\n", k, out.Context[k])
+		fmt.Fprintf(tw, "context:\t%s=%s\n", quoteUntrusted(k), quoteUntrusted(out.Context[k]))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "wrapped keys (%d):\n", len(out.WrappedKeys))
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for i, k := range out.WrappedKeys {
-		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, k.Provider, k.KeyID, k.Algorithm, k.WrappedSize)
+		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm), k.WrappedSize)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "(unauthenticated: no key was used; geoseal decrypt verifies the header)")

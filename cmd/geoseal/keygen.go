@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,9 +26,11 @@ const keygenHelp = `Usage:
 
 keygen draws a random 256-bit AES key from crypto/rand and writes it, in
 standard base64 on one line, to FILE, created with mode 0600. It never
-overwrites: if FILE exists, keygen fails and leaves it alone. It prints the
-key's id (a fingerprint that reveals nothing about the key), which
-geoseal inspect shows for the objects the key wraps.
+overwrites: if anything exists under FILE, keygen fails and leaves it
+alone, /dev/null, a FIFO and a symbolic link (even one pointing to
+nothing) included, where a key would be lost or land somewhere unexpected.
+It prints the key's id (a fingerprint that reveals nothing about the key),
+which geoseal inspect shows for the objects the key wraps.
 
 Use the file with --key-file in encrypt, decrypt, put, get and rewrap. For
 --format azure-cse-v2 the same file is the A256KW key-encryption key.
@@ -37,7 +40,8 @@ or better, keep the key in Azure Key Vault or an HSM (--keyvault, --pkcs11-*).
 
 Flags:
 
-	--out FILE  where to write the key (required; refuses to overwrite)
+	--out FILE  where to write the key: a new regular file (required; refuses
+	            anything that exists, stdout included)
 	--json      print {"key_file": ..., "key_id": ...} instead of text
 
 Exit status: 0 written, 1 usage error or FILE exists or cannot be written.
@@ -63,12 +67,24 @@ func runKeygen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	encoded := base64.StdEncoding.EncodeToString(key) + "\n"
 	clear(key)
-	// O_EXCL: never replace a key, which would strand every object it wraps.
+	// O_EXCL: never replace a key, which would strand every object it wraps,
+	// and never write one where it would be lost: O_EXCL refuses whatever
+	// is at the name already, /dev/null, a FIFO or a symbolic link included
+	// (it does not follow links).
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fail(stderr, "keygen", exitUsage, fmt.Errorf("%w: keygen writes a new regular file and never overwrites anything, nor writes a key to a device, FIFO or link", err))
+	}
 	if err != nil {
 		return fail(stderr, "keygen", exitUsage, err)
 	}
-	if _, err := io.WriteString(f, encoded); err != nil {
+	// Sync before reporting success: a key lost in a crash strands the
+	// objects encrypted with it meanwhile.
+	_, err = io.WriteString(f, encoded)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(*out)
 		return fail(stderr, "keygen", exitUsage, err)

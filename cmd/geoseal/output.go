@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 )
@@ -27,20 +30,44 @@ func openInput(path string, stdin io.Reader) (r io.Reader, size int64, closeFn f
 	return f, size, func() { f.Close() }, nil
 }
 
-// output is where a command writes its result: stdout, or a file that
-// appears under its name only once it is complete. Until commit, the bytes
-// go to a temporary file in the same directory (so the final rename is
-// atomic); abort removes it. A failed decryption therefore never leaves a
-// partial plaintext behind under the name a script will read.
+// outHelp says in each command's help what --out does with what is not a
+// regular file.
+const outHelp = `--out FILE is replaced only once the command has succeeded, by a
+rename, with mode 0600. A device, FIFO or Unix socket (/dev/null, a named
+pipe) is written directly, as stdout is, and never replaced or removed. A
+symbolic link is followed: the file it points to is replaced and the link
+kept; a link that points to nothing is refused.
+`
+
+// output is where a command writes its result, in one of two ways.
+//
+// A regular file (or a name that does not exist yet) appears under its name
+// only once it is complete: until commit the bytes go to a temporary file
+// in the same directory, so that the final rename is atomic, and abort
+// removes it. A failed decryption therefore never leaves a partial
+// plaintext behind under the name a script will read.
+//
+// Anything else (stdout, a character or block device such as /dev/null, a
+// FIFO, a Unix socket) is written directly, as it is produced, and never
+// renamed over or removed: replacing /dev/null with a regular file, as a
+// rename would, breaks every program on the machine that writes to it. What
+// a failed command wrote there before it failed stays written; the
+// decrypting commands only ever write authenticated chunks.
 type output struct {
 	io.Writer
-	file  *os.File // nil for stdout
-	final string
-	done  bool
+	file    *os.File  // the temporary file; nil when written directly
+	final   string    // the name the temporary file is renamed to
+	direct  io.Closer // a device, FIFO or socket opened for writing; nil for stdout
+	done    bool
+	renamed bool // the temporary file is now final
 }
 
 // createOutput starts the output named path; "-" is stdout. Files are
 // created with mode 0600: they may hold plaintext of controlled data.
+//
+// A symbolic link is followed: the file it points to is replaced (the link
+// stays, still pointing at it), and a link to a device or FIFO writes to
+// it. A link that points to nothing is refused rather than guessed at.
 func createOutput(path string, stdout io.Writer) (*output, error) {
 	if path == "" {
 		return nil, errors.New("--out is required (a file, or - for stdout)")
@@ -48,23 +75,77 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 	if path == "-" {
 		return &output{Writer: stdout}, nil
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, &os.PathError{Op: "create", Path: path, Err: errors.New("is a directory")}
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".geoseal-*.tmp")
+	target, fi, err := resolveOutput(path)
 	if err != nil {
 		return nil, err
 	}
-	return &output{Writer: f, file: f, final: path}, nil
+	switch mode := modeOf(fi); {
+	case fi == nil || mode.IsRegular():
+		f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".geoseal-*.tmp")
+		if err != nil {
+			return nil, err
+		}
+		return &output{Writer: f, file: f, final: target}, nil
+	case mode.IsDir():
+		return nil, &os.PathError{Op: "create", Path: path, Err: errors.New("is a directory")}
+	case mode&fs.ModeSocket != 0:
+		c, err := net.Dial("unix", target)
+		if err != nil {
+			return nil, fmt.Errorf("--out %s is a socket: %w", path, err)
+		}
+		return &output{Writer: c, direct: c}, nil
+	default: // a device or a FIFO: opening a FIFO waits for its reader
+		f, err := os.OpenFile(target, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &output{Writer: f, direct: f}, nil
+	}
 }
 
-// commit makes a file output appear under its final name.
+// resolveOutput follows path if it is a symbolic link and returns the name
+// to write and what is there now (nil if nothing is).
+func resolveOutput(path string) (target string, fi fs.FileInfo, err error) {
+	fi, err = os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, nil, nil
+	}
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return path, fi, err
+	}
+	// Stat through the kernel first, so that its rules on following links
+	// (fs.protected_symlinks in sticky directories such as /tmp) apply.
+	if fi, err = os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("--out %s is a symbolic link to nothing; give the file it should point to, or remove the link", path)
+	} else if err != nil {
+		return "", nil, err
+	}
+	if target, err = filepath.EvalSymlinks(path); err != nil {
+		return "", nil, err
+	}
+	return target, fi, nil
+}
+
+func modeOf(fi fs.FileInfo) fs.FileMode {
+	if fi == nil {
+		return 0
+	}
+	return fi.Mode()
+}
+
+// commit makes a file output appear under its final name, or closes a
+// direct one.
 func (o *output) commit() error {
-	if o.done || o.file == nil {
-		o.done = true
+	if o.done {
 		return nil
 	}
 	o.done = true
+	if o.direct != nil {
+		return o.direct.Close()
+	}
+	if o.file == nil {
+		return nil
+	}
 	err := o.file.Sync()
 	if cerr := o.file.Close(); err == nil {
 		err = cerr
@@ -74,19 +155,36 @@ func (o *output) commit() error {
 	}
 	if err != nil {
 		os.Remove(o.file.Name())
+		return err
 	}
-	return err
+	o.renamed = true
+	return nil
 }
 
-// abort discards a file output that was not committed. It is safe to call
-// after commit (it then does nothing), so commands defer it.
+// abort discards a file output that was not committed, and closes a direct
+// one (what was written to it stays written). It is safe to call after
+// commit (it then does nothing), so commands defer it.
 func (o *output) abort() {
-	if o == nil || o.done || o.file == nil {
+	if o == nil || o.done {
 		return
 	}
 	o.done = true
-	o.file.Close()
-	os.Remove(o.file.Name())
+	if o.direct != nil {
+		o.direct.Close()
+	}
+	if o.file != nil {
+		o.file.Close()
+		os.Remove(o.file.Name())
+	}
+}
+
+// undo removes a committed file output, for a command whose result is two
+// outputs of which the second failed. Stdout, devices, FIFOs and sockets
+// are left alone: nothing of theirs can be, or may be, removed.
+func (o *output) undo() {
+	if o != nil && o.renamed {
+		os.Remove(o.final)
+	}
 }
 
 // displayName names an --in or --out argument in messages.

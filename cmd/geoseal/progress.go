@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Progress reporting. Long operations report on stderr: a bar redrawn in
@@ -40,14 +42,11 @@ func newProgress(w io.Writer, label, unit string, total int64, quiet bool) *prog
 	return &progress{w: w, label: label, unit: unit, total: total, tty: isTerminal(w), start: now, off: quiet}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal. Being a character device is
+// not enough: /dev/null is one too.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // add counts n more units done.

@@ -28,7 +28,8 @@ func init() {
 func regionHelp(w io.Writer) {
 	fmt.Fprint(w, `Usage:
 
-	geoseal region check --policy NAME --primary REGION [--secondary REGION] [--json] [--override FILE]
+	geoseal region check --policy NAME --primary REGION [--secondary REGION]
+	        [--keyvault-region REGION] [--json] [--override FILE]
 	geoseal region list [--policy NAME] [--json] [--override FILE]
 
 check decides whether an Azure storage account whose data lives in REGION
@@ -36,11 +37,16 @@ check decides whether an Azure storage account whose data lives in REGION
 may hold data under policy NAME. It checks the secondary as strictly as the
 primary: southeastasia replicates to eastasia, which is in Hong Kong SAR and
 counts as China under the EAR and the ITAR. A region missing from the
-catalog is refused; declare it in an override file.
+catalog is refused; declare it in an override file. With --keyvault-region
+it also judges where the key-encryption key lives: a Key Vault vault in
+REGION and, as Key Vault replicates a vault to its region's pair, that pair
+(a vault in southeastasia puts the key in eastasia too).
 
 list prints every region in the catalog: programmatic name, display name,
 ISO 3166 country, cloud, geo-replication pair, and flags (restricted-access,
-retired). With --policy it adds the verdict for the region alone and for the
+retired; unconfirmed: not in Microsoft's own region lists; pair-unconfirmed:
+the pair is not in Microsoft's region-pairs documentation, so a secondary
+inferred from it is refused). With --policy it adds the verdict for the region alone and for the
 region geo-replicated to its pair ("no pair": a geo-replicated account there
 is refused unless its secondary is declared).
 
@@ -52,6 +58,8 @@ Flags:
 	                    or a policy defined in the override file
 	--primary REGION    the account's primary region, e.g. eastus (case and spaces ignored)
 	--secondary REGION  the secondary region of a geo-replicated account; omit for LRS/ZRS
+	--keyvault-region REGION
+	                    the region of the Key Vault vault holding the key-encryption key
 	--override FILE     an override file (format geoseal-override/1) adding regions or
 	                    changing policies; see the region package documentation
 	--json              print JSON instead of text
@@ -114,6 +122,7 @@ func regionCheck(args []string, stdout, stderr io.Writer) int {
 	policyName := fs.String("policy", "", "policy name (required)")
 	primary := fs.String("primary", "", "primary region (required)")
 	secondary := fs.String("secondary", "", "secondary region of a geo-replicated account")
+	keyVaultRegion := fs.String("keyvault-region", "", "region of the key vault holding the key-encryption key")
 	asJSON := fs.Bool("json", false, "print JSON")
 	override := fs.String("override", "", "override file")
 	if code, ok := parseArgs(fs, args, stderr); !ok {
@@ -133,7 +142,11 @@ func regionCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
 		return exitUsage
 	}
-	g, err := region.NewGuard(p, region.Static(*primary, *secondary), &region.GuardOptions{Catalog: cat})
+	opts := &region.GuardOptions{Catalog: cat}
+	if *keyVaultRegion != "" {
+		opts.KeyVaults = []region.Resolver{region.StaticKeyVault(*keyVaultRegion)}
+	}
+	g, err := region.NewGuard(p, region.Static(*primary, *secondary), opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
 		return exitUsage
@@ -168,7 +181,7 @@ func printDecision(w io.Writer, d *region.Decision, message string) {
 		verdict = "REFUSED"
 	}
 	fmt.Fprintf(w, "%s under policy %s (%s)\n", verdict, d.Policy, d.PolicyCitation)
-	for _, v := range []*region.RegionVerdict{&d.Primary, d.Secondary} {
+	for _, v := range []*region.Verdict{&d.Primary, d.Secondary} {
 		if v == nil {
 			continue
 		}
@@ -177,19 +190,27 @@ func printDecision(w io.Writer, d *region.Decision, message string) {
 	if d.Secondary == nil {
 		fmt.Fprintf(w, "  %-10s none declared (not geo-replicated)\n", "secondary:")
 	}
+	for i := range d.Copies {
+		v := &d.Copies[i]
+		fmt.Fprintf(w, "  %-10s %s: %s\n", v.Role+":", v.Holder, describeVerdict(v))
+	}
 	fmt.Fprintf(w, "%s\n", message)
 	fmt.Fprintf(w, "data: region catalog as of %s, policy as of %s. Not legal advice.\n", d.CatalogAsOf, d.PolicyAsOf)
 }
 
-func describeVerdict(v *region.RegionVerdict) string {
+func describeVerdict(v *region.Verdict) string {
 	var b strings.Builder
-	b.WriteString(v.Region)
 	if !v.Known {
-		b.WriteString(" (not in the catalog)")
+		// Not a catalog name: the user's or ARM's text, quoted.
+		fmt.Fprintf(&b, "%q (not in the catalog)", v.Region)
 	} else {
+		b.WriteString(v.Region)
 		fmt.Fprintf(&b, " (%s) in %s [%s]", v.DisplayName, v.CountryName, v.Country)
 		if v.TreatedAs != "" {
 			fmt.Fprintf(&b, " counted as %s", v.TreatedAs)
+		}
+		if v.Inferred {
+			b.WriteString(" (inferred)")
 		}
 		fmt.Fprintf(&b, ", %s", v.Cloud)
 	}
@@ -216,10 +237,10 @@ type listEntry struct {
 }
 
 type verdictSummary struct {
-	Allowed  bool   `json:"allowed"`
-	Rule     string `json:"rule"`
-	Citation string `json:"citation,omitempty"`
-	Reason   string `json:"reason"`
+	Allowed  bool        `json:"allowed"`
+	Rule     region.Rule `json:"rule"`
+	Citation string      `json:"citation,omitempty"`
+	Reason   string      `json:"reason"`
 }
 
 type listOutput struct {
@@ -285,6 +306,12 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 		if e.Retired {
 			flags = append(flags, "retired")
 		}
+		if e.Unconfirmed {
+			flags = append(flags, "unconfirmed")
+		}
+		if e.Pair != "" && !e.PairConfirmed {
+			flags = append(flags, "pair-unconfirmed")
+		}
 		pair := e.Pair
 		if pair == "" {
 			pair = "-"
@@ -312,5 +339,5 @@ func verdictWord(v *verdictSummary) string {
 	if v.Allowed {
 		return "allowed"
 	}
-	return "refused (" + v.Rule + ")"
+	return "refused (" + string(v.Rule) + ")"
 }

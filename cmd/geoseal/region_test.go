@@ -58,7 +58,22 @@ func TestRegionCheckExitCodes(t *testing.T) {
 		{"stray argument", []string{"region", "check", "--policy", "itar", "--primary", "eastus", "westus"}, 1, "", "unexpected argument"},
 		{"no subcommand", []string{"region"}, 1, "", "missing subcommand"},
 		{"bad subcommand", []string{"region", "chek"}, 1, "", "unknown subcommand"},
+		{"keyvault in eastus", []string{"region", "check", "--policy", "itar", "--primary", "eastus", "--keyvault-region", "eastus"}, 0,
+			"key vault (declared): secondary region westus", ""},
+		{"keyvault in southeastasia: its pair is Hong Kong", []string{"region", "check", "--policy", "itar", "--primary", "eastus", "--keyvault-region", "southeastasia"}, 3,
+			"key vault (declared): secondary region eastasia is in Hong Kong SAR (China), which ITAR 22 CFR 126.1(d)(1) proscribes", ""},
+		{"keyvault in brazilsouth stays there", []string{"region", "check", "--policy", "ear", "--primary", "eastus", "--keyvault-region", "brazilsouth"}, 0,
+			"key vault (declared): primary region brazilsouth", ""},
+		{"keyvault region unknown", []string{"region", "check", "--policy", "us-only", "--primary", "eastus", "--keyvault-region", "atlantis"}, 3,
+			`"atlantis" (not in the catalog)`, ""},
+		{"keyvault outside us-only", []string{"region", "check", "--policy", "us-only", "--primary", "eastus", "--keyvault-region", "westeurope"}, 3,
+			"not-allow-listed", ""},
+		{"declared secondary in another cloud", []string{"region", "check", "--policy", "us-only", "--primary", "usgovvirginia", "--secondary", "eastus"}, 3,
+			"cross-cloud-replica", ""},
+		{"declared not geo-replicated: said", []string{"region", "check", "--policy", "itar", "--primary", "eastus"}, 0,
+			"declared as not geo-replicated", ""},
 		{"list", []string{"region", "list"}, 0, "southeastasia", ""},
+		{"list marks unconfirmed", []string{"region", "list"}, 0, "restricted,unconfirmed", ""},
 		{"list policy", []string{"region", "list", "--policy", "ear"}, 0, "EAR ALONE", ""},
 		{"list unknown policy", []string{"region", "list", "--policy", "nope"}, 1, "", "unknown policy"},
 		{"list malformed override", []string{"region", "list", "--override", bad}, 1, "", "ISO 3166"},
@@ -124,7 +139,7 @@ func TestRegionCheckJSON(t *testing.T) {
 		got.Primary.Role != "primary" || got.Primary.Country != "SG" || !got.Primary.Allowed ||
 		got.Secondary.Role != "secondary" || got.Secondary.Country != "HK" || got.Secondary.TreatedAs != "CN" || got.Secondary.Allowed ||
 		got.Secondary.Rule != "denied-country" || got.Secondary.Citation != "22 CFR 126.1(d)(1)" ||
-		got.Rule != "denied-country" || got.Citation != "22 CFR 126.1(d)(1)" || !strings.HasPrefix(got.Message, "refused: secondary region eastasia") {
+		got.Rule != "denied-country" || got.Citation != "22 CFR 126.1(d)(1)" || !strings.HasPrefix(got.Message, "region: refused: secondary region eastasia") {
 		t.Errorf("unexpected JSON: %s", stdout)
 	}
 
@@ -193,6 +208,30 @@ func TestRegionListJSON(t *testing.T) {
 	}
 	if found != 3 {
 		t.Errorf("found %d of 3 spot-check regions", found)
+	}
+	// Unconfirmed entries are marked in JSON too.
+	_, stdout, _ = runCLI(t, "region", "list", "--json")
+	var marks struct {
+		Regions []struct {
+			Name          string
+			Unconfirmed   bool `json:"unconfirmed"`
+			PairConfirmed bool `json:"pair_confirmed"`
+		} `json:"regions"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &marks); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range marks.Regions {
+		switch r.Name {
+		case "taiwannorth", "israelnorthwest", "eastusstg":
+			if !r.Unconfirmed {
+				t.Errorf("%s not marked unconfirmed", r.Name)
+			}
+		case "eastus", "indiasouthcentral":
+			if r.Unconfirmed || !r.PairConfirmed {
+				t.Errorf("%s: %+v", r.Name, r)
+			}
+		}
 	}
 	// Without --policy there are no verdicts.
 	_, stdout, _ = runCLI(t, "region", "list", "--json")

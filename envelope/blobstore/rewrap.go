@@ -301,6 +301,8 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 		return RewrapAllResponse{}, fmt.Errorf("blobstore: rewrap refused: %w", err)
 	}
 
+	// A bounded group without a shared context: one blob's failure is
+	// reported, and must not stop the others.
 	var (
 		resp RewrapAllResponse
 		mu   sync.Mutex

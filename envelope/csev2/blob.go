@@ -2,6 +2,7 @@ package csev2
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,44 +15,28 @@ import (
 
 // EncryptionDataFromMetadata returns the parsed "encryptiondata" entry of
 // blob metadata, or an error matching ErrNotEncrypted when there is none.
-// Metadata keys are matched without regard to case, because HTTP headers
-// (x-ms-meta-encryptiondata) carry them and Go canonicalizes header names.
+//
+// The key must be exactly "encryptiondata", as the Python SDK and the Java
+// SDK before 12.23.0 look it up, or "Encryptiondata": Go's net/http
+// canonicalizes response header names, so azblob hands over the header
+// x-ms-meta-encryptiondata under that key. (Which case the entry was stored
+// with cannot be recovered from a Go HTTP response: a blob read by GET or
+// HEAD is matched as the service matches metadata names, without regard to
+// case. Maps that keep the stored case, such as a listing's, are matched
+// exactly.) Any other spelling, such as "EncryptionData", is not this entry.
 func EncryptionDataFromMetadata(md map[string]*string) (*EncryptionData, error) {
-	for k, v := range md {
-		if strings.EqualFold(k, MetadataKey) && v != nil {
+	for _, k := range []string{MetadataKey, canonicalMetadataKey} {
+		if v := md[k]; v != nil {
 			return ParseEncryptionData([]byte(*v))
 		}
 	}
 	return nil, ErrNotEncrypted
 }
 
-// BlobReader returns the reader of CSE v2 blobs that an envelope.BlobClient
-// uses when given as BlobClientOptions.CSEv2: its Download and DownloadRange
-// then recognize blobs with "encryptiondata" metadata and read them, whole or
-// by range, with the key-encryption keys kr resolves, so a service moving to
-// geoseal reads the blobs the .NET, Java and Python SDKs wrote through one
-// client. It returns a concrete type, so that this package does not import
-// the blob client's: the client accepts anything with its DownloadCSEv2.
-func BlobReader(kr KeyResolver, opts *DownloadOptions) *BlobDecrypter {
-	return &BlobDecrypter{keys: kr, opts: opts}
-}
-
-// A BlobDecrypter reads client-side encrypted blobs with one KeyResolver and
-// one set of DownloadOptions; see BlobReader.
-type BlobDecrypter struct {
-	keys KeyResolver
-	opts *DownloadOptions
-}
-
-// DownloadCSEv2 returns a reader of count plaintext bytes of the blob from
-// offset (count 0: to the end): Download for the whole blob, DownloadRange
-// otherwise.
-func (d *BlobDecrypter) DownloadCSEv2(ctx context.Context, b *blob.Client, offset, count int64) (io.ReadCloser, error) {
-	if offset == 0 && count == 0 {
-		return Download(ctx, b, d.keys, d.opts)
-	}
-	return DownloadRange(ctx, b, offset, count, d.keys, d.opts)
-}
+// canonicalMetadataKey is MetadataKey as net/http delivers it in a response
+// header name (textproto.CanonicalMIMEHeaderKey of x-ms-meta-encryptiondata,
+// less azblob's prefix).
+const canonicalMetadataKey = "Encryptiondata"
 
 // DownloadOptions configures Download and DownloadRange. A nil
 // *DownloadOptions is valid.
@@ -92,11 +77,18 @@ func Download(ctx context.Context, b *blob.Client, kr KeyResolver, opts *Downloa
 	}
 	body := resp.Body
 	ed, err := EncryptionDataFromMetadata(resp.Metadata)
-	if err == nil && resp.ContentLength != nil {
+	switch {
+	case err != nil:
+	case ed.isV1():
+		err = opts.reader().checkV1(ed)
+		if err == nil && resp.ContentLength != nil {
+			err = v1Size(*resp.ContentLength)
+		}
+	case resp.ContentLength != nil:
 		// A body whose last region cannot hold a nonce and a tag is cut.
 		_, err = plaintextSize(*resp.ContentLength, ed.regionLength())
 	}
-	var r io.Reader
+	var r *Reader
 	if err == nil {
 		r, err = NewReader(ctx, body, ed, kr, opts.reader())
 	}
@@ -104,7 +96,7 @@ func Download(ctx context.Context, b *blob.Client, kr KeyResolver, opts *Downloa
 		body.Close()
 		return nil, err
 	}
-	return readCloser{r, body}, nil
+	return &downloadReader{Reader: r, r: r, body: body}, nil
 }
 
 // DownloadRange returns a reader of count plaintext bytes of a CSE v2 blob
@@ -128,6 +120,9 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 		return nil, errors.New("csev2: blob properties lack Content-Length")
 	}
 	csize := *props.ContentLength
+	if ed.isV1() {
+		return downloadRangeV1(ctx, b, props.ETag, csize, ed, offset, count, kr, opts)
+	}
 	rl := ed.regionLength()
 	psize, err := plaintextSize(csize, rl)
 	if err != nil {
@@ -140,7 +135,7 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	if offset >= end {
 		// Nothing to read, but the key must still unwrap: a wrong key is
 		// an error whatever the range.
-		if _, err := unwrapOpener(ctx, ed, kr); err != nil {
+		if _, err := unwrapOpener(ctx, ed, kr, opts.reader()); err != nil {
 			return nil, err
 		}
 		return io.NopCloser(strings.NewReader("")), nil
@@ -150,7 +145,7 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	cend := min((last+1)*(rl+Overhead), csize)
 
 	// Unwrap before downloading, so that a missing key costs no transfer.
-	r, err := newReaderFrom(ctx, nil, ed, kr, first, opts.reader().orderCheck())
+	r, err := newReaderFrom(ctx, nil, ed, kr, first, opts.reader())
 	if err != nil {
 		return nil, err
 	}
@@ -164,10 +159,67 @@ func DownloadRange(ctx context.Context, b *blob.Client, offset, count int64, kr 
 	}
 	r.src = resp.Body
 	if _, err := io.CopyN(io.Discard, r, offset-first*rl); err != nil {
+		r.Close()
 		resp.Body.Close()
 		return nil, err
 	}
-	return readCloser{io.LimitReader(r, end-offset), resp.Body}, nil
+	return &downloadReader{Reader: io.LimitReader(r, end-offset), r: r, body: resp.Body}, nil
+}
+
+// downloadRangeV1 is DownloadRange for a CSE v1 blob of csize bytes: one
+// GET, from the block before the range (its IV) to the end of the range's
+// last block, or to the end of the blob when the range reaches into the last
+// block, whose padding then says where the plaintext ends.
+func downloadRangeV1(ctx context.Context, b *blob.Client, etag *azcore.ETag, csize int64, ed *EncryptionData, offset, count int64, kr KeyResolver, opts *DownloadOptions) (io.ReadCloser, error) {
+	if err := opts.reader().checkV1(ed); err != nil {
+		return nil, err
+	}
+	if err := v1Size(csize); err != nil {
+		return nil, err
+	}
+	// Unwrap before downloading, so that a missing key costs no transfer.
+	block, err := v1Block(ctx, ed, kr, opts.reader())
+	if err != nil {
+		return nil, err
+	}
+	const bs = aes.BlockSize
+	end := csize // ciphertext end of the fetch
+	unpad := true
+	if count > 0 && offset+count <= csize-bs {
+		// The range ends before the last block: no padding to read.
+		end, unpad = (offset+count+bs-1)/bs*bs, false
+	}
+	if offset >= end {
+		offset = end // past the end: only the padding is read, and checked
+	}
+	first := min(offset, end-bs) / bs * bs
+	var iv []byte
+	from := first
+	if first == 0 {
+		iv = ed.ContentEncryptionIV
+	} else {
+		from = first - bs // the IV of block first/bs
+	}
+	resp, err := b.DownloadStream(ctx, &blob.DownloadStreamOptions{
+		Range:            blob.HTTPRange{Offset: from, Count: end - from},
+		AccessConditions: ifMatch(opts.access(), etag),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := newV1Reader(resp.Body, block, iv, unpad)
+	// io.EOF here is an offset past the plaintext's end (in the padding):
+	// an empty range, once the padding checked.
+	if _, err := io.CopyN(io.Discard, r, offset-first); err != nil && err != io.EOF {
+		r.Close()
+		resp.Body.Close()
+		return nil, err
+	}
+	var out io.Reader = r
+	if count > 0 {
+		out = io.LimitReader(r, count)
+	}
+	return &downloadReader{Reader: out, r: r, body: resp.Body}, nil
 }
 
 // ifMatch returns ac with If-Match set to etag, unless ac sets one.
@@ -190,9 +242,17 @@ func ifMatch(ac *blob.AccessConditions, etag *azcore.ETag) *blob.AccessCondition
 	return &out
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// downloadReader is what Download and DownloadRange return: Close zeroes the
+// plaintext r holds and closes the response body.
+type downloadReader struct {
+	io.Reader // r, or a limit on it
+	r         *Reader
+	body      io.Closer
+}
+
+func (d *downloadReader) Close() error {
+	d.r.Close()
+	return d.body.Close()
 }
 
 // UploadOptions configures Upload. A nil *UploadOptions is valid.

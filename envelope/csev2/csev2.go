@@ -22,7 +22,10 @@
 // regions and [NewReaderAt] decrypts random ranges, touching only the regions a
 // range covers. Both find the KEK through a [KeyResolver] by the key id in the
 // metadata and check, after unwrapping, that the CEK was wrapped together with
-// the protocol the metadata names (the SDKs' downgrade protection). Every
+// the protocol the metadata names (the SDKs' downgrade protection). The
+// metadata's wrap algorithm is not trusted: a key is asked only for the
+// algorithms of its [KeyType] (A256KW for AES, RSA-OAEP-256 and RSA-OAEP for
+// RSA), and every unwrap failure is one opaque [ErrUnwrap]. Every
 // region is authenticated before any of its plaintext is returned, and every
 // region's nonce must be the one its position gets under one of the three
 // SDKs' counter schemes (see [NonceScheme]), which detects regions moved,
@@ -30,7 +33,24 @@
 //
 // Reading works in every FIPS 140 mode: regions are opened with
 // [crypto/cipher.NewGCMWithRandomNonce], whose Open takes exactly the
-// nonce || ciphertext || tag layout of a region.
+// nonce || ciphertext || tag layout of a region. The content key must then be
+// unwrapped inside a validated module too: RSA-OAEP-256 (local or in Key
+// Vault), or A256KW in Key Vault, Managed HSM or an HSM. A256KW with a
+// [LocalAESKEK] runs in geoseal's own key wrap code and RSA-OAEP uses SHA-1:
+// under GODEBUG=fips140=only both are refused with [ErrNotApproved].
+//
+// # Reading CSE v1, and only reading it
+//
+// Protocol 1.0 ("CSE v1": AES-256-CBC over the whole blob, the IV in the
+// metadata) is what the SDKs wrote before mid-2022, and the Python SDK's
+// default still. It has NO INTEGRITY: anyone who can write to the container
+// can change what a v1 blob decrypts to, and nothing notices. The readers
+// decrypt it only when [ReaderOptions].ReadCSEv1 is set (off by default, so
+// that a caller who did not ask never gets unauthenticated data), whole or by
+// range (a range is decrypted from the block before it, its IV), and report
+// every failure of its body with one error, [ErrV1Decrypt], checking the
+// padding in constant time so that the reader is no padding oracle. Nothing
+// here writes v1. Read such blobs to convert them.
 //
 // # Writing
 //
@@ -59,8 +79,9 @@ import (
 	"github.com/geoseal/geoseal/internal/fips"
 )
 
-// Protocol versions of CSE v2 this package reads. Protocol 1.0 (AES-CBC) is
-// deprecated by the SDKs as insecure and is not supported.
+// Protocol versions of CSE v2 this package reads and writes. Protocol 1.0
+// (AES-CBC, deprecated by the SDKs as insecure) is read only on request: see
+// Protocol10.
 const (
 	// Protocol20 is "2.0": AES-256-GCM in 4 MiB regions.
 	Protocol20 = "2.0"
@@ -73,8 +94,8 @@ const (
 	// MetadataKey is the blob metadata entry that holds the JSON encryption data.
 	MetadataKey = "encryptiondata"
 
-	// AlgorithmAESGCM256 is the only content encryption algorithm of CSE v2.
-	AlgorithmAESGCM256 = "AES_GCM_256"
+	// algorithmAESGCM256 is the only content encryption algorithm of CSE v2.
+	algorithmAESGCM256 = "AES_GCM_256"
 
 	// DefaultRegionLength is the plaintext length of a full region in
 	// protocol 2.0, and the default for 2.1.
@@ -85,12 +106,13 @@ const (
 	MinRegionLength = 16
 	MaxRegionLength = 1 << 30
 
-	// NonceSize and TagSize are the sizes of a region's GCM nonce and tag.
-	NonceSize = 12
-	TagSize   = 16
+	// nonceSize and tagSize are the sizes of a region's GCM nonce and tag.
+	nonceSize = 12
+	tagSize   = 16
 
-	// Overhead is what each region adds to its plaintext.
-	Overhead = NonceSize + TagSize
+	// Overhead is what each region adds to its plaintext: a 12-byte GCM
+	// nonce and a 16-byte tag.
+	Overhead = nonceSize + tagSize
 
 	// cekSize is the size of the content encryption key, and versionPrefixSize
 	// the size of the NUL-padded protocol string wrapped in front of it.
@@ -112,14 +134,20 @@ var (
 	ErrInvalidEncryptionData = errors.New("csev2: invalid encryption data")
 
 	// ErrUnsupportedProtocol means the encryption data names a protocol or
-	// algorithm other than CSE v2 (2.0 or 2.1, AES_GCM_256), for example the
-	// deprecated protocol 1.0.
+	// algorithm other than CSE v2 (2.0 or 2.1, AES_GCM_256) and CSE v1 (1.0,
+	// AES_CBC_256), or names 1.0 to a reader not given
+	// ReaderOptions.ReadCSEv1.
 	ErrUnsupportedProtocol = errors.New("csev2: unsupported client-side encryption protocol")
 
-	// ErrProtocolMismatch means the protocol string wrapped together with the
-	// content key is not the one the metadata names: the metadata was altered,
-	// for example to downgrade the protocol.
-	ErrProtocolMismatch = errors.New("csev2: wrapped content key does not match the protocol in the encryption data")
+	// ErrUnwrap means the content key did not unwrap: the key-encryption
+	// key refused the metadata's wrap algorithm (only A256KW for AES keys,
+	// RSA-OAEP-256 and RSA-OAEP for RSA keys reach a key), the key or the
+	// vault failed (wrong key, corrupted or forged wrapped key, a service
+	// error), or what unwrapped is not a content key for the protocol the
+	// metadata names (a downgrade). The error does not say which: telling
+	// them apart would help an attacker who forges metadata. The detail goes
+	// to ReaderOptions.Logger.
+	ErrUnwrap = errors.New("csev2: cannot unwrap the content key")
 
 	// ErrKeyNotFound means the key resolver has no key-encryption key with
 	// the key id the encryption data names.

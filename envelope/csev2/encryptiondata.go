@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // MaxEncryptionDataSize bounds the JSON encryption data ParseEncryptionData
@@ -27,6 +28,9 @@ type EncryptionData struct {
 	KeyWrappingMetadata map[string]string `json:"KeyWrappingMetadata,omitempty"`
 	// EncryptionMode is "FullBlob" for blobs.
 	EncryptionMode string `json:"EncryptionMode,omitempty"`
+	// ContentEncryptionIV is the AES-CBC IV of protocol 1.0 (CSE v1);
+	// protocol 2.x has none, and ignores it.
+	ContentEncryptionIV []byte `json:"ContentEncryptionIV,omitempty"`
 }
 
 // WrappedContentKey is the wrapped content encryption key and how to unwrap
@@ -59,13 +63,26 @@ type EncryptedRegionInfo struct {
 
 // ParseEncryptionData parses and checks the JSON of an "encryptiondata"
 // metadata entry. It returns an error matching ErrUnsupportedProtocol for
-// anything but protocol 2.0 or 2.1 with AES_GCM_256, and one matching
+// anything but protocol 2.0 or 2.1 with AES_GCM_256 or protocol 1.0 with
+// AES_CBC_256 (which the readers decrypt only with ReaderOptions.ReadCSEv1),
+// and one matching
 // ErrInvalidEncryptionData for malformed JSON, missing fields, a nonce length
 // other than 12, a region length outside [MinRegionLength, MaxRegionLength],
-// or input longer than MaxEncryptionDataSize.
+// a 1.0 ContentEncryptionIV that is not 16 bytes, or input longer than
+// MaxEncryptionDataSize. Member names must be spelled
+// exactly as the SDKs write them and appear once per object: a name that
+// differs only in case from one this package reads, or a repeated name, is
+// ErrInvalidEncryptionData. Other members are ignored, as the SDKs do.
 func ParseEncryptionData(b []byte) (*EncryptionData, error) {
 	if len(b) > MaxEncryptionDataSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d accepted", ErrInvalidEncryptionData, len(b), MaxEncryptionDataSize)
+	}
+	// encoding/json matches member names without regard to case and keeps
+	// the last of duplicates; the SDKs' readers (Python's dict lookups,
+	// Java's Jackson) match names exactly. Check the names first, so that
+	// no spelling an SDK would not read is read here.
+	if err := checkMemberNames(b); err != nil {
+		return nil, err
 	}
 	var ed EncryptionData
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -86,23 +103,17 @@ func ParseEncryptionData(b []byte) (*EncryptionData, error) {
 func (ed *EncryptionData) validate() error {
 	switch ed.EncryptionAgent.Protocol {
 	case Protocol20, Protocol21:
+		if err := ed.validateV2(); err != nil {
+			return err
+		}
+	case Protocol10:
+		if err := ed.validateV1(); err != nil {
+			return err
+		}
 	case "":
 		return fmt.Errorf("%w: no EncryptionAgent.Protocol", ErrUnsupportedProtocol)
 	default:
-		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
-	}
-	if ed.EncryptionAgent.EncryptionAlgorithm != AlgorithmAESGCM256 {
-		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, AlgorithmAESGCM256)
-	}
-	ri := ed.EncryptedRegionInfo
-	if ri == nil {
-		return fmt.Errorf("%w: no EncryptedRegionInfo", ErrInvalidEncryptionData)
-	}
-	if ri.NonceLength != NonceSize {
-		return fmt.Errorf("%w: nonce length %d, want %d", ErrInvalidEncryptionData, ri.NonceLength, NonceSize)
-	}
-	if ri.DataLength < MinRegionLength || ri.DataLength > MaxRegionLength {
-		return fmt.Errorf("%w: region length %d outside [%d, %d]", ErrInvalidEncryptionData, ri.DataLength, MinRegionLength, MaxRegionLength)
+		return fmt.Errorf("%w: protocol %q (this package reads 2.0 and 2.1, and 1.0 when asked)", ErrUnsupportedProtocol, ed.EncryptionAgent.Protocol)
 	}
 	wk := ed.WrappedContentKey
 	if wk.KeyID == "" {
@@ -113,6 +124,24 @@ func (ed *EncryptionData) validate() error {
 	}
 	if len(wk.EncryptedKey) == 0 || len(wk.EncryptedKey) > maxWrappedKeySize {
 		return fmt.Errorf("%w: wrapped key of %d bytes", ErrInvalidEncryptionData, len(wk.EncryptedKey))
+	}
+	return nil
+}
+
+// validateV2 checks the members protocol 2.x needs.
+func (ed *EncryptionData) validateV2() error {
+	if ed.EncryptionAgent.EncryptionAlgorithm != algorithmAESGCM256 {
+		return fmt.Errorf("%w: encryption algorithm %q, want %s", ErrUnsupportedProtocol, ed.EncryptionAgent.EncryptionAlgorithm, algorithmAESGCM256)
+	}
+	ri := ed.EncryptedRegionInfo
+	if ri == nil {
+		return fmt.Errorf("%w: no EncryptedRegionInfo", ErrInvalidEncryptionData)
+	}
+	if ri.NonceLength != nonceSize {
+		return fmt.Errorf("%w: nonce length %d, want %d", ErrInvalidEncryptionData, ri.NonceLength, nonceSize)
+	}
+	if ri.DataLength < MinRegionLength || ri.DataLength > MaxRegionLength {
+		return fmt.Errorf("%w: region length %d outside [%d, %d]", ErrInvalidEncryptionData, ri.DataLength, MinRegionLength, MaxRegionLength)
 	}
 	return nil
 }
@@ -128,3 +157,65 @@ func (ed *EncryptionData) Marshal() ([]byte, error) {
 
 // regionLength is the plaintext length of a full region.
 func (ed *EncryptionData) regionLength() int64 { return ed.EncryptedRegionInfo.DataLength }
+
+// memberNames are the JSON member names this package reads, per object.
+var memberNames = map[string][]string{
+	"":                    {"WrappedContentKey", "EncryptionAgent", "EncryptedRegionInfo", "KeyWrappingMetadata", "EncryptionMode", "ContentEncryptionIV"},
+	"WrappedContentKey":   {"KeyId", "EncryptedKey", "Algorithm"},
+	"EncryptionAgent":     {"Protocol", "EncryptionAlgorithm"},
+	"EncryptedRegionInfo": {"DataLength", "NonceLength"},
+}
+
+// checkMemberNames walks the JSON in b and refuses, in any object, a member
+// name given twice and, in the objects this package reads (the root and its
+// members named in memberNames), a name that matches one this package reads
+// only without regard to case. Malformed JSON is left to the decoder.
+func checkMemberNames(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// walk reads one value; object is the name memberNames knows it by, or
+	// "-" when it is no object this package reads.
+	var walk func(object string) error
+	walk = func(object string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the decoder reports it
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk("-"); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		case json.Delim('{'):
+			seen := make(map[string]bool)
+			for dec.More() {
+				t, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				name, _ := t.(string)
+				if seen[name] {
+					return fmt.Errorf("%w: member %q appears twice", ErrInvalidEncryptionData, name)
+				}
+				seen[name] = true
+				for _, k := range memberNames[object] {
+					if strings.EqualFold(name, k) && name != k {
+						return fmt.Errorf("%w: member %q, which the SDKs spell %q", ErrInvalidEncryptionData, name, k)
+					}
+				}
+				child := "-"
+				if object == "" {
+					child = name
+				}
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		}
+		return nil
+	}
+	return walk("")
+}

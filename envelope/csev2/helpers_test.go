@@ -1,14 +1,18 @@
 package csev2
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/fips140"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/json"
 	"encoding/pem"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -34,7 +38,7 @@ func testSeal(t testing.TB, cek []byte, scheme NonceScheme, regionLen int, pt []
 	var out []byte
 	for i := 0; i*regionLen < len(pt); i++ {
 		chunk := pt[i*regionLen : min((i+1)*regionLen, len(pt))]
-		var n [NonceSize]byte
+		var n [nonceSize]byte
 		scheme.nonce(&n, uint64(i))
 		out = append(out, n[:]...)
 		if fips140.Enforced() {
@@ -127,4 +131,82 @@ func loadRSAKey(t testing.TB) *rsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k.(*rsa.PrivateKey)
+}
+
+// mustGenerateRSA returns a 2048-bit RSA key other than testdata's,
+// generated once per test binary.
+func mustGenerateRSA(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := otherRSAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var otherRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
+// testRSAKEK is a local RSA-OAEP-256 key-encryption key, which reads in every
+// FIPS 140 mode (local A256KW does not: see LocalAESKEK).
+func testRSAKEK(t testing.TB) KeyEncryptionKey {
+	t.Helper()
+	k, err := LocalRSAKEK("local:test-rsa", loadRSAKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// wrapAlgorithm is the algorithm a test wraps with under kek: A256KW for an
+// AES key, RSA-OAEP-256 for an RSA key.
+func wrapAlgorithm(t testing.TB, kek KeyEncryptionKey) string {
+	t.Helper()
+	kt, err := kek.(KeyTyper).KeyType(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kt == KeyTypeAES {
+		return AlgorithmA256KW
+	}
+	return AlgorithmRSAOAEP256
+}
+
+// loadJSON decodes the JSON file path into v.
+func loadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// vectorKeys resolves a vector file's two keys: its AES KEK and the RSA key
+// of testdata/rsa2048.pem.
+func vectorKeys(t testing.TB, aesHex, aesKID, rsaKID string) KeyResolver {
+	t.Helper()
+	aesKEK, err := LocalAESKEK(aesKID, mustHex(t, aesHex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKEK, err := LocalRSAKEK(rsaKID, loadRSAKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Keys(aesKEK, rsaKEK)
+}
+
+// rangeOf is what DownloadRange(offset, count) of pt returns: count 0 means
+// to the end, and a range past the end is cut there.
+func rangeOf(pt []byte, offset, count int64) []byte {
+	end := int64(len(pt))
+	if count > 0 {
+		end = min(end, offset+count)
+	}
+	if offset >= end {
+		return []byte{}
+	}
+	return pt[offset:end]
 }

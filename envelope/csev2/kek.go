@@ -12,6 +12,7 @@ import (
 	"hash"
 
 	"github.com/geoseal/geoseal/internal/keywrap"
+	"github.com/geoseal/geoseal/keyring"
 )
 
 // Key wrap algorithm names, as Azure Key Vault and the SDKs spell them.
@@ -73,6 +74,11 @@ var errAlgorithm = errors.New("csev2: key wrap algorithm not supported by this k
 
 // LocalAESKEK returns a key-encryption key that wraps with A256KW (RFC 3394
 // AES key wrap) under the 32-byte key kek. The key is copied.
+//
+// The key wrap runs in geoseal's own code (internal/keywrap), which is not
+// part of Go's FIPS 140 validated module: in FIPS 140-only mode wrapping and
+// unwrapping fail with an error matching ErrNotApproved, before any work.
+// Keep such keys in Key Vault, Managed HSM or an HSM instead.
 func LocalAESKEK(keyID string, kek []byte) (KeyEncryptionKey, error) {
 	if len(kek) != 32 {
 		return nil, fmt.Errorf("csev2: A256KW needs a 32-byte key, got %d bytes", len(kek))
@@ -85,21 +91,29 @@ type aesKEK struct {
 	key []byte
 }
 
-func (k *aesKEK) KeyID() string                   { return k.id }
-func (k *aesKEK) defaultKeyWrapAlgorithm() string { return AlgorithmA256KW }
+func (k *aesKEK) KeyID() string                            { return k.id }
+func (k *aesKEK) KeyType(context.Context) (KeyType, error) { return KeyTypeAES, nil }
 
 func (k *aesKEK) WrapKey(_ context.Context, algorithm string, key []byte) ([]byte, error) {
 	if algorithm != AlgorithmA256KW {
 		return nil, fmt.Errorf("%w: %q (this key does %s)", errAlgorithm, algorithm, AlgorithmA256KW)
 	}
-	return keywrap.Wrap(k.key, key)
+	return localKeyWrap(keywrap.Wrap(k.key, key))
 }
 
 func (k *aesKEK) UnwrapKey(_ context.Context, algorithm string, wrapped []byte) ([]byte, error) {
 	if algorithm != AlgorithmA256KW {
 		return nil, fmt.Errorf("%w: %q (this key does %s)", errAlgorithm, algorithm, AlgorithmA256KW)
 	}
-	return keywrap.Unwrap(k.key, wrapped)
+	return localKeyWrap(keywrap.Unwrap(k.key, wrapped))
+}
+
+// localKeyWrap turns keywrap's FIPS 140-only refusal into this package's.
+func localKeyWrap(b []byte, err error) ([]byte, error) {
+	if errors.Is(err, keywrap.ErrNotApproved) {
+		return nil, errLocalKeyWrap
+	}
+	return b, err
 }
 
 // LocalRSAKEK returns a key-encryption key that wraps with RSA-OAEP-256 (or
@@ -107,7 +121,8 @@ func (k *aesKEK) UnwrapKey(_ context.Context, algorithm string, wrapped []byte) 
 // nil (priv alone implies pub): a key with only pub wraps, one without priv
 // cannot unwrap.
 //
-// RSA-OAEP with SHA-1 is refused in FIPS 140-only mode with an error matching
+// The key must have keyring.MinRSABits (2048) to 16384 bits. RSA-OAEP with
+// SHA-1 is refused in FIPS 140-only mode with an error matching
 // ErrNotApproved, before any hashing.
 func LocalRSAKEK(keyID string, priv *rsa.PrivateKey, pub *rsa.PublicKey) (KeyEncryptionKey, error) {
 	if pub == nil && priv != nil {
@@ -119,7 +134,26 @@ func LocalRSAKEK(keyID string, priv *rsa.PrivateKey, pub *rsa.PublicKey) (KeyEnc
 	if priv != nil && !priv.PublicKey.Equal(pub) {
 		return nil, errors.New("csev2: LocalRSAKEK: private and public keys differ")
 	}
+	if err := checkRSABits(pub.N.BitLen()); err != nil {
+		return nil, err
+	}
 	return &rsaKEK{id: keyID, priv: priv, pub: pub}, nil
+}
+
+// maxRSABits is the largest RSA key accepted: its wraps fill maxWrappedKeySize.
+const maxRSABits = 8 * maxWrappedKeySize
+
+// checkRSABits holds every RSA key that enters this package, local or in a
+// vault, to keyring.MinRSABits: below 2048 bits RSA is not approved for key
+// transport (NIST SP 800-131A).
+func checkRSABits(bits int) error {
+	switch {
+	case bits < keyring.MinRSABits:
+		return fmt.Errorf("csev2: RSA key of %d bits, at least %d required", bits, keyring.MinRSABits)
+	case bits > maxRSABits:
+		return fmt.Errorf("csev2: RSA key of %d bits, at most %d accepted", bits, maxRSABits)
+	}
+	return nil
 }
 
 type rsaKEK struct {
@@ -128,8 +162,8 @@ type rsaKEK struct {
 	pub  *rsa.PublicKey
 }
 
-func (k *rsaKEK) KeyID() string                   { return k.id }
-func (k *rsaKEK) defaultKeyWrapAlgorithm() string { return AlgorithmRSAOAEP256 }
+func (k *rsaKEK) KeyID() string                            { return k.id }
+func (k *rsaKEK) KeyType(context.Context) (KeyType, error) { return KeyTypeRSA, nil }
 
 // oaepHash returns the hash of an RSA-OAEP algorithm name. It checks the
 // FIPS mode before SHA-1 is ever instantiated: SHA-1 hashing panics in

@@ -4,42 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/fips140"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
-	"os"
+	"io"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
-
-type wycheproofFile struct {
-	TestGroups []struct {
-		KeySize         int    `json:"keySize"`
-		PrivateKeyPkcs8 string `json:"privateKeyPkcs8"`
-		Tests           []struct {
-			TcID   int      `json:"tcId"`
-			Key    string   `json:"key"`
-			Msg    string   `json:"msg"`
-			CT     string   `json:"ct"`
-			Label  string   `json:"label"`
-			Result string   `json:"result"`
-			Flags  []string `json:"flags"`
-		} `json:"tests"`
-	} `json:"testGroups"`
-}
-
-func loadWycheproof(t *testing.T, name string) *wycheproofFile {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/wycheproof/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f wycheproofFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	return &f
-}
 
 // TestWycheproofA256KW runs the Wycheproof AES-KW vectors for 256-bit keys
 // through LocalAESKEK: valid ones wrap to ct and unwrap to msg, invalid ones
@@ -48,18 +18,26 @@ func loadWycheproof(t *testing.T, name string) *wycheproofFile {
 func TestWycheproofA256KW(t *testing.T) {
 	ctx := context.Background()
 	n := 0
-	for _, g := range loadWycheproof(t, "aes_wrap_test.json").TestGroups {
+	for _, g := range wycheproof.Load(t, wycheproof.AESKeyWrap).TestGroups {
 		if g.KeySize != 256 {
 			continue
 		}
 		for _, tc := range g.Tests {
 			n++
-			kek, err := LocalAESKEK("wycheproof", mustHex(t, tc.Key))
+			kek, err := LocalAESKEK("wycheproof", tc.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, ct := mustHex(t, tc.Msg), mustHex(t, tc.CT)
+			msg, ct := []byte(tc.Msg), []byte(tc.CT)
 			got, err := kek.UnwrapKey(ctx, AlgorithmA256KW, ct)
+			if fips140.Enforced() {
+				// internal/keywrap is outside the validated module.
+				_, werr := kek.WrapKey(ctx, AlgorithmA256KW, msg)
+				if !errors.Is(err, ErrNotApproved) || !errors.Is(werr, ErrNotApproved) || got != nil {
+					t.Fatalf("tc %d in FIPS 140-only mode: unwrap %v, wrap %v; want ErrNotApproved", tc.TcID, err, werr)
+				}
+				continue
+			}
 			switch tc.Result {
 			case "valid":
 				if err != nil || !bytes.Equal(got, msg) {
@@ -98,25 +76,25 @@ func TestWycheproofA256KW(t *testing.T) {
 func TestWycheproofRSAOAEP(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ file, alg string }{
-		{"rsa_oaep_2048_sha256_mgf1sha256_test.json", AlgorithmRSAOAEP256},
-		{"rsa_oaep_2048_sha1_mgf1sha1_test.json", AlgorithmRSAOAEP},
+		{wycheproof.RSAOAEPSHA256, AlgorithmRSAOAEP256},
+		{wycheproof.RSAOAEPSHA1, AlgorithmRSAOAEP},
 	} {
 		n := 0
-		for _, g := range loadWycheproof(t, c.file).TestGroups {
-			k, err := x509.ParsePKCS8PrivateKey(mustHex(t, g.PrivateKeyPkcs8))
+		for _, g := range wycheproof.Load(t, c.file).TestGroups {
+			k, err := g.RSAPrivateKey()
 			if err != nil {
 				t.Fatal(err)
 			}
-			kek, err := LocalRSAKEK("wycheproof", k.(*rsa.PrivateKey), nil)
+			kek, err := LocalRSAKEK("wycheproof", k, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, tc := range g.Tests {
-				if tc.Label != "" {
+				if len(tc.Label) != 0 {
 					continue
 				}
 				n++
-				got, err := kek.UnwrapKey(ctx, c.alg, mustHex(t, tc.CT))
+				got, err := kek.UnwrapKey(ctx, c.alg, tc.CT)
 				if c.alg == AlgorithmRSAOAEP && fips140.Enforced() {
 					if !errors.Is(err, ErrNotApproved) {
 						t.Fatalf("%s tc %d: %v, want ErrNotApproved", c.file, tc.TcID, err)
@@ -125,7 +103,7 @@ func TestWycheproofRSAOAEP(t *testing.T) {
 				}
 				switch tc.Result {
 				case "valid":
-					if err != nil || !bytes.Equal(got, mustHex(t, tc.Msg)) {
+					if err != nil || !bytes.Equal(got, tc.Msg) {
 						t.Errorf("%s tc %d: %v", c.file, tc.TcID, err)
 					}
 				case "invalid":
@@ -196,5 +174,38 @@ func TestParseKeyVaultID(t *testing.T) {
 	}
 	if _, err := KeyVaultKEK(nil, "https://v.vault.azure.net/keys/cse/1"); err == nil {
 		t.Error("nil client accepted")
+	}
+}
+
+// TestLocalAESRefusedInFIPSOnlyMode: A256KW with a local key runs in
+// internal/keywrap, geoseal's own code, outside Go's validated module; under
+// GODEBUG=fips140=only it is refused with ErrNotApproved, before any work,
+// whether a blob is read or the key is called directly. (In Key Vault or
+// Managed HSM, A256KW runs in the vault and is not refused: TestKeyVaultKEK.)
+func TestLocalAESRefusedInFIPSOnlyMode(t *testing.T) {
+	ctx := context.Background()
+	vf, kr := loadVectors(t)
+	v := vf.find(t, "2.1/A256KW/java/r100/307")
+	ed, err := ParseEncryptionData([]byte(v.EncryptionData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, _ := kr.Resolve(ctx, vf.AESKID)
+	r, rerr := NewReader(ctx, bytes.NewReader(mustHex(t, v.Ciphertext)), ed, kr, nil)
+	_, uerr := kek.UnwrapKey(ctx, AlgorithmA256KW, ed.WrappedContentKey.EncryptedKey)
+	_, werr := kek.WrapKey(ctx, AlgorithmA256KW, make([]byte, 40))
+	if fips140.Enforced() {
+		for what, err := range map[string]error{"NewReader": rerr, "UnwrapKey": uerr, "WrapKey": werr} {
+			if !errors.Is(err, ErrNotApproved) || !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("%s in FIPS 140-only mode: %v, want ErrNotApproved", what, err)
+			}
+		}
+		return
+	}
+	if rerr != nil || uerr != nil || werr != nil {
+		t.Fatal(rerr, uerr, werr)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, testPlaintext(v.PlaintextSize)) {
+		t.Fatalf("A256KW vector: %v", err)
 	}
 }

@@ -54,8 +54,8 @@ func TestKeyVaultKEK(t *testing.T) {
 			ct = testSeal(t, cek, NoncePython, DefaultRegionLength, pt)
 			ed = &EncryptionData{
 				WrappedContentKey:   WrappedContentKey{KeyID: c.kid, EncryptedKey: wrapped, Algorithm: c.alg},
-				EncryptionAgent:     EncryptionAgent{Protocol: Protocol20, EncryptionAlgorithm: AlgorithmAESGCM256},
-				EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: DefaultRegionLength, NonceLength: NonceSize},
+				EncryptionAgent:     EncryptionAgent{Protocol: Protocol20, EncryptionAlgorithm: algorithmAESGCM256},
+				EncryptedRegionInfo: &EncryptedRegionInfo{DataLength: DefaultRegionLength, NonceLength: nonceSize},
 			}
 		} else {
 			ct, ed = encrypt(t, kek, &WriterOptions{KeyWrapAlgorithm: c.alg}, pt)

@@ -2,9 +2,11 @@ package csev2
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 )
 
@@ -17,6 +19,28 @@ type ReaderOptions struct {
 	// from a blob written by a non-conforming encoder; with it, regions
 	// moved within a blob decrypt silently in the wrong order.
 	AllowMisorderedRegions bool
+
+	// ReadCSEv1 lets the readers decrypt protocol 1.0 blobs (CSE v1:
+	// AES-256-CBC, what the SDKs wrote before mid-2022 and the Python SDK's
+	// default still). CSE v1 has NO INTEGRITY: whoever can write to the
+	// container can change what such a blob decrypts to without any error.
+	// Off by default, and a 1.0 blob is then refused with
+	// ErrUnsupportedProtocol, so that a reader that did not ask never
+	// returns unauthenticated data. Set it only to read old blobs, and
+	// convert them. Every failure of a v1 body is ErrV1Decrypt.
+	ReadCSEv1 bool
+
+	// Logger, if set, gets one record per content key unwrap: key id,
+	// algorithm, outcome and, on failure, the reason the returned error
+	// does not give (see ErrUnwrap). Never any key bytes.
+	Logger *slog.Logger
+}
+
+func (o *ReaderOptions) logger() *slog.Logger {
+	if o == nil {
+		return nil
+	}
+	return o.Logger
 }
 
 func (o *ReaderOptions) orderCheck() *orderCheck {
@@ -40,26 +64,40 @@ const initialRegionBuffer = 64 << 10
 // ErrRegionOrder (a *RegionError), after which Read returns the same error.
 // A ciphertext cut at a region boundary cannot be told from a shorter one:
 // the format has no end marker.
-func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (io.Reader, error) {
-	return newReaderFrom(ctx, src, ed, kr, 0, opts.orderCheck())
-}
-
-// newReaderFrom decrypts src, whose first region is region first of the blob.
-func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, oc *orderCheck) (*reader, error) {
+//
+// With ReaderOptions.ReadCSEv1 it also reads protocol 1.0, which has no
+// integrity: see ReadCSEv1. Its plaintext is returned as it is decrypted,
+// less the last block, held back until the padding is checked at the end.
+func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*Reader, error) {
 	if err := ed.validate(); err != nil {
 		return nil, err
 	}
-	o, err := unwrapOpener(ctx, ed, kr)
+	if ed.isV1() {
+		block, err := v1Block(ctx, ed, kr, opts)
+		if err != nil {
+			return nil, err
+		}
+		return newV1Reader(src, block, ed.ContentEncryptionIV, true), nil
+	}
+	return newReaderFrom(ctx, src, ed, kr, 0, opts)
+}
+
+// newReaderFrom decrypts src, whose first region is region first of the blob.
+func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, opts *ReaderOptions) (*Reader, error) {
+	if err := ed.validate(); err != nil {
+		return nil, err
+	}
+	o, err := unwrapOpener(ctx, ed, kr, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &reader{src: src, o: o, index: first, order: oc}, nil
+	return &Reader{src: src, o: o, index: first, order: opts.orderCheck()}, nil
 }
 
 // unwrapOpener unwraps the content key of the validated ed and returns an
 // opener for its regions. The key itself lives on only in the AEAD.
-func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver) (*opener, error) {
-	cek, err := unwrapCEK(ctx, ed, kr)
+func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*opener, error) {
+	cek, err := unwrapContentKey(ctx, ed, kr, opts.logger())
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +105,15 @@ func unwrapOpener(ctx context.Context, ed *EncryptionData, kr KeyResolver) (*ope
 	return newOpener(cek, ed.regionLength())
 }
 
-type reader struct {
+// A Reader decrypts a stream of CSE v2 regions, or CSE v1 blocks; see
+// NewReader. It holds the plaintext of one region (or v1 chunk) at a time,
+// and zeroes it once it has all been read, when the stream fails, and on
+// Close.
+type Reader struct {
 	src   io.Reader
-	o     *opener
+	o     *opener // v2
 	order *orderCheck
+	v1    *cbcStream // v1
 
 	index int64  // of the next region to read
 	buf   []byte // ciphertext of the current region
@@ -79,21 +122,45 @@ type reader struct {
 	err   error
 }
 
-func (r *reader) Read(p []byte) (int, error) {
+// Read reads plaintext into p.
+func (r *Reader) Read(p []byte) (int, error) {
 	for len(r.plain) == 0 {
 		if r.err != nil {
+			r.wipe()
 			return 0, r.err
 		}
 		r.err = r.next()
 	}
 	n := copy(p, r.plain)
 	r.plain = r.plain[n:]
+	if len(r.plain) == 0 && r.err != nil {
+		r.wipe() // the last plaintext is out: none stays behind
+	}
 	return n, nil
 }
 
+// Close zeroes the plaintext the Reader holds; later reads fail. It does not
+// close the source. It is safe to call more than once.
+func (r *Reader) Close() error {
+	r.plain = nil
+	r.wipe()
+	if r.err == nil || r.err == io.EOF {
+		r.err = errReaderClosed
+	}
+	return nil
+}
+
+var errReaderClosed = errors.New("csev2: read from a closed Reader")
+
+// wipe zeroes the plaintext buffer.
+func (r *Reader) wipe() { clear(r.pbuf[:cap(r.pbuf)]) }
+
 // next reads, checks and decrypts one region into r.plain. It returns io.EOF
 // at the end of the ciphertext, and a terminal error otherwise.
-func (r *reader) next() error {
+func (r *Reader) next() error {
+	if r.v1 != nil {
+		return r.nextV1()
+	}
 	n, err := readRegion(r.src, &r.buf, r.o.regionLen+Overhead)
 	switch {
 	case n == 0 && err == io.EOF:
@@ -103,6 +170,7 @@ func (r *reader) next() error {
 	case err != nil:
 		return err
 	}
+	r.wipe() // the region before is read; a failure must leave nothing
 	pt, oerr := r.o.open(r.pbuf, r.buf[:n], r.index, r.order)
 	if oerr != nil {
 		return oerr
@@ -155,13 +223,15 @@ func readRegion(src io.Reader, buf *[]byte, want int64) (int, error) {
 // ReaderAt decrypts arbitrary ranges of a CSE v2 blob, reading and
 // authenticating only the regions a range covers. It is safe for concurrent
 // use. All the ranges read through one ReaderAt are held to one nonce
-// scheme.
+// scheme. A region is decrypted in a pooled buffer, zeroed before ReadAt
+// returns.
 type ReaderAt struct {
 	src   io.ReaderAt
-	o     *opener
+	o     *opener // v2
 	order *orderCheck
-	csize int64 // ciphertext size
-	size  int64 // plaintext size
+	v1    *cbcAt // v1
+	csize int64  // ciphertext size
+	size  int64  // plaintext size
 	pool  sync.Pool
 }
 
@@ -169,15 +239,27 @@ type ReaderAt struct {
 // described by ed. It unwraps the content key before returning. A size whose
 // last region cannot hold a nonce and a tag is an error matching
 // ErrTruncated.
+//
+// With ReaderOptions.ReadCSEv1 it also reads protocol 1.0, which has no
+// integrity (see ReadCSEv1): it decrypts the last block at once, to learn
+// the plaintext size from the padding, and a range from the block before
+// it (its IV) on.
 func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, ed *EncryptionData, kr KeyResolver, opts *ReaderOptions) (*ReaderAt, error) {
 	if err := ed.validate(); err != nil {
 		return nil, err
+	}
+	if ed.isV1() {
+		block, err := v1Block(ctx, ed, kr, opts)
+		if err != nil {
+			return nil, err
+		}
+		return newV1ReaderAt(src, size, block, ed.ContentEncryptionIV)
 	}
 	psize, err := plaintextSize(size, ed.regionLength())
 	if err != nil {
 		return nil, err
 	}
-	o, err := unwrapOpener(ctx, ed, kr)
+	o, err := unwrapOpener(ctx, ed, kr, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +282,9 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return 0, io.EOF
 	}
+	if r.v1 != nil {
+		return r.readAtV1(p, off)
+	}
 	rl := r.o.regionLen
 	n := 0
 	for n < len(p) && off < r.size {
@@ -209,7 +294,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		bp := r.buffer()
 		region := (*bp)[:end-start]
 		if _, err := r.src.ReadAt(region, start); err != nil {
-			r.pool.Put(bp)
+			r.release(bp)
 			if err == io.EOF {
 				err = &RegionError{Index: index, Err: ErrTruncated}
 			}
@@ -217,18 +302,24 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		}
 		pt, err := r.o.open(region[:0], region, index, r.order)
 		if err != nil {
-			r.pool.Put(bp)
+			r.release(bp)
 			return n, err
 		}
 		m := copy(p[n:], pt[off-index*rl:])
 		n += m
 		off += int64(m)
-		r.pool.Put(bp)
+		r.release(bp)
 	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// release zeroes a region buffer, which held plaintext, and pools it.
+func (r *ReaderAt) release(bp *[]byte) {
+	clear(*bp)
+	r.pool.Put(bp)
 }
 
 // buffer returns a region buffer, no larger than the ciphertext, so that a
@@ -238,6 +329,11 @@ func (r *ReaderAt) buffer() *[]byte {
 	if bp, ok := r.pool.Get().(*[]byte); ok {
 		return bp
 	}
-	b := make([]byte, min(r.o.regionLen+Overhead, r.csize))
+	var b []byte
+	if r.v1 != nil {
+		b = make([]byte, v1Chunk+aes.BlockSize)
+	} else {
+		b = make([]byte, min(r.o.regionLen+Overhead, r.csize))
+	}
 	return &b
 }

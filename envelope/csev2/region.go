@@ -1,11 +1,9 @@
 package csev2
 
 import (
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/fips140"
-	"crypto/subtle"
 	"fmt"
 )
 
@@ -42,7 +40,7 @@ func (o *opener) open(dst, region []byte, index int64, oc *orderCheck) ([]byte, 
 		// Only callers' bugs get here; regions are cut at regionLen.
 		return nil, &RegionError{Index: index, Err: ErrAuthentication}
 	}
-	if err := oc.check(region[:NonceSize], uint64(index)); err != nil {
+	if err := oc.check(region[:nonceSize], uint64(index)); err != nil {
 		return nil, &RegionError{Index: index, Err: err}
 	}
 	pt, err := o.aead.Open(dst[:0], nil, region, nil)
@@ -80,7 +78,7 @@ func newSealer(cek []byte, scheme NonceScheme) (*sealer, error) {
 
 // seal appends region index, sealed from plaintext, to dst.
 func (s *sealer) seal(dst, plaintext []byte, index uint64) []byte {
-	var n [NonceSize]byte
+	var n [nonceSize]byte
 	s.scheme.nonce(&n, index)
 	dst = append(dst, n[:]...)
 	return s.aead.Seal(dst, n[:], plaintext, nil)
@@ -116,42 +114,4 @@ func versionPrefix(protocol string) [versionPrefixSize]byte {
 	var p [versionPrefixSize]byte
 	copy(p[:], protocol)
 	return p
-}
-
-// unwrapCEK finds the KEK for ed, unwraps the content key, and checks that it
-// was wrapped with the protocol ed names (downgrade protection). All three
-// SDKs make this check; the Java one compares only the protocol's three
-// bytes, this one all eight, as Python does.
-func unwrapCEK(ctx context.Context, ed *EncryptionData, kr KeyResolver) ([]byte, error) {
-	if kr == nil {
-		return nil, fmt.Errorf("csev2: nil KeyResolver")
-	}
-	wk := ed.WrappedContentKey
-	kek, err := kr.Resolve(ctx, wk.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if kek == nil {
-		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, wk.KeyID)
-	}
-	if kek.KeyID() != wk.KeyID {
-		// As Python's _validate_and_unwrap_cek: a resolver must not hand
-		// back some other key.
-		return nil, fmt.Errorf("%w: resolver returned key %q for %q", ErrKeyNotFound, kek.KeyID(), wk.KeyID)
-	}
-	raw, err := kek.UnwrapKey(ctx, wk.Algorithm, wk.EncryptedKey)
-	if err != nil {
-		return nil, fmt.Errorf("csev2: unwrapping the content key with %q (%s): %w", wk.KeyID, wk.Algorithm, err)
-	}
-	defer clear(raw)
-	if len(raw) != versionPrefixSize+cekSize {
-		return nil, fmt.Errorf("%w: unwrapped %d bytes, want %d (protocol prefix and 256-bit key)", ErrProtocolMismatch, len(raw), versionPrefixSize+cekSize)
-	}
-	want := versionPrefix(ed.EncryptionAgent.Protocol)
-	if subtle.ConstantTimeCompare(raw[:versionPrefixSize], want[:]) != 1 {
-		return nil, fmt.Errorf("%w: metadata says %q", ErrProtocolMismatch, ed.EncryptionAgent.Protocol)
-	}
-	cek := make([]byte, cekSize)
-	copy(cek, raw[versionPrefixSize:])
-	return cek, nil
 }

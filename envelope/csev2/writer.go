@@ -8,12 +8,12 @@ import (
 	"io"
 )
 
-// EncryptionLibrary is what this package records under "EncryptionLibrary"
+// encryptionLibrary is what this package records under "EncryptionLibrary"
 // in KeyWrappingMetadata, where the SDKs record their own name and version.
-const EncryptionLibrary = "geoseal-csev2"
+const encryptionLibrary = "geoseal-csev2"
 
 // WriterOptions configures encryption. A nil *WriterOptions is valid and
-// means protocol 2.0, 4 MiB regions, Java nonces and the key-encryption key's
+// means protocol 2.0, 4 MiB regions, .NET nonces and the key-encryption key's
 // default wrap algorithm.
 type WriterOptions struct {
 	// Protocol is Protocol20 (the default) or Protocol21. Protocol 2.0 is
@@ -28,19 +28,16 @@ type WriterOptions struct {
 	RegionLength int64
 
 	// NonceScheme chooses how region nonces are derived; zero means
-	// NonceJava. Every scheme is a counter, so nonces never repeat.
+	// NonceDotNet, the one scheme every SDK reader that checks region order
+	// accepts. Every scheme is a counter, so nonces never repeat.
 	NonceScheme NonceScheme
 
 	// KeyWrapAlgorithm is passed to the key-encryption key's WrapKey and
-	// recorded in the metadata. Empty means the key's default (A256KW for
-	// LocalAESKEK, RSA-OAEP-256 for LocalRSAKEK and KeyVaultKEK); a key of
-	// another type must be given one.
+	// recorded in the metadata: A256KW for an AES key, RSA-OAEP-256 or
+	// RSA-OAEP for an RSA key. Empty means A256KW or RSA-OAEP-256 by the key's
+	// KeyType (for KeyVaultKEK, the vault's key); a key that is no KeyTyper
+	// must be given one.
 	KeyWrapAlgorithm string
-}
-
-// defaultAlgorithmer is implemented by this package's key-encryption keys.
-type defaultAlgorithmer interface {
-	defaultKeyWrapAlgorithm() string
 }
 
 // newEncryption draws a content key, wraps it with its protocol prefix, and
@@ -60,7 +57,7 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 		o.RegionLength = DefaultRegionLength
 	}
 	if o.NonceScheme == 0 {
-		o.NonceScheme = NonceJava
+		o.NonceScheme = NonceDotNet
 	}
 	switch o.Protocol {
 	case Protocol20:
@@ -74,16 +71,8 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 	default:
 		return nil, nil, fmt.Errorf("%w: cannot write protocol %q", ErrUnsupportedProtocol, o.Protocol)
 	}
-	if o.KeyWrapAlgorithm == "" {
-		d, ok := kek.(defaultAlgorithmer)
-		if !ok {
-			return nil, nil, errors.New("csev2: WriterOptions.KeyWrapAlgorithm is required for this key-encryption key")
-		}
-		o.KeyWrapAlgorithm = d.defaultKeyWrapAlgorithm()
-	}
-
-	// The FIPS refusal comes before any key is drawn or wrapped, so that a
-	// refused write costs no Key Vault call.
+	// The FIPS refusal (in newSealer) comes before the key type is asked or
+	// anything is wrapped, so that a refused write costs no Key Vault call.
 	payload := make([]byte, versionPrefixSize+cekSize)
 	defer clear(payload)
 	prefix := versionPrefix(o.Protocol)
@@ -94,6 +83,30 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 	if err != nil {
 		return nil, nil, err
 	}
+	if o.KeyWrapAlgorithm == "" {
+		t, ok := kek.(KeyTyper)
+		if !ok {
+			return nil, nil, errors.New("csev2: WriterOptions.KeyWrapAlgorithm is required for a key-encryption key that is no KeyTyper")
+		}
+		kt, err := t.KeyType(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("csev2: key type of %q: %w", kek.KeyID(), err)
+		}
+		switch kt {
+		case KeyTypeAES:
+			o.KeyWrapAlgorithm = AlgorithmA256KW
+		case KeyTypeRSA:
+			o.KeyWrapAlgorithm = AlgorithmRSAOAEP256
+		default:
+			return nil, nil, fmt.Errorf("csev2: key %q is of unknown type %q: set WriterOptions.KeyWrapAlgorithm", kek.KeyID(), kt)
+		}
+	}
+	// What is written is held to what is read: never RSA1_5, never an
+	// algorithm of the other key type.
+	if err := checkAlgorithm(ctx, kek, o.KeyWrapAlgorithm); err != nil {
+		return nil, nil, err
+	}
+
 	wrapped, err := kek.WrapKey(ctx, o.KeyWrapAlgorithm, payload)
 	if err != nil {
 		return nil, nil, fmt.Errorf("csev2: wrapping the content key with %q (%s): %w", kek.KeyID(), o.KeyWrapAlgorithm, err)
@@ -106,13 +119,13 @@ func newEncryption(ctx context.Context, kek KeyEncryptionKey, opts *WriterOption
 		},
 		EncryptionAgent: EncryptionAgent{
 			Protocol:            o.Protocol,
-			EncryptionAlgorithm: AlgorithmAESGCM256,
+			EncryptionAlgorithm: algorithmAESGCM256,
 		},
 		EncryptedRegionInfo: &EncryptedRegionInfo{
 			DataLength:  o.RegionLength,
-			NonceLength: NonceSize,
+			NonceLength: nonceSize,
 		},
-		KeyWrappingMetadata: map[string]string{"EncryptionLibrary": EncryptionLibrary},
+		KeyWrappingMetadata: map[string]string{"EncryptionLibrary": encryptionLibrary},
 		EncryptionMode:      encryptionMode,
 	}
 	if err := ed.validate(); err != nil {

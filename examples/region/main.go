@@ -6,7 +6,10 @@
 // the requests to prove it.
 //
 // It then shows the same account allowed when it is not geo-replicated,
-// and an unknown region refused by default.
+// the same account refused again when the key-encryption key lives in a
+// Key Vault vault in Southeast Asia (Key Vault replicates a vault to its
+// region's pair, so the means of decryption would be in Hong Kong), and an
+// unknown region refused by default.
 //
 // It runs against Azurite (started for the run, unless
 // AZURE_STORAGE_CONNECTION_STRING names an account); the regions are
@@ -120,6 +123,20 @@ func run(ctx context.Context, w io.Writer) error {
 	reqs, sent = counter.Counts()
 	r.Line("allowed: %s", up.Decision.Reason)
 	r.Line("uploaded %d bytes encrypted as %d (%d requests, %d bytes sent)", up.Size, up.EncryptedSize, reqs, sent)
+
+	r.Step("The same account, with its key in a Key Vault vault in Southeast Asia")
+	// region.KeyVaultARM(cred, subscription, keyURL, nil) would ask Azure
+	// Resource Manager where the vault is; here its region is declared.
+	guard, err = region.NewGuard(itar, region.Static("southeastasia", ""), &region.GuardOptions{
+		KeyVaults: []region.Resolver{region.StaticKeyVault("southeastasia")},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err = guard.Check(ctx); !errors.As(err, &v) {
+		return exenv.Unexpected("a key replicated to Hong Kong was allowed: %v", err)
+	}
+	r.Line("REFUSED (where the key lives): %s", v.Decision.Reason)
 
 	r.Step("A region the catalog does not know, under EAR")
 	ear, err := region.LoadPolicy("ear")

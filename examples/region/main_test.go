@@ -25,6 +25,7 @@ func TestRun(t *testing.T) {
 		"requests sent to the storage service: 0; bytes sent: 0",
 		"the container is still empty",
 		"allowed: ",
+		"REFUSED (where the key lives): key vault (declared): secondary region eastasia is in Hong Kong SAR (China)",
 		"REFUSED (deny by default)",
 		"region: OK",
 	} {

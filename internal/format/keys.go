@@ -239,7 +239,7 @@ func unlock(ctx context.Context, raw []byte, u keyring.Unwrapper, opts *UnlockOp
 		return nil, nil, nil, errors.New("envelope: nil keyring")
 	}
 
-	dek, err := u.Unwrap(ctx, h.WrappedKeys, h.Context)
+	dek, err := keyring.UnwrapChecked(ctx, u, h.WrappedKeys, h.Context, commitmentCheck(h))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("envelope: %w", err)
 	}
@@ -264,6 +264,24 @@ func unlock(ctx context.Context, raw []byte, u keyring.Unwrapper, opts *UnlockOp
 		return fail(ErrHeaderTampered)
 	}
 	return h, dek, k, nil
+}
+
+// commitmentCheck is the check keyring.UnwrapChecked runs on each data key
+// a keyring recovers from h: it must match h's key commitment, so that a
+// wrapped key holding another data key is a failed attempt and the next one
+// is tried, whatever keyring, Multi or Cache is in front.
+func commitmentCheck(h *Header) func(dek []byte) error {
+	return func(dek []byte) error {
+		k, err := DeriveKeys(dek, h.MessageID)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCommitment, err)
+		}
+		defer k.Zero()
+		if subtle.ConstantTimeCompare(k.Commitment, h.Commitment[:]) != 1 {
+			return ErrCommitment
+		}
+		return nil
+	}
 }
 
 // checkSuiteApproved refuses, in FIPS 140-only mode, a suite that is not

@@ -8,10 +8,14 @@
 // use it to export and import keys. It is not a general-purpose AEAD: use it
 // for high-entropy keys only.
 //
-// Both algorithms run on the crypto/aes block cipher only, so they work when
-// the process runs with GODEBUG=fips140=only. (The Go Cryptographic Module
-// does not itself list KW as a service; the AES block operations it performs
-// are approved.)
+// Both algorithms are implemented here, on the crypto/aes block cipher. That
+// does not make them part of Go's FIPS 140 validated module: the module
+// validates AES, not this package's key wrap mode around it. So when the
+// process runs with GODEBUG=fips140=only, Wrap, Unwrap, WrapPad and UnwrapPad
+// refuse with [ErrNotApproved] before any work; wrap and unwrap in Azure Key
+// Vault, Managed HSM or a PKCS #11 HSM instead, whose key wrap runs inside
+// their own validated modules. [TestHSM] is the one way past the refusal, for
+// test servers that play such a remote HSM in the test process.
 //
 // Unwrap and UnwrapPad verify the integrity value in constant time and return
 // no bytes when it does not match. Inputs longer than [MaxLen] are refused
@@ -22,6 +26,7 @@ package keywrap
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -53,11 +58,20 @@ var (
 	// check fails: wrong KEK, corrupted or forged ciphertext, or (for KWP) a
 	// malformed length or padding. No bytes are returned with it.
 	ErrIntegrity = errors.New("keywrap: integrity check failed")
-	// ErrNotApproved is for refusing, in FIPS 140-only mode, a wrap or
-	// unwrap that would run here, outside Go's validated module. It
-	// matches the other packages' ErrNotApproved and errors.ErrUnsupported.
-	ErrNotApproved = fips.NotApproved("keywrap: AES key wrap outside the validated module, not approved in FIPS 140-only mode")
+	// ErrNotApproved is returned by every function of this package when
+	// the process runs with GODEBUG=fips140=only: key wrap implemented
+	// here is outside Go's validated module. It matches the other
+	// packages' ErrNotApproved and errors.ErrUnsupported.
+	ErrNotApproved = fips.NotApproved("keywrap: AES key wrap is not implemented in the FIPS 140 module, refused in FIPS 140-only mode")
 )
+
+// refuseInFIPSOnly returns ErrNotApproved, naming alg, in FIPS 140-only mode.
+func refuseInFIPSOnly(alg string) error {
+	if fips140.Enforced() {
+		return fmt.Errorf("%w (%s)", ErrNotApproved, alg)
+	}
+	return nil
+}
 
 // defaultIV is the RFC 3394 section 2.2.3.1 initial value.
 var defaultIV = [8]byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
@@ -80,8 +94,16 @@ func newBlock(kek []byte) (cipher.Block, error) {
 //
 // The plaintext must be a multiple of 8 bytes and at least 16 bytes long (NIST
 // SP 800-38F; the single-block case of RFC 3394 section 2 is not supported),
-// and at most MaxLen. kek must be an AES key of 16, 24 or 32 bytes.
+// and at most MaxLen. kek must be an AES key of 16, 24 or 32 bytes. In FIPS
+// 140-only mode it returns ErrNotApproved.
 func Wrap(kek, plaintext []byte) ([]byte, error) {
+	if err := refuseInFIPSOnly("KW"); err != nil {
+		return nil, err
+	}
+	return wrapKW(kek, plaintext)
+}
+
+func wrapKW(kek, plaintext []byte) ([]byte, error) {
 	if len(plaintext) < 16 || len(plaintext)%8 != 0 || len(plaintext) > MaxLen {
 		return nil, fmt.Errorf("%w: KW needs a multiple of 8 bytes from 16 to %d, got %d", ErrPlaintextLength, MaxLen, len(plaintext))
 	}
@@ -96,8 +118,16 @@ func Wrap(kek, plaintext []byte) ([]byte, error) {
 }
 
 // Unwrap reverses Wrap. It returns ErrIntegrity, and no plaintext, when the
-// integrity check fails; the check runs in constant time.
+// integrity check fails; the check runs in constant time. In FIPS 140-only
+// mode it returns ErrNotApproved.
 func Unwrap(kek, ciphertext []byte) ([]byte, error) {
+	if err := refuseInFIPSOnly("KW"); err != nil {
+		return nil, err
+	}
+	return unwrapKW(kek, ciphertext)
+}
+
+func unwrapKW(kek, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < 24 || len(ciphertext)%8 != 0 || len(ciphertext) > MaxLen+8 {
 		return nil, fmt.Errorf("%w: KW ciphertexts are a multiple of 8 bytes from 24 to %d, got %d", ErrCiphertextLength, MaxLen+8, len(ciphertext))
 	}
@@ -119,6 +149,13 @@ func Unwrap(kek, ciphertext []byte) ([]byte, error) {
 // plaintext length from 1 to MaxLen bytes is accepted; the result is the
 // length rounded up to a multiple of 8, plus 8.
 func WrapPad(kek, plaintext []byte) ([]byte, error) {
+	if err := refuseInFIPSOnly("KWP"); err != nil {
+		return nil, err
+	}
+	return wrapKWP(kek, plaintext)
+}
+
+func wrapKWP(kek, plaintext []byte) ([]byte, error) {
 	if len(plaintext) < 1 || len(plaintext) > MaxLen {
 		return nil, fmt.Errorf("%w: KWP needs 1 to %d bytes, got %d", ErrPlaintextLength, MaxLen, len(plaintext))
 	}
@@ -146,8 +183,16 @@ func WrapPad(kek, plaintext []byte) ([]byte, error) {
 
 // UnwrapPad reverses WrapPad. It returns ErrIntegrity, and no plaintext, when
 // the integrity value, the encoded length or the padding is wrong; those
-// checks run in constant time with respect to the unwrapped bytes.
+// checks run in constant time with respect to the unwrapped bytes. In FIPS
+// 140-only mode it returns ErrNotApproved.
 func UnwrapPad(kek, ciphertext []byte) ([]byte, error) {
+	if err := refuseInFIPSOnly("KWP"); err != nil {
+		return nil, err
+	}
+	return unwrapKWP(kek, ciphertext)
+}
+
+func unwrapKWP(kek, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < 16 || len(ciphertext)%8 != 0 || len(ciphertext) > MaxLen+8 {
 		return nil, fmt.Errorf("%w: KWP ciphertexts are a multiple of 8 bytes from 16 to %d, got %d", ErrCiphertextLength, MaxLen+8, len(ciphertext))
 	}
@@ -231,3 +276,23 @@ func unwrap(b cipher.Block, buf []byte) [8]byte {
 	clear(block[:])
 	return a
 }
+
+// TestHSM is the key wrap of a remote HSM, played in the test process: its
+// methods are Wrap, Unwrap, WrapPad and UnwrapPad without the FIPS 140-only
+// refusal. It exists for internal/kvtest, which answers for Azure Key Vault
+// and Managed HSM, whose key wraps run inside their own validated modules and
+// so keep working when this process runs with GODEBUG=fips140=only. Nothing
+// that wraps real keys may use it.
+type TestHSM struct{}
+
+// Wrap is Wrap without the FIPS 140-only refusal.
+func (TestHSM) Wrap(kek, plaintext []byte) ([]byte, error) { return wrapKW(kek, plaintext) }
+
+// Unwrap is Unwrap without the FIPS 140-only refusal.
+func (TestHSM) Unwrap(kek, ciphertext []byte) ([]byte, error) { return unwrapKW(kek, ciphertext) }
+
+// WrapPad is WrapPad without the FIPS 140-only refusal.
+func (TestHSM) WrapPad(kek, plaintext []byte) ([]byte, error) { return wrapKWP(kek, plaintext) }
+
+// UnwrapPad is UnwrapPad without the FIPS 140-only refusal.
+func (TestHSM) UnwrapPad(kek, ciphertext []byte) ([]byte, error) { return unwrapKWP(kek, ciphertext) }

@@ -4,30 +4,16 @@ import (
 	"bytes"
 	"crypto/fips140"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/geoseal/geoseal/internal/wycheproof"
 )
 
-type wycheproofFile struct {
-	Algorithm     string `json:"algorithm"`
-	NumberOfTests int    `json:"numberOfTests"`
-	TestGroups    []struct {
-		KeySize int `json:"keySize"`
-		Tests   []struct {
-			TcID    int      `json:"tcId"`
-			Comment string   `json:"comment"`
-			Flags   []string `json:"flags"`
-			Key     string   `json:"key"`
-			Msg     string   `json:"msg"`
-			CT      string   `json:"ct"`
-			Result  string   `json:"result"`
-		} `json:"tests"`
-	} `json:"testGroups"`
-}
+// hsm runs the algorithms without the FIPS 140-only refusal, so that the
+// known-answer, tamper and fuzz tests check them in every mode.
+var hsm TestHSM
 
 func unhex(t *testing.T, s string) []byte {
 	t.Helper()
@@ -49,18 +35,11 @@ func TestWycheproof(t *testing.T) {
 		wrap, unwrap  func(kek, b []byte) ([]byte, error)
 		wantAlgorithm string
 	}{
-		{"aes_wrap_test.json", Wrap, Unwrap, "AES-WRAP"},
-		{"aes_kwp_test.json", WrapPad, UnwrapPad, "AES-KWP"},
+		{wycheproof.AESKeyWrap, hsm.Wrap, hsm.Unwrap, "AES-WRAP"},
+		{wycheproof.AESKeyWrapPad, hsm.WrapPad, hsm.UnwrapPad, "AES-KWP"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "wycheproof", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var f wycheproofFile
-			if err := json.Unmarshal(data, &f); err != nil {
-				t.Fatal(err)
-			}
+			f := wycheproof.Load(t, tc.file)
 			if f.Algorithm != tc.wantAlgorithm {
 				t.Fatalf("algorithm %q, want %q", f.Algorithm, tc.wantAlgorithm)
 			}
@@ -69,7 +48,7 @@ func TestWycheproof(t *testing.T) {
 				sizes[g.KeySize] = true
 				for _, v := range g.Tests {
 					ran++
-					key, msg, ct := unhex(t, v.Key), unhex(t, v.Msg), unhex(t, v.CT)
+					key, msg, ct := []byte(v.Key), []byte(v.Msg), []byte(v.CT)
 					name := fmt.Sprintf("tcId %d (%d-bit, %s %v %q)", v.TcID, g.KeySize, v.Result, v.Flags, v.Comment)
 					wrapped, wrapErr := tc.wrap(key, msg)
 					unwrapped, unwrapErr := tc.unwrap(key, ct)
@@ -118,7 +97,7 @@ func TestRFCVectors(t *testing.T) {
 	kek := unhex(t, "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")
 	key := unhex(t, "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F")
 	want := unhex(t, "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21")
-	got, err := Wrap(kek, key)
+	got, err := hsm.Wrap(kek, key)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("RFC 3394 4.6: Wrap = %X, %v", got, err)
 	}
@@ -128,7 +107,7 @@ func TestRFCVectors(t *testing.T) {
 		{"c37b7e6492584340bed12207808941155068f738", "138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a"},
 		{"466f7250617369", "afbeb0f07dfbf5419200f2ccb50bb24f"},
 	} {
-		got, err := WrapPad(kek, unhex(t, v.key))
+		got, err := hsm.WrapPad(kek, unhex(t, v.key))
 		if err != nil || !bytes.Equal(got, unhex(t, v.wrapped)) {
 			t.Errorf("RFC 5649: WrapPad(%s) = %x, %v", v.key, got, err)
 		}
@@ -143,24 +122,24 @@ func TestErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"KW short KEK", second(Wrap(kek[:15], key)), ErrKEKSize},
-		{"KW unwrap short KEK", second(Unwrap(kek[:20], make([]byte, 40))), ErrKEKSize},
-		{"KWP long KEK", second(WrapPad(append(kek, 0), key)), ErrKEKSize},
-		{"KW empty", second(Wrap(kek, nil)), ErrPlaintextLength},
-		{"KW one block", second(Wrap(kek, key[:8])), ErrPlaintextLength},
-		{"KW odd size", second(Wrap(kek, key[:17])), ErrPlaintextLength},
-		{"KW too long", second(Wrap(kek, make([]byte, MaxLen+8))), ErrPlaintextLength},
-		{"KWP empty", second(WrapPad(kek, nil)), ErrPlaintextLength},
-		{"KWP too long", second(WrapPad(kek, make([]byte, MaxLen+1))), ErrPlaintextLength},
-		{"KW unwrap short", second(Unwrap(kek, make([]byte, 16))), ErrCiphertextLength},
-		{"KW unwrap odd", second(Unwrap(kek, make([]byte, 25))), ErrCiphertextLength},
-		{"KW unwrap too long", second(Unwrap(kek, make([]byte, MaxLen+16))), ErrCiphertextLength},
-		{"KWP unwrap short", second(UnwrapPad(kek, make([]byte, 8))), ErrCiphertextLength},
-		{"KWP unwrap odd", second(UnwrapPad(kek, make([]byte, 23))), ErrCiphertextLength},
-		{"KWP unwrap too long", second(UnwrapPad(kek, make([]byte, MaxLen+16))), ErrCiphertextLength},
-		{"KW garbage", second(Unwrap(kek, make([]byte, 40))), ErrIntegrity},
-		{"KWP garbage", second(UnwrapPad(kek, make([]byte, 40))), ErrIntegrity},
-		{"KWP single-block garbage", second(UnwrapPad(kek, make([]byte, 16))), ErrIntegrity},
+		{"KW short KEK", second(hsm.Wrap(kek[:15], key)), ErrKEKSize},
+		{"KW unwrap short KEK", second(hsm.Unwrap(kek[:20], make([]byte, 40))), ErrKEKSize},
+		{"KWP long KEK", second(hsm.WrapPad(append(kek, 0), key)), ErrKEKSize},
+		{"KW empty", second(hsm.Wrap(kek, nil)), ErrPlaintextLength},
+		{"KW one block", second(hsm.Wrap(kek, key[:8])), ErrPlaintextLength},
+		{"KW odd size", second(hsm.Wrap(kek, key[:17])), ErrPlaintextLength},
+		{"KW too long", second(hsm.Wrap(kek, make([]byte, MaxLen+8))), ErrPlaintextLength},
+		{"KWP empty", second(hsm.WrapPad(kek, nil)), ErrPlaintextLength},
+		{"KWP too long", second(hsm.WrapPad(kek, make([]byte, MaxLen+1))), ErrPlaintextLength},
+		{"KW unwrap short", second(hsm.Unwrap(kek, make([]byte, 16))), ErrCiphertextLength},
+		{"KW unwrap odd", second(hsm.Unwrap(kek, make([]byte, 25))), ErrCiphertextLength},
+		{"KW unwrap too long", second(hsm.Unwrap(kek, make([]byte, MaxLen+16))), ErrCiphertextLength},
+		{"KWP unwrap short", second(hsm.UnwrapPad(kek, make([]byte, 8))), ErrCiphertextLength},
+		{"KWP unwrap odd", second(hsm.UnwrapPad(kek, make([]byte, 23))), ErrCiphertextLength},
+		{"KWP unwrap too long", second(hsm.UnwrapPad(kek, make([]byte, MaxLen+16))), ErrCiphertextLength},
+		{"KW garbage", second(hsm.Unwrap(kek, make([]byte, 40))), ErrIntegrity},
+		{"KWP garbage", second(hsm.UnwrapPad(kek, make([]byte, 40))), ErrIntegrity},
+		{"KWP single-block garbage", second(hsm.UnwrapPad(kek, make([]byte, 16))), ErrIntegrity},
 	} {
 		if !errors.Is(tc.err, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.want)
@@ -179,7 +158,7 @@ func TestWrongKEKAndTamper(t *testing.T) {
 		for _, alg := range []struct {
 			name         string
 			wrap, unwrap func(kek, b []byte) ([]byte, error)
-		}{{"KW", Wrap, Unwrap}, {"KWP", WrapPad, UnwrapPad}} {
+		}{{"KW", hsm.Wrap, hsm.Unwrap}, {"KWP", hsm.WrapPad, hsm.UnwrapPad}} {
 			if alg.name == "KW" && (size < 16 || size%8 != 0) {
 				continue
 			}
@@ -202,24 +181,34 @@ func TestWrongKEKAndTamper(t *testing.T) {
 	}
 }
 
-// TestFIPSOnly documents that both algorithms run under GODEBUG=fips140=only:
-// they use nothing but the AES block cipher.
-func TestFIPSOnly(t *testing.T) {
-	t.Logf("fips140.Enforced() = %v", fips140.Enforced())
+// TestRefusedInFIPSOnlyMode: key wrap is this package's own code, outside
+// Go's validated module, so under GODEBUG=fips140=only every function refuses
+// with ErrNotApproved (and errors.ErrUnsupported) and returns no bytes, even
+// for input it would wrap; otherwise each gives what TestHSM gives.
+func TestRefusedInFIPSOnlyMode(t *testing.T) {
 	kek := bytes.Repeat([]byte{3}, 32)
-	ct, err := Wrap(kek, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pt, err := Unwrap(kek, ct); err != nil || !bytes.Equal(pt, kek) {
-		t.Fatal(pt, err)
-	}
-	ct, err = WrapPad(kek, kek[:5])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pt, err := UnwrapPad(kek, ct); err != nil || !bytes.Equal(pt, kek[:5]) {
-		t.Fatal(pt, err)
+	kw, _ := hsm.Wrap(kek, kek)
+	kwp, _ := hsm.WrapPad(kek, kek[:5])
+	for _, c := range []struct {
+		name string
+		f    func() ([]byte, error)
+		want []byte
+	}{
+		{"Wrap", func() ([]byte, error) { return Wrap(kek, kek) }, kw},
+		{"Unwrap", func() ([]byte, error) { return Unwrap(kek, kw) }, kek},
+		{"WrapPad", func() ([]byte, error) { return WrapPad(kek, kek[:5]) }, kwp},
+		{"UnwrapPad", func() ([]byte, error) { return UnwrapPad(kek, kwp) }, kek[:5]},
+	} {
+		got, err := c.f()
+		if fips140.Enforced() {
+			if !errors.Is(err, ErrNotApproved) || !errors.Is(err, errors.ErrUnsupported) || got != nil {
+				t.Errorf("%s in FIPS 140-only mode: %x, %v; want ErrNotApproved and no bytes", c.name, got, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, c.want) {
+			t.Errorf("%s: %x, %v; want %x", c.name, got, err, c.want)
+		}
 	}
 }
 
@@ -232,14 +221,14 @@ var fuzzKEKs = [][]byte{
 
 func FuzzUnwrap(f *testing.F) {
 	for i, kek := range fuzzKEKs {
-		ct, _ := Wrap(kek, bytes.Repeat([]byte{0xab}, 16+8*i))
+		ct, _ := hsm.Wrap(kek, bytes.Repeat([]byte{0xab}, 16+8*i))
 		f.Add(byte(i), ct)
 		f.Add(byte(i), make([]byte, 24))
 	}
 	f.Add(byte(0), []byte{})
 	f.Fuzz(func(t *testing.T, k byte, ct []byte) {
 		kek := fuzzKEKs[int(k)%len(fuzzKEKs)]
-		pt, err := Unwrap(kek, ct)
+		pt, err := hsm.Unwrap(kek, ct)
 		if err != nil {
 			if pt != nil {
 				t.Fatalf("bytes returned with error %v", err)
@@ -250,7 +239,7 @@ func FuzzUnwrap(f *testing.F) {
 			return
 		}
 		// Anything that unwraps must be what Wrap produces: KW is deterministic.
-		again, err := Wrap(kek, pt)
+		again, err := hsm.Wrap(kek, pt)
 		if err != nil || !bytes.Equal(again, ct) {
 			t.Fatalf("Unwrap accepted %x, but Wrap of its output gives %x, %v", ct, again, err)
 		}
@@ -260,14 +249,14 @@ func FuzzUnwrap(f *testing.F) {
 func FuzzUnwrapPad(f *testing.F) {
 	for i, kek := range fuzzKEKs {
 		for _, n := range []int{1, 8, 9, 32} {
-			ct, _ := WrapPad(kek, bytes.Repeat([]byte{0xcd}, n))
+			ct, _ := hsm.WrapPad(kek, bytes.Repeat([]byte{0xcd}, n))
 			f.Add(byte(i), ct)
 		}
 	}
 	f.Add(byte(1), make([]byte, 16))
 	f.Fuzz(func(t *testing.T, k byte, ct []byte) {
 		kek := fuzzKEKs[int(k)%len(fuzzKEKs)]
-		pt, err := UnwrapPad(kek, ct)
+		pt, err := hsm.UnwrapPad(kek, ct)
 		if err != nil {
 			if pt != nil {
 				t.Fatalf("bytes returned with error %v", err)
@@ -277,7 +266,7 @@ func FuzzUnwrapPad(f *testing.F) {
 			}
 			return
 		}
-		again, err := WrapPad(kek, pt)
+		again, err := hsm.WrapPad(kek, pt)
 		if err != nil || !bytes.Equal(again, ct) {
 			t.Fatalf("UnwrapPad accepted %x, but WrapPad of its output gives %x, %v", ct, again, err)
 		}
@@ -288,7 +277,7 @@ func BenchmarkWrap(b *testing.B) {
 	kek, key := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
 	b.SetBytes(32)
 	for b.Loop() {
-		if _, err := Wrap(kek, key); err != nil {
+		if _, err := hsm.Wrap(kek, key); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -296,15 +285,17 @@ func BenchmarkWrap(b *testing.B) {
 
 func BenchmarkUnwrap(b *testing.B) {
 	kek, key := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
-	ct, _ := Wrap(kek, key)
+	ct, _ := hsm.Wrap(kek, key)
 	b.SetBytes(32)
 	for b.Loop() {
-		if _, err := Unwrap(kek, ct); err != nil {
+		if _, err := hsm.Unwrap(kek, ct); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
+// Wrap a key and see tampering caught. (Not run as a test: under
+// GODEBUG=fips140=only, Wrap refuses with ErrNotApproved.)
 func ExampleWrap() {
 	kek := bytes.Repeat([]byte{0x4b}, 32) // an AES-256 key-encryption key
 	dek := bytes.Repeat([]byte{0x44}, 32) // the key to protect
@@ -317,7 +308,5 @@ func ExampleWrap() {
 	wrapped[0] ^= 1
 	_, err = Unwrap(kek, wrapped)
 	fmt.Println(errors.Is(err, ErrIntegrity))
-	// Output:
-	// 40
-	// true
+	// Prints 40, then true.
 }

@@ -29,7 +29,7 @@
 //
 // For tests of retries and cost, FailNext makes the next requests fail with
 // 429 or 503, SetLatency delays every response, and Counts reports how many
-// operations reached the server.
+// requests, and operations, reached the server.
 //
 // Under GODEBUG=fips140=only the server runs in the test process and cannot
 // compute SHA-1, so it answers RSA-OAEP (SHA-1) requests with a 400 error.
@@ -110,6 +110,9 @@ type Counts struct {
 	GetKey, WrapKey, UnwrapKey, Encrypt, Decrypt int
 	Challenges                                   int // 401 answers to requests without a valid token
 	Injected                                     int // failures injected by FailNext
+	// Requests counts every request the server received, whatever its
+	// answer: what a client's retries and a hostile input cost the vault.
+	Requests int
 }
 
 type key struct {
@@ -376,6 +379,7 @@ func validName(name string) bool {
 // ServeHTTP answers one REST request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.counts.Requests++
 	latency := s.latency
 	inject := 0
 	if s.failLeft > 0 {
@@ -609,12 +613,16 @@ func (kv *keyVersion) do(op azkeys.KeyOperation, alg azkeys.EncryptionAlgorithm,
 		if op == azkeys.KeyOperationEncrypt || op == azkeys.KeyOperationDecrypt {
 			return nil, http.StatusBadRequest, fmt.Errorf("kvtest supports only wrapkey and unwrapkey for oct-HSM keys, not %s", op)
 		}
+		// A vault's key wrap runs in its HSM, not in this process: the
+		// server uses keywrap's TestHSM, which FIPS 140-only mode (where
+		// local key wrap is refused) leaves running, as the service does.
+		var hsm keywrap.TestHSM
 		var wrap, unwrap func(kek, b []byte) ([]byte, error)
 		switch alg {
 		case azkeys.EncryptionAlgorithmA256KW:
-			wrap, unwrap = keywrap.Wrap, keywrap.Unwrap
+			wrap, unwrap = hsm.Wrap, hsm.Unwrap
 		case azkeys.EncryptionAlgorithmCKMAESKEYWRAPPAD:
-			wrap, unwrap = keywrap.WrapPad, keywrap.UnwrapPad
+			wrap, unwrap = hsm.WrapPad, hsm.UnwrapPad
 		default:
 			return nil, http.StatusBadRequest, fmt.Errorf("algorithm %s is not supported for this 256-bit oct-HSM key", alg)
 		}

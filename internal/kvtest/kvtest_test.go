@@ -114,7 +114,7 @@ func TestRSA(t *testing.T) {
 		t.Fatalf("error code %q", re.ErrorCode)
 	}
 
-	want := Counts{GetKey: 1, WrapKey: 1, UnwrapKey: 2, Encrypt: 1, Decrypt: 1, Challenges: 1}
+	want := Counts{GetKey: 1, WrapKey: 1, UnwrapKey: 2, Encrypt: 1, Decrypt: 1, Challenges: 1, Requests: 7}
 	if c := s.Counts(); c != want {
 		t.Fatalf("counts %+v, want %+v", c, want)
 	}
@@ -174,7 +174,7 @@ func TestOctHSM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := keywrap.Wrap(kek1, dek); !bytes.Equal(w.Result, want) {
+	if want, _ := (keywrap.TestHSM{}).Wrap(kek1, dek); !bytes.Equal(w.Result, want) {
 		t.Fatalf("A256KW result %x, want %x", w.Result, want)
 	}
 
@@ -196,7 +196,7 @@ func TestOctHSM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := keywrap.UnwrapPad(s.current("hsm-key").aes, wp.Result); err != nil || !bytes.Equal(out, dek[:20]) {
+	if out, err := (keywrap.TestHSM{}).UnwrapPad(s.current("hsm-key").aes, wp.Result); err != nil || !bytes.Equal(out, dek[:20]) {
 		t.Fatalf("KWP: %x, %v", out, err)
 	}
 
@@ -264,6 +264,15 @@ func TestFailNext(t *testing.T) {
 	responseError(t, err, http.StatusServiceUnavailable)
 	if got := s.Counts(); got.Injected != 2+4 { // 1 try + MaxRetries 3
 		t.Fatalf("counts %+v", got)
+	}
+	// Requests counts everything that arrived: the challenge round trip,
+	// the injected failures and the GET that succeeded.
+	if got := s.Counts(); got.Requests != got.Challenges+got.Injected+got.GetKey+got.WrapKey || got.Requests < 2+4+1 {
+		t.Fatalf("Requests %d does not add up: %+v", got.Requests, got)
+	}
+	s.ResetCounts()
+	if got := s.Counts(); got.Requests != 0 {
+		t.Fatalf("after ResetCounts: %+v", got)
 	}
 }
 

@@ -276,6 +276,20 @@ func (t *Token) CreateRSAKey(label string, bits int) error {
 	if bits < 2048 || bits > 8192 {
 		return fmt.Errorf("softhsm: RSA key size must be 2048 to 8192 bits, got %d", bits)
 	}
+	return t.createRSAKey(label, bits)
+}
+
+// CreateWeakRSAKey is CreateRSAKey for a key of 512 to 2047 bits, too small
+// for any keyring to accept: it exists for the tests that check they refuse
+// it. CreateRSAKey refuses such sizes so that no test uses one by mistake.
+func (t *Token) CreateWeakRSAKey(label string, bits int) error {
+	if bits < 512 || bits >= 2048 {
+		return fmt.Errorf("softhsm: a weak RSA key has 512 to 2047 bits, got %d", bits)
+	}
+	return t.createRSAKey(label, bits)
+}
+
+func (t *Token) createRSAKey(label string, bits int) error {
 	return t.createKey(label, func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, id []byte) error {
 		_, _, err := ctx.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)},
 			[]*pkcs11.Attribute{

@@ -27,28 +27,8 @@ func uniqueLabel(prefix string) string {
 // token logged out, as its documentation promises.
 func inspect(t *testing.T, tok *Token, label string, attrs ...uint) map[uint]map[uint][]byte {
 	t.Helper()
-	ctx := pkcs11.New(tok.Module)
-	if ctx == nil {
-		t.Fatal("cannot load the module")
-	}
-	defer ctx.Destroy()
-	if err := ctx.Initialize(); err != nil {
-		t.Fatalf("C_Initialize: %v (the helper must finalise what it initialised)", err)
-	}
-	defer ctx.Finalize()
-	slot, err := tok.slot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.CloseSession(s)
-	if err := ctx.Login(s, pkcs11.CKU_USER, tok.PIN); err != nil {
-		t.Fatalf("C_Login: %v (the helper must log out when it logged in)", err)
-	}
-	defer ctx.Logout(s)
+	ctx, s, done := openApplication(t, tok, tok.Module)
+	defer done()
 	if err := ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +57,47 @@ func inspect(t *testing.T, tok *Token, label string, attrs ...uint) map[uint]map
 		}
 	}
 	return out
+}
+
+// openApplication loads module as an independent application would,
+// initialises it, and opens a logged-in session on the token; done undoes
+// all of it. It fails the test if the module was left initialised or the
+// token logged in, as this package's helpers promise not to.
+func openApplication(t *testing.T, tok *Token, module string) (_ *pkcs11.Ctx, _ pkcs11.SessionHandle, done func()) {
+	t.Helper()
+	ctx := pkcs11.New(module)
+	if ctx == nil {
+		t.Fatalf("cannot load the module %s", module)
+	}
+	var undo []func()
+	done = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	undo = append(undo, ctx.Destroy)
+	fail := func(format string, args ...any) {
+		done()
+		t.Fatalf(format, args...)
+	}
+	if err := ctx.Initialize(); err != nil {
+		fail("C_Initialize: %v (the helper must finalise what it initialised)", err)
+	}
+	undo = append(undo, func() { ctx.Finalize() })
+	slot, err := tok.slot(ctx)
+	if err != nil {
+		fail("%v", err)
+	}
+	s, err := ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		fail("%v", err)
+	}
+	undo = append(undo, func() { ctx.CloseSession(s) })
+	if err := ctx.Login(s, pkcs11.CKU_USER, tok.PIN); err != nil {
+		fail("C_Login: %v (the helper must log out when it logged in)", err)
+	}
+	undo = append(undo, func() { ctx.Logout(s) })
+	return ctx, s, done
 }
 
 func isTrue(v []byte) bool  { return len(v) == 1 && v[0] == 1 }
@@ -169,6 +190,17 @@ func TestCreateRSAKey(t *testing.T) {
 	if err := tok.CreateRSAKey(uniqueLabel("rsa"), 1024); err == nil {
 		t.Fatal("1024-bit RSA key accepted")
 	}
+	// Weak keys, for the tests that check they are refused, only on request.
+	weak := uniqueLabel("weak")
+	if err := tok.CreateWeakRSAKey(weak, 1024); err != nil {
+		t.Fatalf("CreateWeakRSAKey 1024: %v", err)
+	}
+	if got := inspect(t, tok, weak, pkcs11.CKA_MODULUS); len(got[pkcs11.CKO_PUBLIC_KEY][pkcs11.CKA_MODULUS]) != 128 {
+		t.Fatalf("weak key modulus of %d bytes, want 128", len(got[pkcs11.CKO_PUBLIC_KEY][pkcs11.CKA_MODULUS]))
+	}
+	if err := tok.CreateWeakRSAKey(uniqueLabel("weak"), 2048); err == nil {
+		t.Fatal("CreateWeakRSAKey made a 2048-bit key")
+	}
 }
 
 func TestNewRejectsBadArguments(t *testing.T) {
@@ -178,5 +210,47 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		if _, err := New(t.TempDir(), c.label, c.pin); err == nil {
 			t.Errorf("New(%q, PIN of %d bytes) succeeded", c.label, len(c.pin))
 		}
+	}
+}
+
+// TestCountingModule checks that the counting module forwards to SoftHSM2
+// and counts exactly the key operations made through it.
+func TestCountingModule(t *testing.T) {
+	tok := ForTest(t)
+	label := uniqueLabel("count")
+	if err := tok.CreateAESKey(label); err != nil {
+		t.Fatal(err)
+	}
+	m := tok.CountingModule(t)
+	ctx, s, done := openApplication(t, tok, m.Path)
+	defer done()
+	if err := ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := ctx.FindObjects(s, 1)
+	ctx.FindObjectsFinal(s)
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("finding the key: %v, %d objects", err, len(objs))
+	}
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
+	template := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+	}
+	for range 3 {
+		if _, err := ctx.UnwrapKey(s, mech, objs[0], make([]byte, 40), template); err == nil {
+			t.Fatal("SoftHSM2 unwrapped 40 zero bytes")
+		}
+	}
+	if n := m.Count("C_UnwrapKey"); n != 3 {
+		t.Fatalf("counted %d C_UnwrapKey calls, want 3", n)
+	}
+	if n := m.Count("C_WrapKey"); n != 0 {
+		t.Fatalf("counted %d C_WrapKey calls, want 0", n)
+	}
+	m.Reset()
+	if n := m.Count("C_UnwrapKey"); n != 0 {
+		t.Fatalf("after Reset: %d", n)
 	}
 }

@@ -5,9 +5,14 @@
     interop.py download CONN CONTAINER BLOB KEK ALG KID OUT [OFFSET LENGTH]
 
 KEK is "aes:HEX" (a 32-byte key for A256KW) or "rsa:PEMFILE" (an RSA private
-key, for RSA-OAEP or RSA-OAEP-256). Uploads use encryption_version "2.0";
-downloads set require_encryption, so an unencrypted or undecryptable blob is
-an error. Exit status 0 on success; errors go to stderr.
+key, for RSA-OAEP, RSA-OAEP-256, or RSA: RSA-OAEP with SHA-1 under the name
+the SDK's own test helper RSAKeyWrapper writes). Uploads use
+encryption_version "2.0", or the SDK's default "1.0" (AES-CBC, no integrity)
+with upload-v1; downloads set require_encryption, so an unencrypted or
+undecryptable blob is an error. Exit status 0 on success; errors go to
+stderr.
+
+    interop.py upload-v1 CONN CONTAINER BLOB KEK ALG KID IN [MAX_SINGLE_PUT MAX_BLOCK]
 """
 
 import sys
@@ -32,10 +37,10 @@ class KeyEncryptionKey:
         else:
             with open(value, "rb") as f:
                 self.rsa = serialization.load_pem_private_key(f.read(), password=None)
-            assert alg in ("RSA-OAEP", "RSA-OAEP-256")
+            assert alg in ("RSA-OAEP", "RSA-OAEP-256", "RSA")
 
     def _oaep(self, alg):
-        h = hashes.SHA1() if alg == "RSA-OAEP" else hashes.SHA256()
+        h = hashes.SHA256() if alg == "RSA-OAEP-256" else hashes.SHA1()
         return padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
 
     def wrap_key(self, key):
@@ -64,10 +69,19 @@ def main(argv):
     if cmd == "upload" and len(argv) > 9:
         kwargs["max_single_put_size"] = int(argv[9])
         kwargs["max_block_size"] = int(argv[9])
+    if cmd == "upload-v1" and len(argv) > 10:
+        kwargs["max_single_put_size"] = int(argv[9])
+        kwargs["max_block_size"] = int(argv[10])
     service = BlobServiceClient.from_connection_string(conn, **kwargs)
     client = service.get_blob_client(container, blob)
     client.require_encryption = True
     client.key_encryption_key = kek
+    if cmd == "upload-v1":
+        # The SDK's default encryption_version, "1.0", left as it is.
+        assert client.encryption_version == "1.0"
+        with open(path, "rb") as f:
+            client.upload_blob(f, overwrite=True)
+        return
     client.encryption_version = "2.0"
     if cmd == "upload":
         with open(path, "rb") as f:
