@@ -118,6 +118,27 @@ type KeyVault struct {
 	maxKeys int
 	// maxAttempts is KeyVaultOptions.MaxAttempts.
 	maxAttempts int
+	// info is what the key's bundle said of it, for Info.
+	info KeyVaultKeyInfo
+}
+
+// KeyVaultKeyInfo describes a Key Vault or Managed HSM key as NewKeyVault
+// read it: what a compliance review asks of a key-encryption key.
+type KeyVaultKeyInfo struct {
+	// KeyID is the versioned key id (KeyVault.KeyID).
+	KeyID string
+	// KeyType is the key's JWK type: RSA, RSA-HSM, oct or oct-HSM.
+	KeyType string
+	// HSM reports a key held in a hardware security module: a key of an
+	// -HSM type, or any key of a Managed HSM. An RSA or oct key of a vault
+	// is software-protected.
+	HSM bool
+	// ManagedHSM reports a key of a Managed HSM (…managedhsm.azure.net).
+	ManagedHSM bool
+	// Exportable reports that the key's attributes allow it to leave the
+	// HSM under a release policy (Exportable is false or absent
+	// otherwise).
+	Exportable bool
 }
 
 // NewKeyVault returns a keyring for the Key Vault or Managed HSM key at
@@ -165,6 +186,11 @@ func (k *KeyVault) useKey(b azkeys.KeyBundle, name, alg string) error {
 	}
 	k.name, k.version = kidName, kidVersion
 	k.kid = k.vault + "/keys/" + k.name + "/" + k.version
+	k.info = KeyVaultKeyInfo{KeyID: k.kid, KeyType: string(*jwk.Kty), ManagedHSM: kvurl.IsManagedHSM(k.vault)}
+	k.info.HSM = k.info.ManagedHSM || strings.HasSuffix(k.info.KeyType, "-HSM")
+	if a := b.Attributes; a != nil && a.Exportable != nil {
+		k.info.Exportable = *a.Exportable
+	}
 
 	if a := b.Attributes; a != nil {
 		now := time.Now()
@@ -227,6 +253,10 @@ func keyVaultRSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
 // KeyID returns the versioned key id that Wrap records:
 // https://{vault}/keys/{name}/{version}.
 func (k *KeyVault) KeyID() string { return k.kid }
+
+// Info describes the key: its type, whether an HSM holds it, whether it
+// is exportable. It makes no request (NewKeyVault read the key).
+func (k *KeyVault) Info() KeyVaultKeyInfo { return k.info }
 
 // Wrap wraps dek, which must be 32 bytes, with the Key Vault key: locally
 // with RSA-OAEP-256 for an RSA key, in the HSM with AES key wrap for a

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -578,26 +579,42 @@ func TestBinaryBlob(t *testing.T) {
 	geoseal(t, env, nil, "rewrap", "--container", "cli", "--blob", "a", "--key-file", k2, "--to-key-file", k1,
 		"--policy", "ear", "--primary", "southeastasia", "--secondary", "eastasia").want(t, 3)
 
-	// rewrap-all: b is under k1, a under k2; with k1 only, a fails, b
-	// moves; a plain blob is skipped.
+	// rewrap-all: b is under k1, a already under k2, c under a key
+	// neither opens; a plain blob is not a geoseal object.
 	if _, err := cc.NewBlockBlobClient("plain.txt").UploadBuffer(ctx, []byte("hi"), nil); err != nil {
 		t.Fatal(err)
 	}
+	k3 := keygen(t, filepath.Join(dir, "k3"))
+	geoseal(t, env, plain[:10], "put", "--container", "cli", "--blob", "c", "--in", "-", "--key-file", k3, "--policy", "unrestricted", "--primary", "eastus").want(t, 0)
 	r = geoseal(t, env, nil, append([]string{"rewrap-all", "--container", "cli", "--key-file", k1, "--to-key-file", k2, "--json"}, guardArgs...)...).want(t, 1)
-	var all struct {
-		Rewrapped int
-		Skipped   []string
-		Failed    []struct{ Blob, Error string }
+	type line struct {
+		Blob, Outcome, Error string
+		Summary              *struct {
+			Rotated        int64 `json:"rotated"`
+			AlreadyRotated int64 `json:"already_rotated"`
+			NotGeoseal     int64 `json:"not_geoseal"`
+			Failed         int64 `json:"failed"`
+		}
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || all.Rewrapped != 1 || len(all.Skipped) != 1 || all.Skipped[0] != "plain.txt" ||
-		len(all.Failed) != 1 || all.Failed[0].Blob != "a" {
-		t.Errorf("rewrap-all --json: %s (%v)", r.stdout, err)
+	outcomes := map[string]string{}
+	var last line
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		last = line{}
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("rewrap-all --json line %q: %v", l, err)
+		}
+		if last.Blob != "" {
+			outcomes[last.Blob] = last.Outcome
+		}
 	}
-	if !strings.Contains(r.stderr, "geoseal rewrap-all: a: ") {
-		t.Errorf("rewrap-all stderr: %q", r.stderr)
+	want := map[string]string{"a": "already-rotated", "b": "rotated", "c": "failed", "plain.txt": "not-geoseal"}
+	if !maps.Equal(outcomes, want) || last.Summary == nil || last.Summary.Rotated != 1 || last.Summary.AlreadyRotated != 1 ||
+		last.Summary.NotGeoseal != 1 || last.Summary.Failed != 1 {
+		t.Errorf("rewrap-all --json: %s", r.stdout)
 	}
+	geoseal(t, env, nil, append([]string{"rewrap-all", "--container", "cli", "--key-file", k3, "--to-key-file", k2}, guardArgs...)...).want(t, 0)
 	r = geoseal(t, env, nil, append([]string{"rewrap-all", "--container", "cli", "--key-file", k2, "--to-key-file", k1}, guardArgs...)...).want(t, 0)
-	if !strings.Contains(r.stdout, "rewrapped 2 blobs") {
+	if !strings.Contains(r.stdout, "rotated 3 blobs in cli; 0 already rotated; 1 not geoseal objects; 0 failed") {
 		t.Errorf("rewrap-all: %q", r.stdout)
 	}
 	for _, b := range []string{"a", "b"} {

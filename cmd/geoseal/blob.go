@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -161,6 +162,11 @@ uploaded. Afterwards only the new keys open the object. The commit is
 conditional on the blob's ETag: a blob changed meanwhile is left alone. A
 new header is a write, so the region guard is asked first.
 
+Revoking a key takes more than a rewrap: snapshots and previous versions of
+the blob keep the old header and still open with the old key, as do
+soft-deleted copies and backups. Delete them (geoseal rewrap-all
+--delete-snapshots), or disable the old key in Key Vault or the HSM.
+
 ` + containerHelp + `
 ` + guardHelp + `
 Keys that open the object now:
@@ -180,30 +186,68 @@ Exit status: 0 rewrapped, 3 refused by the region policy, 1 any other error.
 var rewrapAllHelp = `Usage:
 
 	geoseal rewrap-all --container NAME [--prefix P] [keys] [new keys] --policy NAME
-	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json] [--quiet]
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
+	        [--shard I/N] [--job NAME] [--kms-rate N] [--delete-snapshots] [--json]
 
 rewrap-all does what geoseal rewrap does for every geoseal object in the
-container whose name starts with --prefix, several at a time: the rotation
-of a key-encryption key, or the revocation of a recipient, across a
-container. Blobs that are not geoseal objects are skipped and listed. A blob
-that fails does not stop the others; each failure is printed.
+container whose name starts with --prefix: the rotation of a key-encryption
+key, or the revocation of a recipient, across a container of any size.
+
+For each blob it reads the header (one ranged GET); a blob already wrapped
+for exactly the new keys is left alone, with no call to the KMS, so a rerun
+costs one request per blob already done. Any other geoseal object is
+rotated in four requests (the header, the block list, the new header, the
+commit); the body is never read. A blob without geoseal metadata is
+recognised by its first 13 bytes. Blobs that are not geoseal objects (plain,
+or Azure client-side encryption) are left alone. A blob that fails does not
+stop the others; each failure is printed.
+
+Scale out with --shard: N workers given --shard 0/N to --shard N-1/N (a
+Kubernetes Indexed Job, Azure Batch tasks, N shells) split the container by
+a hash of the blob names, without talking to each other. With --job NAME,
+each shard records its progress in the container (.geoseal/jobs/NAME/) after
+every page of the listing, and running the same command again resumes after
+the last record; a second worker given the same job and shard stops with an
+error instead of doing the work twice.
+
+Revoking a key takes more than a rotation: snapshots and previous versions
+keep the header they were made with and still open with the old key
+(rewrap-all reports each one; --delete-snapshots deletes them once their
+blob is rotated), soft-deleted blobs and backups keep theirs until they
+expire. Disable or delete the old key in Key Vault or the HSM when the
+rotation is done: only that reaches every copy.
 
 ` + containerHelp + `
 ` + guardHelp + `
 Keys that open the objects now:
 
 ` + keyringHelp("") + `
-New keys:
+New keys (the objects will be wrapped for exactly these):
 
 ` + keyringHelp("to-") + `
 Flags:
 
-	--prefix P    only blobs whose names start with P
-	--json        print the result as JSON (rewrapped, skipped, failed)
-	--quiet       no progress report
+	--prefix P          only blobs whose names start with P
+	--shard I/N         only the blobs of shard I of N (0 <= I < N)
+	--job NAME          record progress under .geoseal/jobs/NAME/ and resume
+	                    from it (letters, digits, '.', '-', '_')
+	--kms-rate N        at most N keyring calls (unwrap or wrap) per second
+	                    (0: no limit); whatever the rate, a KMS that throttles
+	                    (429) makes the worker back off as a whole and retry
+	--concurrency N     blobs rotated at once (default 16)
+	--delete-snapshots  delete the snapshots and previous versions wrapped for
+	                    other keys, once their blob is rotated (never by
+	                    default)
+	--json              JSON lines on stdout: one per blob, snapshot or
+	                    version ({"blob", "outcome", ...}), then one
+	                    {"summary": {...}}
+	--quiet             no progress report
 
-Exit status: 0 all rewrapped, 3 refused by the region policy, 1 if any blob
-failed or on any other error.
+Outcomes: rotated, already-rotated, not-geoseal, failed, and for snapshots
+and versions outside-keys or deleted.
+
+Exit status: 0 no blob failed, 3 refused by the region policy, 1 if any blob
+failed or on any other error (a job's shard run by another worker included).
 `
 
 // blobFlags locate a container and build the region guard.
@@ -620,13 +664,22 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	b.registerContainer(fs)
 	b.registerGuard(fs)
 	prefix := fs.String("prefix", "", "only blobs whose names start with this")
-	asJSON := fs.Bool("json", false, "print JSON")
+	shard := fs.String("shard", "", "I/N: only shard I of N")
+	job := fs.String("job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
+	kmsRate := fs.Float64("kms-rate", 0, "keyring calls per second (0: no limit)")
+	concurrency := fs.Int("concurrency", 0, "blobs at once")
+	deleteSnapshots := fs.Bool("delete-snapshots", false, "delete snapshots and versions under other keys once their blob is rotated")
+	asJSON := fs.Bool("json", false, "JSON lines")
 	quiet := fs.Bool("quiet", false, "no progress report")
 	keys, to := keyringFlags{}, keyringFlags{prefix: "to-"}
 	keys.register(fs)
 	to.register(fs)
 	if code, ok := parseArgs(fs, args, stderr); !ok {
 		return code
+	}
+	si, sn, err := parseShard(*shard)
+	if err != nil {
+		return usageError(stderr, cmd, "%s", oneLine(err))
 	}
 	ctx, cancel := commandContext()
 	defer cancel()
@@ -636,41 +689,158 @@ func runRewrapAll(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	if client == nil {
 		return code
 	}
-	p := newProgress(stderr, "rewrapping "+b.container, "blobs", -1, *quiet)
+	p := newProgress(stderr, "rotating "+b.container, "blobs", -1, *quiet || *asJSON)
+	out := newResultWriter(stdout, stderr, cmd, *asJSON)
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
-		Prefix:   *prefix,
-		Progress: func(rp blobstore.RewrapProgress) { p.set(int64(rp.Done), 0) },
+		Prefix:          *prefix,
+		Shard:           si,
+		Shards:          sn,
+		Job:             *job,
+		KMSRate:         *kmsRate,
+		Concurrency:     *concurrency,
+		DeleteSnapshots: *deleteSnapshots,
+		Results: func(r blobstore.WalkResult) {
+			p.add(1)
+			out.result(r)
+		},
 	})
 	p.done()
 	var v *region.Violation
-	if errors.As(err, &v) && resp.Rewrapped == 0 {
+	if errors.As(err, &v) {
 		return blobFail(stderr, cmd, err)
 	}
-	if *asJSON {
-		failed := []map[string]string{}
-		for _, f := range resp.Failed {
-			failed = append(failed, map[string]string{"blob": f.Blob, "error": oneLine(f.Err)})
-		}
-		skipped := resp.Skipped
-		if skipped == nil {
-			skipped = []string{}
-		}
-		printJSON(stdout, map[string]any{"container": b.container, "prefix": *prefix, "rewrapped": resp.Rewrapped, "skipped": skipped, "failed": failed})
-	} else {
-		fmt.Fprintf(stdout, "rewrapped %d blobs in %s; %d skipped (not geoseal objects); %d failed\n", resp.Rewrapped, b.container, len(resp.Skipped), len(resp.Failed))
-		// Blob names are chosen by whoever can write to the container.
-		for _, s := range resp.Skipped {
-			fmt.Fprintf(stdout, "  skipped %s\n", quoteUntrusted(s))
-		}
+	summary := rewrapAllSummary{
+		Container: b.container, Prefix: *prefix, Shard: *shard, Job: *job,
+		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
+		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 	}
-	for _, f := range resp.Failed {
-		fmt.Fprintf(stderr, "geoseal rewrap-all: %s: %s\n", quoteUntrusted(f.Blob), oneLine(explain(f.Err)))
+	if *asJSON {
+		out.json(map[string]any{"summary": summary})
+	} else {
+		fmt.Fprintf(stdout, "%s\n", summary)
+	}
+	if err != nil && resp.Failed == 0 {
+		return blobFail(stderr, cmd, err)
 	}
 	if err != nil {
-		if len(resp.Failed) == 0 {
-			return blobFail(stderr, cmd, err)
-		}
 		return exitUsage
 	}
 	return exitOK
+}
+
+// rewrapAllSummary is the last line of rewrap-all: the counts of the run
+// (of the whole job, for a resumed one).
+type rewrapAllSummary struct {
+	Container      string `json:"container"`
+	Prefix         string `json:"prefix"`
+	Shard          string `json:"shard,omitempty"`
+	Job            string `json:"job,omitempty"`
+	Rotated        int64  `json:"rotated"`
+	AlreadyRotated int64  `json:"already_rotated"`
+	NotGeoseal     int64  `json:"not_geoseal"`
+	Failed         int64  `json:"failed"`
+	OutsideKeys    int64  `json:"outside_keys"`
+	Deleted        int64  `json:"deleted"`
+	Resumed        bool   `json:"resumed"`
+	Done           bool   `json:"done"`
+}
+
+func (s rewrapAllSummary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rotated %d blobs in %s; %d already rotated; %d not geoseal objects; %d failed", s.Rotated, s.Container, s.AlreadyRotated, s.NotGeoseal, s.Failed)
+	if s.OutsideKeys+s.Deleted > 0 {
+		fmt.Fprintf(&b, "; %d snapshots or versions wrapped for other keys", s.OutsideKeys)
+		if s.Deleted > 0 {
+			fmt.Fprintf(&b, ", %d deleted", s.Deleted)
+		}
+	}
+	if s.Job != "" {
+		state := "in progress"
+		if s.Done {
+			state = "done"
+		}
+		fmt.Fprintf(&b, " (job %s, shard %s: %s", s.Job, cmpOr(s.Shard, "0/1"), state)
+		if s.Resumed {
+			b.WriteString(", resumed")
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// parseShard reads --shard I/N ("" is the whole container).
+func parseShard(s string) (shard, shards int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	i, n, ok := strings.Cut(s, "/")
+	shard, err1 := strconv.Atoi(i)
+	shards, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards || shards > blobstore.MaxShards {
+		return 0, 0, fmt.Errorf("--shard %s: want I/N with 0 <= I < N <= %d", quoteUntrusted(s), blobstore.MaxShards)
+	}
+	return shard, shards, nil
+}
+
+// A resultWriter prints the outcomes of a container-wide command as they
+// come: JSON lines, or for people the failures on stderr, and the blobs
+// skipped and the snapshots under other keys on stdout (blob names quoted: whoever can
+// write to the container chooses them).
+type resultWriter struct {
+	stdout, stderr io.Writer
+	cmd            string
+	asJSON         bool
+	enc            *json.Encoder
+}
+
+func newResultWriter(stdout, stderr io.Writer, cmd string, asJSON bool) *resultWriter {
+	return &resultWriter{stdout: stdout, stderr: stderr, cmd: cmd, asJSON: asJSON, enc: json.NewEncoder(stdout)}
+}
+
+// resultLine is one line of --json.
+type resultLine struct {
+	Blob      string   `json:"blob"`
+	Snapshot  string   `json:"snapshot,omitempty"`
+	VersionID string   `json:"version_id,omitempty"`
+	Outcome   string   `json:"outcome"`
+	Format    string   `json:"format,omitempty"`
+	KeyIDs    []string `json:"key_ids,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+func (w *resultWriter) json(v any) { w.enc.Encode(v) }
+
+func (w *resultWriter) result(r blobstore.WalkResult) {
+	if w.asJSON {
+		line := resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs}
+		if r.Err != nil {
+			line.Error = oneLine(explain(r.Err))
+		}
+		w.enc.Encode(line)
+		return
+	}
+	name := quoteUntrusted(r.Blob)
+	switch {
+	case r.Snapshot != "":
+		name += " snapshot " + quoteUntrusted(r.Snapshot)
+	case r.VersionID != "":
+		name += " version " + quoteUntrusted(r.VersionID)
+	}
+	switch r.Outcome {
+	case blobstore.OutcomeNotGeoseal:
+		fmt.Fprintf(w.stdout, "  skipped %s\n", name)
+	case blobstore.OutcomeFailed:
+		fmt.Fprintf(w.stderr, "geoseal %s: %s: %s\n", w.cmd, name, oneLine(explain(r.Err)))
+	case blobstore.OutcomeOutsideKeys:
+		fmt.Fprintf(w.stdout, "  %s is still wrapped for other keys (%s)\n", name, quoteUntrusted(strings.Join(r.KeyIDs, ", ")))
+	case blobstore.OutcomeDeleted:
+		fmt.Fprintf(w.stdout, "  %s deleted: it was wrapped for other keys\n", name)
+	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
-	"github.com/geoseal/geoseal/stream"
 )
 
 func TestNewClientRequiresGuard(t *testing.T) {
@@ -365,60 +364,6 @@ func TestRewrapConcurrentWriter(t *testing.T) {
 	got, err := download(f.client, "doc", nil)
 	if err != nil || !bytes.Equal(got, winner) {
 		t.Fatalf("the concurrent writer's blob did not survive: %v", err)
-	}
-}
-
-func TestRewrapAll(t *testing.T) {
-	f := newFixture(t, &ClientOptions{BlockSize: testBlock})
-	ctx := context.Background()
-	want := map[string][]byte{}
-	for i := range 7 {
-		name := fmt.Sprintf("rot/%d", i)
-		want[name] = randomBytes(i * 5000)
-		f.upload(t, name, want[name], &UploadOptions{ChunkSize: testChunk})
-	}
-	f.upload(t, "other/untouched", []byte("outside the prefix"), nil)
-	f.putRaw(t, "rot/plain", []byte("not encrypted"), nil)
-	// A geoseal object stored in one Put Blob: its header is not a block.
-	obj := encryptBytes(t, f.kr, []byte("one piece"), nil)
-	md := map[string]*string{}
-	h, _ := envelope.Inspect(bytes.NewReader(obj))
-	if err := setObjectMetadata(md, h.Size, &stream.Options{ChunkSize: h.ChunkSize}, 9); err != nil {
-		t.Fatal(err)
-	}
-	f.putRaw(t, "rot/onepiece", obj, md)
-
-	newKR := formattest.NewAES(t)
-	var progress []RewrapProgress
-	var mu sync.Mutex
-	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{
-		Prefix:      "rot/",
-		Concurrency: 3,
-		Progress: func(p RewrapProgress) {
-			mu.Lock()
-			progress = append(progress, p)
-			mu.Unlock()
-		},
-	})
-	if !errors.Is(err, ErrHeaderNotInOwnBlock) {
-		t.Fatalf("RewrapAll: got %v, want an error matching ErrHeaderNotInOwnBlock", err)
-	}
-	if resp.Rewrapped != 7 || len(resp.Failed) != 1 || resp.Failed[0].Blob != "rot/onepiece" ||
-		len(resp.Skipped) != 1 || resp.Skipped[0] != "rot/plain" {
-		t.Fatalf("RewrapAll response: %+v", resp)
-	}
-	if len(progress) != 8 || progress[len(progress)-1].Done != 8 {
-		t.Fatalf("progress: %+v", progress)
-	}
-	newClient := f.newClient(t, newKR, nil)
-	for name, pt := range want {
-		got, err := download(newClient, name, nil)
-		if err != nil || !bytes.Equal(got, pt) {
-			t.Fatalf("%s after RewrapAll: %v", name, err)
-		}
-	}
-	if got, err := download(f.client, "other/untouched", nil); err != nil || string(got) != "outside the prefix" {
-		t.Fatalf("a blob outside the prefix changed: %v", err)
 	}
 }
 

@@ -58,13 +58,44 @@
 // The object's header is the blob's first block and the body follows in
 // blocks. Rewrap replaces only the header block: a key rotation moves a
 // few hundred bytes, whatever the blob's size (RewrapAll does a
-// container). Blob metadata records the header length, chunk size and
+// container; see below). Blob metadata records the header length, chunk size and
 // plaintext size, so reads plan their requests without reading first.
 // Metadata is not authenticated: it only decides what to fetch, and
 // everything fetched is checked against the authenticated header
 // (ErrInvalidMetadata on disagreement). The bytes of a blob are exactly a
 // geoseal object (FORMAT.md): a downloaded blob decrypts with
 // envelope.Decrypt.
+//
+// # Container-wide work
+//
+// RewrapAll rotates the keys of a container and Audit reports what it
+// holds; both walk it with one walker, built for containers of millions
+// of blobs:
+//
+//   - The listing (5000 blobs per request, with metadata, snapshots and
+//     versions) decides what to read; bodies are never read, headers are
+//     (one ranged GET per geoseal object, 13 bytes of a blob without
+//     metadata, nothing for Azure client-side encryption).
+//   - Shard and Shards split the container between workers that do not
+//     talk to each other: a blob belongs to shard
+//     uint64(SHA-256(name)[:8]) mod Shards (big-endian), with its snapshots
+//     and versions. Run N workers with shards 0 to N-1, on whatever engine
+//     you have (a Kubernetes Indexed Job, Azure Batch, N shells).
+//   - A Job name makes a rotation resumable: each shard records its
+//     progress after every page of the listing in a small blob under
+//     .geoseal/jobs/NAME/ in the container itself, written conditionally
+//     on its ETag so that two workers given the same shard cannot both
+//     advance it (ErrCheckpointConflict). A rerun of the job resumes after
+//     the last record. Walks never visit .geoseal/jobs/.
+//   - Outcomes stream out one by one (Results); nothing is kept per blob,
+//     so memory is bounded by a page of the listing.
+//   - KMSRate paces the keyring calls of a worker, and a KMS that
+//     throttles (429, Retry-After) makes all of the worker's goroutines
+//     back off together, then try again.
+//
+// A blob already wrapped for exactly the new keys costs a rotation one
+// request and no KMS call, so rerunning a rotation, with or without a job,
+// is cheap.
 //
 // # Azure client-side encryption v2
 //

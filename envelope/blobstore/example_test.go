@@ -241,7 +241,9 @@ func ExampleClient_Rewrap() {
 	fmt.Println("wrapped by the new key:", resp.WrappedKeys[0].KeyID == newKey.KeyID())
 }
 
-// RewrapAll rotates every blob under a prefix, several at a time.
+// RewrapAll rotates every blob under a prefix, several at a time, and
+// reports each one as it goes. Results arrive in the order the blobs are
+// done (the example rotates one at a time, so they print in order).
 func ExampleClient_RewrapAll() {
 	ctx := context.Background()
 	oldKey, newKey := newKeyring(), newKeyring()
@@ -251,9 +253,22 @@ func ExampleClient_RewrapAll() {
 			log.Fatal(err)
 		}
 	}
-	all, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{Prefix: "tail/", Concurrency: 8})
+	all, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{
+		Prefix:      "tail/",
+		Concurrency: 1,
+		Results: func(r blobstore.WalkResult) {
+			fmt.Println(r.Blob, r.Outcome)
+		},
+	})
 	if err != nil {
-		log.Fatal(err) // all.Failed lists each blob that failed and why
+		log.Fatal(err) // the first failure; Results saw each one
 	}
-	fmt.Println(all.Rewrapped, "rewrapped,", len(all.Failed), "failed")
+	fmt.Println(all.Rotated, "rotated,", all.Failed, "failed")
+
+	// A rerun finds nothing to do, at one request per blob and no KMS call.
+	again, err := client.RewrapAll(ctx, newKey, &blobstore.RewrapAllOptions{Prefix: "tail/"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(again.Rotated, "rotated,", again.AlreadyRotated, "already rotated")
 }

@@ -1,6 +1,9 @@
 package blobstore
 
 import (
+	"encoding/json"
+	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/geoseal/geoseal/stream"
@@ -59,6 +62,48 @@ func FuzzMetadata(f *testing.F) {
 		}
 		if next != min(end, max(off, finalStart)) && next != end {
 			t.Fatalf("layout %+v, range [%d, %d): pieces end at %d", l, off, end, next)
+		}
+	})
+}
+
+// FuzzCheckpoint feeds arbitrary blobs to the checkpoint parser: a blob in
+// the job prefix may have been written by anyone. No panic, and what it
+// accepts saves back to the same state.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"format":"geoseal-checkpoint/1","job":"j","operation":"rewrap-all","params":"keys:00","prefix":"a/","shard":1,"shards":4,"marker":"2!80!xyz","skip":"b","done":false,"counts":{"rotated":3},"updated":"2026-12-01T00:00:00Z"}`))
+	f.Add([]byte(`{"format":"geoseal-checkpoint/1","counts":{"rotated":-1}}`))
+	f.Add([]byte(`{"format":"geoseal-checkpoint/1"} {}`))
+	f.Add([]byte(`{"format":"other"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := parseCheckpoint(data)
+		if err != nil {
+			if !errors.Is(err, ErrJobMismatch) {
+				t.Fatalf("error %v does not match ErrJobMismatch", err)
+			}
+			return
+		}
+		again, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st2, err := parseCheckpoint(again)
+		if err != nil || st2.Marker != st.Marker || st2.Skip != st.Skip || len(st2.Counts) != len(st.Counts) {
+			t.Fatalf("%s reparsed as %+v, %v", again, st2, err)
+		}
+	})
+}
+
+// FuzzRetryAfter feeds arbitrary throttling headers to the back-off: it
+// never waits less than nothing or more than maxRetryAfter.
+func FuzzRetryAfter(f *testing.F) {
+	for _, v := range []string{"0", "7", "Tue, 01 Dec 2026 00:00:00 GMT", "-3", "99999999999999999999", "1.5"} {
+		f.Add(v, v, v)
+	}
+	f.Fuzz(func(t *testing.T, ra, ms, xms string) {
+		d := retryAfter(http.Header{"Retry-After": {ra}, "Retry-After-Ms": {ms}, "X-Ms-Retry-After-Ms": {xms}})
+		if d < 0 || d > maxRetryAfter {
+			t.Fatalf("Retry-After %q, retry-after-ms %q, x-ms-retry-after-ms %q: wait %v", ra, ms, xms, d)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package blobstore
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -112,21 +111,9 @@ func (c *Client) listStart(ctx context.Context, opts *ListOptions) (lo *containe
 	if opts.MaxResults > 0 {
 		lo.MaxResults = &opts.MaxResults
 	}
-	prefix := opts.Prefix
-	if c.opts.SealNames {
-		keys, err = c.nameKeys(ctx, false)
-		switch {
-		case errors.Is(err, ErrNoNameKey) && prefix != "":
-			return nil, nil, false, nil
-		case errors.Is(err, ErrNoNameKey):
-			keys = nil
-		case err != nil:
-			return nil, nil, false, err
-		default:
-			if prefix, err = keys.StoredPrefix(prefix); err != nil {
-				return nil, nil, false, err
-			}
-		}
+	prefix, keys, ok, err := c.storedPrefix(ctx, opts.Prefix)
+	if err != nil || !ok {
+		return nil, nil, false, err
 	}
 	if prefix != "" {
 		lo.Prefix = &prefix
@@ -144,28 +131,35 @@ func listPage(page container.ListBlobsFlatResponse, keys *names.Keys) ListRespon
 		if it == nil || it.Name == nil {
 			continue
 		}
-		var size int64
-		var etag azcore.ETag
-		var lastModified time.Time
-		if p := it.Properties; p != nil {
-			if p.ContentLength != nil {
-				size = *p.ContentLength
-			}
-			if p.ETag != nil {
-				etag = *p.ETag
-			}
-			if p.LastModified != nil {
-				lastModified = *p.LastModified
-			}
-		}
-		resp.Items = append(resp.Items, listItem(keys, *it.Name, it.Metadata, size, etag, lastModified))
+		resp.Items = append(resp.Items, listItem(keys, it))
 	}
 	return resp
 }
 
-// listItem describes the blob stored with metadata md, opening its sealed
-// entries with keys (nil: names are not sealed, or there is no name key).
-func listItem(keys *names.Keys, stored string, md map[string]*string, size int64, etag azcore.ETag, lastModified time.Time) ListItem {
+// listItem describes a listed blob (it.Name is not nil), opening its
+// sealed entries with keys (nil: names are not sealed, or there is no name
+// key).
+func listItem(keys *names.Keys, it *container.BlobItem) ListItem {
+	var size int64
+	var etag azcore.ETag
+	var lastModified time.Time
+	if p := it.Properties; p != nil {
+		if p.ContentLength != nil {
+			size = *p.ContentLength
+		}
+		if p.ETag != nil {
+			etag = *p.ETag
+		}
+		if p.LastModified != nil {
+			lastModified = *p.LastModified
+		}
+	}
+	return describeBlob(keys, *it.Name, it.Metadata, size, etag, lastModified)
+}
+
+// describeBlob describes the blob stored with metadata md, as listItem
+// does.
+func describeBlob(keys *names.Keys, stored string, md map[string]*string, size int64, etag azcore.ETag, lastModified time.Time) ListItem {
 	li := ListItem{
 		Name:          stored,
 		StoredName:    stored,

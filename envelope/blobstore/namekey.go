@@ -148,19 +148,3 @@ func (c *Client) createNameKey(ctx context.Context) ([]byte, error) {
 	}
 	return key, nil
 }
-
-// rewrapNameKey rewraps the container's name key with to, as Rewrap does
-// a blob, so that a rotation of the key-encryption keys reaches the names
-// too. RewrapAll calls it for a whole container; rewrapped is false when
-// the container has no name key. The key itself does not change, so no
-// name does.
-func (c *Client) rewrapNameKey(ctx context.Context, to keyring.Wrapper) (rewrapped bool, err error) {
-	_, err = c.rewrap(ctx, nameKeyBlob, to)
-	if isNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, nil
-}

@@ -3,6 +3,7 @@ package blobstore
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 
 	"github.com/geoseal/geoseal/internal/names"
@@ -53,6 +54,29 @@ func (c *Client) target(ctx context.Context, name string, create bool) (uploadTa
 	}
 	t.keys = keys
 	return t, nil
+}
+
+// storedPrefix maps a listing's prefix to the stored prefix: itself, or
+// under SealNames the stored names of its whole segments (see
+// ListOptions.Prefix), with the keys that open what is listed. ok is false
+// when nothing can match: a prefix in a container without a name key. A
+// container without one lists, without a prefix, by stored name (nil
+// keys).
+func (c *Client) storedPrefix(ctx context.Context, prefix string) (stored string, keys *names.Keys, ok bool, err error) {
+	if !c.opts.SealNames {
+		return prefix, nil, true, nil
+	}
+	keys, err = c.nameKeys(ctx, false)
+	switch {
+	case errors.Is(err, ErrNoNameKey):
+		return "", nil, prefix == "", nil
+	case err != nil:
+		return "", nil, false, err
+	}
+	if stored, err = keys.StoredPrefix(prefix); err != nil {
+		return "", nil, false, err
+	}
+	return stored, keys, true, nil
 }
 
 // sealedEntries is what a blob's metadata says, once opened, under

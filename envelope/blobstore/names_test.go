@@ -542,7 +542,7 @@ func TestSealedNamesOperations(t *testing.T) {
 	}
 	newKey := formattest.NewAES(t)
 	all, err := f.client.RewrapAll(ctx, newKey, nil)
-	if err != nil || all.Rewrapped != 3 {
+	if err != nil || all.Rotated != 3 {
 		t.Fatalf("RewrapAll = %+v, %v; want 3 rewrapped (two blobs and the name key)", all, err)
 	}
 	onlyNew := f.newClient(t, newKey, &ClientOptions{SealNames: true})
@@ -559,7 +559,7 @@ func TestSealedNamesOperations(t *testing.T) {
 	}
 	// A rotation under a prefix leaves the name key as it is.
 	third := formattest.NewAES(t)
-	if all, err := onlyNew.RewrapAll(ctx, third, &RewrapAllOptions{Prefix: sealedDir}); err != nil || all.Rewrapped != 2 {
+	if all, err := onlyNew.RewrapAll(ctx, third, &RewrapAllOptions{Prefix: sealedDir}); err != nil || all.Rotated != 2 {
 		t.Fatalf("RewrapAll under %q = %+v, %v; want 2 rewrapped", sealedDir, all, err)
 	}
 	if _, err := f.newClient(t, third, &ClientOptions{SealNames: true}).Open(ctx, sealedName, nil); !errors.As(err, &nm) {
@@ -572,20 +572,6 @@ func TestSealedNamesOperations(t *testing.T) {
 	if _, err := f.plain.NewBlobClient(resp.StoredName).GetProperties(ctx, nil); !isNotFound(err) {
 		t.Fatalf("the stored blob is still there after Delete: %v", err)
 	}
-}
-
-// countingKeyring counts the unwraps of a keyring.
-type countingKeyring struct {
-	keyring.Keyring
-	mu      sync.Mutex
-	unwraps int
-}
-
-func (k *countingKeyring) Unwrap(ctx context.Context, keys []keyring.WrappedKey, ec keyring.Context) ([]byte, error) {
-	k.mu.Lock()
-	k.unwraps++
-	k.mu.Unlock()
-	return k.Keyring.Unwrap(ctx, keys, ec)
 }
 
 // TestNameKeyOncePerClient checks that a client unwraps the name key once,
@@ -608,7 +594,7 @@ func TestNameKeyOncePerClient(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	kr := &countingKeyring{Keyring: f.kr}
+	kr := counting(f.kr)
 	c := f.newClient(t, kr, &ClientOptions{SealNames: true})
 	var readers sync.WaitGroup
 	for i := range writers {
@@ -619,8 +605,8 @@ func TestNameKeyOncePerClient(t *testing.T) {
 		})
 	}
 	readers.Wait()
-	if kr.unwraps != writers+1 {
-		t.Fatalf("%d unwraps for %d objects: want one per object and one for the name key", kr.unwraps, writers)
+	if n := kr.unwraps.Load(); n != writers+1 {
+		t.Fatalf("%d unwraps for %d objects: want one per object and one for the name key", n, writers)
 	}
 	if items := listNames(t, c, sealedDir); len(items) != writers {
 		t.Fatalf("listed %q: the writers did not agree on one name key", items)

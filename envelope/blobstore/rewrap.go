@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -17,7 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/geoseal/geoseal/internal/format"
 	"github.com/geoseal/geoseal/keyring"
-	"golang.org/x/sync/errgroup"
+	"github.com/geoseal/geoseal/stream"
 )
 
 // RewrapOptions configure Rewrap. Nil means the defaults; there are none
@@ -29,6 +28,9 @@ type RewrapResponse struct {
 	// ETag and LastModified are those of the blob after the rewrap.
 	ETag         *azcore.ETag
 	LastModified *time.Time
+	// VersionID is the blob's new version, when the account has blob
+	// versioning on; the version before the rewrap keeps the old header.
+	VersionID *string
 	// WrappedKeys are the blob's wrapped keys after the rewrap.
 	WrappedKeys []keyring.WrappedKey
 	// HeaderSize is the size of the new header block.
@@ -99,16 +101,22 @@ func (c *Client) rewrap(ctx context.Context, name string, to keyring.Wrapper) (R
 }
 
 // rewrapState is what a rewrap reads of a blob: its state, its committed
-// blocks, the header that is the first of them, and its index tags.
+// blocks, the header that is the first of them, and what the commit must
+// keep (metadata, HTTP headers, explicit access tier, index tags).
 type rewrapState struct {
-	st     blobState
-	blocks []*blockblob.Block
-	header []byte
-	tags   map[string]string
+	etag     azcore.ETag
+	size     int64
+	metadata map[string]*string
+	headers  blob.HTTPHeaders
+	tier     *blob.AccessTier
+	tags     map[string]string
+	blocks   []*blockblob.Block
+	header   []byte
 }
 
-// readForRewrap reads the state, block list and header of a blob, and
-// checks that the header is its first block.
+// readForRewrap reads what Rewrap needs of a blob: a HEAD for its state,
+// its header (one GET, or the probe of a blob without metadata), its block
+// list and, if it has any, its tags.
 func readForRewrap(ctx context.Context, bb *blockblob.Client) (*rewrapState, error) {
 	st, err := stat(ctx, bb.BlobClient(), nil)
 	if err != nil {
@@ -117,44 +125,85 @@ func readForRewrap(ctx context.Context, bb *blockblob.Client) (*rewrapState, err
 	if f := formatOf(st.metadata); f != FormatGeoseal && f != FormatNotEncrypted {
 		return nil, fmt.Errorf("%w (the blob's metadata says %s)", ErrNotGeoseal, f)
 	}
+	m, hasMeta, err := parseObjectMetadata(st.metadata)
+	if err != nil {
+		return nil, err
+	}
+	var header []byte
+	if hasMeta {
+		header = make([]byte, m.headerLength)
+		if err := getRange(ctx, bb.BlobClient(), st.etag, header, 0); err != nil {
+			return nil, err
+		}
+		if n, err := format.HeaderLength(header); err != nil {
+			return nil, err
+		} else if n != len(header) {
+			return nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, len(header), n)
+		}
+	} else if header, err = probeHeader(ctx, bb.BlobClient(), st); err != nil {
+		return nil, err
+	}
+	s := &rewrapState{
+		etag:     st.etag,
+		size:     st.size,
+		metadata: st.metadata,
+		header:   header,
+		headers: blob.HTTPHeaders{
+			BlobContentType:        st.props.ContentType,
+			BlobContentEncoding:    st.props.ContentEncoding,
+			BlobContentLanguage:    st.props.ContentLanguage,
+			BlobContentDisposition: st.props.ContentDisposition,
+			BlobCacheControl:       st.props.CacheControl,
+		},
+	}
+	if p := st.props; p.AccessTier != nil && (p.AccessTierInferred == nil || !*p.AccessTierInferred) {
+		t := blob.AccessTier(*p.AccessTier)
+		s.tier = &t
+	}
+	if s.blocks, err = readBlocks(ctx, bb, st.etag, len(header)); err != nil {
+		return nil, err
+	}
+	if st.props.TagCount != nil && *st.props.TagCount > 0 {
+		if s.tags, err = getTags(ctx, bb); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// readBlocks reads the committed block list of the blob whose ETag is etag
+// and checks that its first block is the header, of headerLen bytes.
+func readBlocks(ctx context.Context, bb *blockblob.Client, etag azcore.ETag, headerLen int) ([]*blockblob.Block, error) {
 	// The block list has no If-Match; its ETag says whether it describes
-	// the blob whose properties were just read.
+	// the blob whose header was read.
 	bl, err := bb.GetBlockList(ctx, blockblob.BlockListTypeCommitted, nil)
 	if err != nil {
 		return nil, err
 	}
-	if bl.ETag == nil || *bl.ETag != st.etag {
+	if bl.ETag == nil || *bl.ETag != etag {
 		return nil, ErrBlobChanged
 	}
 	blocks := bl.BlockList.CommittedBlocks
-	if len(blocks) == 0 || blocks[0].Size == nil || blocks[0].Name == nil ||
-		*blocks[0].Size < int64(format.MinHeaderSize) || *blocks[0].Size > int64(format.MaxHeaderSize) {
+	if len(blocks) == 0 || blocks[0] == nil || blocks[0].Size == nil || blocks[0].Name == nil || *blocks[0].Size != int64(headerLen) {
 		return nil, ErrHeaderNotInOwnBlock
 	}
-	header := make([]byte, *blocks[0].Size)
-	if err := getRange(ctx, bb.BlobClient(), st.etag, header, 0); err != nil {
+	return blocks, nil
+}
+
+// getTags reads a blob's index tags, which are not part of its ETag, nor
+// kept by a commit that does not set them.
+func getTags(ctx context.Context, bb *blockblob.Client) (map[string]string, error) {
+	resp, err := bb.GetTags(ctx, nil)
+	if err != nil {
 		return nil, err
 	}
-	if n, err := format.HeaderLength(header); err != nil {
-		return nil, err
-	} else if n != len(header) {
-		return nil, ErrHeaderNotInOwnBlock
-	}
-	s := &rewrapState{st: st, blocks: blocks, header: header}
-	// Tags are not part of the ETag, nor kept by a commit without them.
-	if st.props.TagCount != nil && *st.props.TagCount > 0 {
-		tags, err := bb.GetTags(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		s.tags = make(map[string]string, len(tags.BlobTagSet))
-		for _, t := range tags.BlobTagSet {
-			if t != nil && t.Key != nil && t.Value != nil {
-				s.tags[*t.Key] = *t.Value
-			}
+	tags := make(map[string]string, len(resp.BlobTagSet))
+	for _, t := range resp.BlobTagSet {
+		if t != nil && t.Key != nil && t.Value != nil {
+			tags[*t.Key] = *t.Value
 		}
 	}
-	return s, nil
+	return tags, nil
 }
 
 // rewrapPlan is the new header and the block list that puts it in front
@@ -181,7 +230,7 @@ func planRewrap(ctx context.Context, s *rewrapState, u keyring.Unwrapper, w keyr
 	ids := make([]string, len(s.blocks))
 	ids[0] = blockID(upload, 0)
 	for i, b := range s.blocks[1:] {
-		if b.Name == nil || len(*b.Name) != len(ids[0]) {
+		if b == nil || b.Name == nil || len(*b.Name) != len(ids[0]) {
 			// The service requires IDs of one length within a blob.
 			return nil, ErrHeaderNotInOwnBlock
 		}
@@ -194,192 +243,52 @@ func planRewrap(ctx context.Context, s *rewrapState, u keyring.Unwrapper, w keyr
 // conditional on the ETag the header was read with, keeping what the blob
 // carried.
 func commitRewrap(ctx context.Context, bb *blockblob.Client, s *rewrapState, p *rewrapPlan) (RewrapResponse, error) {
+	md, err := s.rewrappedMetadata(len(p.header))
+	if err != nil {
+		return RewrapResponse{}, err
+	}
 	if _, err := bb.StageBlock(ctx, p.ids[0], streaming.NopCloser(bytes.NewReader(p.header)), nil); err != nil {
 		return RewrapResponse{}, err
 	}
-	props := s.st.props
-	md := make(map[string]*string, len(s.st.metadata))
-	for k, v := range s.st.metadata {
+	headers := s.headers
+	res, err := commit(ctx, bb, p.ids, &blockblob.CommitBlockListOptions{
+		Metadata:         md,
+		Tags:             s.tags,
+		Tier:             s.tier,
+		HTTPHeaders:      &headers,
+		AccessConditions: ifMatch(s.etag),
+	})
+	if err != nil {
+		return RewrapResponse{}, err
+	}
+	return RewrapResponse{ETag: res.etag, LastModified: res.lastModified, VersionID: res.versionID, WrappedKeys: p.keys, HeaderSize: len(p.header)}, nil
+}
+
+// rewrappedMetadata is the blob's metadata with the new header length. A
+// blob whose geoseal metadata was removed gets it back, computed from its
+// header and size, so that it lists as what it is again.
+func (s *rewrapState) rewrappedMetadata(headerLen int) (map[string]*string, error) {
+	md := make(map[string]*string, len(s.metadata)+1)
+	for k, v := range s.metadata {
 		if !strings.EqualFold(k, metaHeaderLength) {
 			md[k] = v
 		}
 	}
-	hl := strconv.Itoa(len(p.header))
+	hl := strconv.Itoa(headerLen)
 	md[metaHeaderLength] = &hl
-	var tier *blob.AccessTier
-	if props.AccessTier != nil && (props.AccessTierInferred == nil || !*props.AccessTierInferred) {
-		t := blob.AccessTier(*props.AccessTier)
-		tier = &t
+	if _, ok := metadataValue(s.metadata, metaVersion); ok {
+		return md, nil
 	}
-	res, err := commit(ctx, bb, p.ids, &blockblob.CommitBlockListOptions{
-		Metadata: md,
-		Tags:     s.tags,
-		Tier:     tier,
-		HTTPHeaders: &blob.HTTPHeaders{
-			BlobContentType:        props.ContentType,
-			BlobContentEncoding:    props.ContentEncoding,
-			BlobContentLanguage:    props.ContentLanguage,
-			BlobContentDisposition: props.ContentDisposition,
-			BlobCacheControl:       props.CacheControl,
-		},
-		AccessConditions: ifMatch(s.st.etag),
-	})
+	h, err := format.Parse(s.header)
 	if err != nil {
-		return RewrapResponse{}, err
+		return nil, err
 	}
-	return RewrapResponse{ETag: res.etag, LastModified: res.lastModified, WrappedKeys: p.keys, HeaderSize: len(p.header)}, nil
-}
-
-// RewrapAllOptions configure RewrapAll. Nil means the defaults.
-type RewrapAllOptions struct {
-	// Prefix restricts the rotation to blobs whose names start with it
-	// (under SealNames, a logical prefix: see ListOptions.Prefix).
-	Prefix string
-
-	// Concurrency is how many blobs are rewrapped at once. Zero means
-	// the client's Concurrency.
-	Concurrency int
-
-	// Progress, when set, is called after each blob, from one goroutine
-	// at a time.
-	Progress func(RewrapProgress)
-}
-
-// RewrapProgress reports one blob of a RewrapAll.
-type RewrapProgress struct {
-	// Blob is the blob just handled; Err its failure, if any.
-	Blob string
-	Err  error
-	// Done counts the blobs handled so far, failures included.
-	Done int
-}
-
-// RewrapAllResponse summarizes a RewrapAll.
-type RewrapAllResponse struct {
-	// Rewrapped counts the blobs rewrapped.
-	Rewrapped int
-	// Skipped lists the blobs that are not geoseal objects by their
-	// metadata, left as they were.
-	Skipped []string
-	// Failed lists the blobs that could not be rewrapped, in no
-	// particular order.
-	Failed []RewrapFailure
-}
-
-// RewrapFailure is one blob RewrapAll could not rewrap.
-type RewrapFailure struct {
-	Blob string
-	Err  error
-}
-
-// RewrapAll rewraps, as Rewrap does, every geoseal object in the container
-// whose name starts with opts.Prefix, Concurrency blobs at a time: the
-// rotation of a key-encryption key, or the revocation of a recipient,
-// across a container (see Rewrap for the copies a rotation does not
-// reach). A rotation of the whole container (no Prefix) rewraps the
-// container's name key too (reported as the blob .geoseal/names.key),
-// whether or not the client seals names; one with a Prefix leaves it as
-// it is. Under SealNames the prefix is logical, as for NewListPager.
-// Blobs that are not geoseal objects by their metadata are skipped and
-// listed. A blob that fails does not stop the others: the
-// failures are collected in the response, and the returned error, non-nil
-// if any blob failed, joins them (errors.Is and errors.As see each).
-// Cancelling ctx stops the listing and the rewraps not yet committing; a
-// rewrap whose commit was sent is reported as it ended.
-func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *RewrapAllOptions) (RewrapAllResponse, error) {
-	if opts == nil {
-		opts = &RewrapAllOptions{}
-	}
-	if to == nil {
-		return RewrapAllResponse{}, errors.New("blobstore: nil keyring")
-	}
-	t, err := c.transfer(0, opts.Concurrency)
+	lay, err := newLayout(len(s.header), h.ChunkSize, h.Suite, s.size)
 	if err != nil {
-		return RewrapAllResponse{}, err
+		return nil, err
 	}
-	if _, err := c.guard.CheckURL(ctx, c.container.URL()); err != nil {
-		return RewrapAllResponse{}, fmt.Errorf("blobstore: rewrap refused: %w", err)
+	if err := setObjectMetadata(md, headerLen, &stream.Options{ChunkSize: h.ChunkSize, Suite: h.Suite}, lay.size); err != nil {
+		return nil, err
 	}
-
-	// A bounded group without a shared context: one blob's failure is
-	// reported, and must not stop the others.
-	var (
-		resp RewrapAllResponse
-		mu   sync.Mutex
-		done int
-		eg   errgroup.Group
-	)
-	eg.SetLimit(t.concurrency)
-	finish := func(name string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		done++
-		if err != nil {
-			resp.Failed = append(resp.Failed, RewrapFailure{Blob: name, Err: err})
-		} else {
-			resp.Rewrapped++
-		}
-		if opts.Progress != nil {
-			opts.Progress(RewrapProgress{Blob: name, Err: err, Done: done})
-		}
-	}
-	if opts.Prefix == "" {
-		// The container's name key is container-wide: a rotation of the
-		// whole container rotates it too (first, so that a rotation
-		// that stops part way has at least not left the names behind).
-		ok, err := c.rewrapNameKey(ctx, to)
-		if ok || err != nil {
-			finish(nameKeyBlob, err)
-		}
-	}
-	listErr := c.walk(ctx, opts.Prefix, func(it ListItem) error {
-		if it.StoredName == nameKeyBlob {
-			return nil
-		}
-		if it.Format != FormatGeoseal {
-			mu.Lock()
-			resp.Skipped = append(resp.Skipped, it.Name)
-			mu.Unlock()
-			return nil
-		}
-		if err := context.Cause(ctx); err != nil {
-			return err
-		}
-		eg.Go(func() error {
-			_, err := c.rewrap(ctx, it.StoredName, to)
-			finish(it.Name, err)
-			return nil
-		})
-		return nil
-	})
-	eg.Wait()
-	if listErr != nil {
-		return resp, fmt.Errorf("blobstore: listing blobs to rewrap: %w", listErr)
-	}
-	if len(resp.Failed) > 0 {
-		errs := make([]error, len(resp.Failed))
-		for i, f := range resp.Failed {
-			errs[i] = f.Err
-		}
-		return resp, fmt.Errorf("blobstore: %d of %d blobs not rewrapped: %w", len(resp.Failed), done, errors.Join(errs...))
-	}
-	return resp, nil
-}
-
-// walk calls fn with every blob under prefix, in listing order, a page
-// at a time, until fn or the listing fails.
-func (c *Client) walk(ctx context.Context, prefix string, fn func(ListItem) error) error {
-	pager := c.NewListPager(&ListOptions{Prefix: prefix})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return err
-		}
-		for _, it := range page.Items {
-			if err := fn(it); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return md, nil
 }

@@ -144,7 +144,7 @@ func (c *Client) NewFindBlobsByTagsPager(tags map[string]string, opts *FindBlobs
 				if err != nil {
 					return ListResponse{}, err
 				}
-				resp.Items = append(resp.Items, listItem(keys, *it.Name, st.metadata, st.size, st.etag, st.lastModified))
+				resp.Items = append(resp.Items, describeBlob(keys, *it.Name, st.metadata, st.size, st.etag, st.lastModified))
 			}
 			return resp, nil
 		},

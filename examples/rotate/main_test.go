@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"rewrapped 3 objects, skipped specs/README", "headers and block lists only", "no wrapped key could be unwrapped", "identical", "rotate: OK"} {
+	for _, want := range []string{"rotated 3 objects, skipped specs/README", "headers and block lists only", "no wrapped key could be unwrapped", "identical", "rotate: OK"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -128,6 +128,8 @@ type keyVersion struct {
 	aes     []byte
 	ops     []azkeys.KeyOperation
 	created time.Time
+	// exportable is the key's "exportable" attribute (SetExportable).
+	exportable bool
 }
 
 // NewServer starts a server for a test and closes it when the test ends.
@@ -230,6 +232,15 @@ func (s *Server) SetKeyOps(name string, ops ...string) {
 	for _, op := range ops {
 		kv.ops = append(kv.ops, azkeys.KeyOperation(op))
 	}
+}
+
+// SetExportable sets the "exportable" attribute the server reports for the
+// named key's current version (false when the key is created).
+func (s *Server) SetExportable(name string, exportable bool) {
+	kv := s.current(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kv.exportable = exportable
 }
 
 // FailNext makes the next n requests, authenticated or not, fail with status
@@ -494,6 +505,7 @@ func (s *Server) getKey(w http.ResponseWriter, name, version string) {
 	}
 	s.mu.Lock()
 	ops := slices.Clone(kv.ops)
+	exportable := kv.exportable
 	s.mu.Unlock()
 	jwk := map[string]any{
 		"kid":     s.kid(k, kv),
@@ -511,7 +523,7 @@ func (s *Server) getKey(w http.ResponseWriter, name, version string) {
 			"enabled":         true,
 			"created":         created,
 			"updated":         created,
-			"exportable":      false,
+			"exportable":      exportable,
 			"recoveryLevel":   "Recoverable+Purgeable",
 			"recoverableDays": 90,
 		},

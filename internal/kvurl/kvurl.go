@@ -74,3 +74,33 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// managedHSMSuffixes are the Managed HSM host suffixes of the clouds.
+var managedHSMSuffixes = []string{".managedhsm.azure.net", ".managedhsm.usgovcloudapi.net", ".managedhsm.azure.cn"}
+
+// IsManagedHSM reports whether vault, a vault URL as Parse returns it, is
+// a Managed HSM rather than a vault.
+func IsManagedHSM(vault string) bool {
+	host := strings.TrimPrefix(vault, "https://")
+	if i := strings.IndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	for _, s := range managedHSMSuffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// SameKey reports whether the key ids a and b name the same key (same
+// vault, same name, whatever the versions): the rule by which the Key
+// Vault keyring unwraps what any version of its key wrapped.
+func SameKey(a, b string) bool {
+	va, na, _, err := Parse(a)
+	if err != nil {
+		return false
+	}
+	vb, nb, _, err := Parse(b)
+	return err == nil && va == vb && strings.EqualFold(na, nb)
+}

@@ -61,3 +61,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSameKeyAndManagedHSM(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/keys/k/2", true},
+		{"https://v.vault.azure.net/keys/k/1", "https://V.vault.azure.net:443/keys/K", true},
+		{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/keys/k2/1", false},
+		{"https://v.vault.azure.net/keys/k/1", "https://w.vault.azure.net/keys/k/1", false},
+		{"https://v.vault.azure.net/keys/k/1", "local-aes fingerprint", false},
+		{"not a url", "not a url", false},
+	} {
+		if got := SameKey(tc.a, tc.b); got != tc.same {
+			t.Errorf("SameKey(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+	for vault, hsm := range map[string]bool{
+		"https://h.managedhsm.azure.net":         true,
+		"https://h.managedhsm.usgovcloudapi.net": true,
+		"https://h.managedhsm.azure.cn:8443":     true,
+		"https://v.vault.azure.net":              false,
+		"https://managedhsm.azure.net.evil.test": false,
+	} {
+		if got := IsManagedHSM(vault); got != hsm {
+			t.Errorf("IsManagedHSM(%q) = %v, want %v", vault, got, hsm)
+		}
+	}
+}
