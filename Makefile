@@ -15,13 +15,15 @@ PY          := /usr/bin/python3
 all: test
 
 ## deps: install SoftHSM2, the Azure SDK for Python (CSE v2 interop peer),
-## Azurite (pinned in internal/azurite/package-lock.json) and staticcheck.
+## zsh and fish (the CLI's completion scripts run in them), Azurite (pinned
+## in internal/azurite/package-lock.json) and staticcheck.
 deps:
 	@if ! command -v softhsm2-util >/dev/null || [ ! -f /usr/lib/softhsm/libsofthsm2.so ] || \
-	    ! $(PY) -c 'import azure.storage.blob, cryptography' 2>/dev/null; then \
-		echo "== installing softhsm2 and python3-azure-storage (apt)"; \
+	    ! $(PY) -c 'import azure.storage.blob, cryptography' 2>/dev/null || \
+	    ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then \
+		echo "== installing softhsm2, python3-azure-storage, zsh and fish (apt)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography zsh fish >/dev/null; \
 	fi
 	@if [ ! -x internal/azurite/node_modules/.bin/azurite-blob ]; then \
 		echo "== installing Azurite (npm ci)"; \

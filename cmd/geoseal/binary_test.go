@@ -67,6 +67,18 @@ func geosealBin(t *testing.T) string {
 	return binPath
 }
 
+// userEnv is the test's environment without the variables geoseal reads
+// (a developer's own defaults and credentials), which tests set
+// themselves.
+func userEnv() []string {
+	env := os.Environ()
+	for _, v := range []string{envPolicy, envPrimary, envSecondary, envKeyFile, envKeyVault, envPKCS11PIN,
+		envConnectionString, envAccount, envAccountKey, envSASToken, "AZURE_TOKEN_CREDENTIALS"} {
+		env = withoutEnv(env, v)
+	}
+	return env
+}
+
 func withoutEnv(env []string, name string) []string {
 	var out []string
 	for _, kv := range env {
@@ -86,7 +98,7 @@ type result struct {
 func geoseal(t *testing.T, env []string, stdin []byte, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(geosealBin(t), args...)
-	cmd.Env = append(withoutEnv(os.Environ(), "AZURE_STORAGE_CONNECTION_STRING"), env...)
+	cmd.Env = append(userEnv(), env...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -104,6 +116,29 @@ func (r result) want(t *testing.T, code int) result {
 		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// errorLine checks that stderr is one error line, "geoseal CMD: ...",
+// shorter than 200 characters and free of the service's XML, optionally
+// followed (for a usage error) by the line pointing to the command's help,
+// and returns the error line.
+func errorLine(t *testing.T, stderr string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) == 2 && strings.HasPrefix(lines[1], "run 'geoseal") && strings.HasSuffix(lines[1], " --help'") {
+		lines = lines[:1]
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "geoseal ") || !strings.HasSuffix(stderr, "\n") {
+		t.Errorf("stderr is not one error line: %q", stderr)
+		return stderr
+	}
+	if n := len([]rune(lines[0])); n >= 200 {
+		t.Errorf("error line of %d characters: %q", n, lines[0])
+	}
+	if strings.Contains(lines[0], "<?xml") || strings.Contains(lines[0], "</") {
+		t.Errorf("error line holds XML: %q", lines[0])
+	}
+	return lines[0]
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -262,7 +297,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 	// Ranges, including past the end and empty.
 	for _, rg := range []struct{ off, n, wantOff, wantEnd int }{
 		{0, 10, 0, 10}, {4095, 2, 4095, 4097}, {123_456, 100_000, 123_456, 223_456},
-		{299_990, -1, 299_990, 300_001}, {299_990, 1000, 299_990, 300_001}, {400_000, 10, 300_001, 300_001}, {7, 0, 7, 7},
+		{299_990, -1, 299_990, 300_001}, {299_990, 1000, 299_990, 300_001}, {7, 0, 7, 7}, {300_001, 0, 300_001, 300_001},
 	} {
 		out := filepath.Join(dir, "range")
 		args := []string{"decrypt", "--in", obj, "--out", out, "--key-file", k1, "--offset", itoa(rg.off)}
@@ -272,6 +307,18 @@ func TestBinaryRoundTrip(t *testing.T) {
 		geoseal(t, nil, nil, args...).want(t, 0)
 		if got := readFile(t, out); !bytes.Equal(got, plain[rg.wantOff:rg.wantEnd]) {
 			t.Errorf("range %+v: got %d bytes", rg, len(got))
+		}
+	}
+
+	// A range past the end is an error, not an empty file.
+	for _, rg := range [][]string{{"--offset", "400000", "--length", "10"}, {"--offset", "300001"}, {"--offset", "300002", "--length", "0"}} {
+		out := filepath.Join(dir, "past")
+		r := geoseal(t, nil, nil, append([]string{"decrypt", "--in", obj, "--out", out, "--key-file", k1}, rg...)...).want(t, 1)
+		if line := errorLine(t, r.stderr); !strings.Contains(line, "past the end of the plaintext (300001 bytes)") {
+			t.Errorf("%v: %q", rg, line)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%v: a range past the end left a file", rg)
 		}
 	}
 
@@ -567,7 +614,7 @@ func TestBinaryBlob(t *testing.T) {
 	// Rewrap a to k2: k1 no longer opens it.
 	guardArgs := []string{"--policy", "itar", "--primary", "eastus"}
 	r = geoseal(t, env, nil, append([]string{"rewrap", "--container", "cli", "--blob", "a", "--key-file", k1, "--to-key-file", k2}, guardArgs...)...).want(t, 0)
-	if !strings.Contains(r.stdout, "rewrapped cli/a") {
+	if !strings.Contains(r.stdout, "/devstoreaccount1/cli/a: new ") {
 		t.Errorf("rewrap: %q", r.stdout)
 	}
 	geoseal(t, env, nil, "get", "--container", "cli", "--blob", "a", "--out", out, "--key-file", k1).want(t, 1)

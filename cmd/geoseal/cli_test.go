@@ -8,14 +8,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/fips140"
+	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
@@ -29,110 +30,127 @@ import (
 	"github.com/geoseal/geoseal/internal/kvtest"
 )
 
-// TestHelpDocumentsEveryFlag runs each command with -h, collects the flags
-// it defines, and checks that its help names every one of them.
-func TestHelpDocumentsEveryFlag(t *testing.T) {
-	for name, c := range commands {
-		if name == "region" {
-			continue // its flags belong to check and list: TestRegionHelpDocumentsEveryFlag
+// testEnv is an environment for in-process runs: no stdin, captured
+// stdout and stderr, only the variables a test sets, no Azure credential
+// unless a test gives one, immediate progress reports.
+type testEnv struct {
+	environment
+	vars           map[string]string
+	stdout, stderr bytes.Buffer
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{vars: map[string]string{}}
+	e.environment = environment{
+		stdin:  strings.NewReader(""),
+		getenv: func(k string) string { return e.vars[k] },
+		credential: func() (azcore.TokenCredential, error) {
+			return nil, errors.New("no Azure credential in this test")
+		},
+		progress: defaultProgressTiming,
+		terminal: func(io.Writer) bool { return false },
+	}
+	e.environment.stdout, e.environment.stderr = &e.stdout, &e.stderr
+	return e
+}
+
+// run runs geoseal in-process and returns exit code, stdout and stderr.
+func (e *testEnv) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	e.stdout.Reset()
+	e.stderr.Reset()
+	code := run(context.Background(), &e.environment, args)
+	return code, e.stdout.String(), e.stderr.String()
+}
+
+// runCLI runs geoseal in-process in a fresh test environment.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return newTestEnv(t).run(t, args...)
+}
+
+// eachCommand calls f for every runnable command of the table, with its
+// path ("region check").
+func eachCommand(f func(path string, c command)) {
+	var walk func(prefix string, cs []command)
+	walk = func(prefix string, cs []command) {
+		for _, c := range cs {
+			path := strings.TrimSpace(prefix + " " + c.name)
+			if c.new != nil {
+				f(path, c)
+			}
+			walk(path, c.subcommands)
 		}
-		t.Run(name, func(t *testing.T) {
-			var defined []string
-			onParse = func(fs *flag.FlagSet) {
-				fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
+	}
+	walk("", commands)
+}
+
+// definedFlags lists the flags c defines, those every command takes
+// included.
+func definedFlags(c command) []string {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	c.new().flags(fs)
+	new(commonFlags).register(fs)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names
+}
+
+// TestHelpDocumentsEveryFlag checks that each command's help, requested
+// with --help or `geoseal help`, goes to stdout, exits 0 and names every
+// flag the command defines.
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	eachCommand(func(path string, c command) {
+		t.Run(path, func(t *testing.T) {
+			args := append(strings.Fields(path), "--help")
+			code, stdout, stderr := runCLI(t, args...)
+			if code != 0 || stderr != "" {
+				t.Errorf("%s --help: exit %d, stderr %q", path, code, stderr)
 			}
-			defer func() { onParse = nil }()
-			code, stdout, stderr := runCLI(t, name, "-h")
-			if code != 0 {
-				t.Errorf("%s -h: exit %d", name, code)
-			}
-			if len(defined) == 0 {
-				t.Fatal("no flags seen")
-			}
-			help := stdout + stderr
-			var viaHelp bytes.Buffer
-			c.help(&viaHelp)
-			if !strings.Contains(help, strings.TrimSpace(viaHelp.String())[:40]) {
-				t.Errorf("-h does not print the help")
-			}
-			for _, f := range defined {
-				if !strings.Contains(viaHelp.String(), "--"+f+" ") && !strings.Contains(viaHelp.String(), "--"+f+"\n") &&
-					!strings.Contains(viaHelp.String(), "--"+f+",") {
-					t.Errorf("help of %s does not document --%s", name, f)
+			for _, f := range definedFlags(c) {
+				if !strings.Contains(stdout, "--"+f+" ") && !strings.Contains(stdout, "--"+f+"\n") &&
+					!strings.Contains(stdout, "--"+f+",") {
+					t.Errorf("help of %s does not document --%s", path, f)
 				}
 			}
 			for _, section := range []string{"Usage:", "Exit status"} {
-				if !strings.Contains(viaHelp.String(), section) {
-					t.Errorf("help of %s lacks %q", name, section)
+				if !strings.Contains(stdout, section) {
+					t.Errorf("help of %s lacks %q", path, section)
 				}
 			}
-			// `geoseal help NAME` prints the same.
-			code, stdout, _ = runCLI(t, "help", name)
-			if code != 0 || stdout != viaHelp.String() {
-				t.Errorf("geoseal help %s differs from the command's help", name)
+			// `geoseal help NAME` and -h print the same.
+			for _, alt := range [][]string{append([]string{"help"}, strings.Fields(path)...), append(strings.Fields(path), "-h")} {
+				if code, out, _ := runCLI(t, alt...); code != 0 || out != stdout {
+					t.Errorf("%v differs from %s --help", alt, path)
+				}
 			}
 		})
+	})
+	// The top-level help lists every command, on stdout.
+	code, stdout, _ := runCLI(t, "--help")
+	if code != 0 {
+		t.Errorf("--help: exit %d", code)
 	}
-	// The top-level help lists every command.
-	_, stdout, _ := runCLI(t, "--help")
-	for name := range commands {
-		if !strings.Contains(stdout, "\t"+name+" ") {
-			t.Errorf("geoseal --help does not list %s", name)
+	for _, c := range commands {
+		if !strings.Contains(stdout, "\t"+c.name+" ") {
+			t.Errorf("geoseal --help does not list %s", c.name)
 		}
 	}
 }
 
-func TestProgress(t *testing.T) {
-	defer func(d, p time.Duration) { progressDelay, plainInterval = d, p }(progressDelay, plainInterval)
-	progressDelay, plainInterval = 0, 0
-
-	var buf bytes.Buffer
-	p := newProgress(&buf, "encrypting x", "B", 3<<20, false)
-	p.add(1 << 20)
-	p.add(2 << 20)
-	p.done()
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "geoseal: encrypting x: 1.0 MiB / 3.0 MiB") ||
-		!strings.HasPrefix(lines[2], "geoseal: encrypting x done: 3.0 MiB / 3.0 MiB") || strings.Contains(buf.String(), "\r") {
-		t.Errorf("plain progress:\n%s", buf.String())
-	}
-
-	// --quiet, and operations shorter than the delay, print nothing.
-	buf.Reset()
-	p = newProgress(&buf, "x", "B", 10, true)
-	p.add(5)
-	p.done()
-	progressDelay = time.Hour
-	p = newProgress(&buf, "x", "B", 10, false)
-	p.add(5)
-	p.done()
-	if buf.Len() != 0 {
-		t.Errorf("quiet or quick progress printed %q", buf.String())
-	}
-
-	// The terminal form redraws one line.
-	progressDelay = 0
-	p = newProgress(&buf, "up", "blobs", -1, false)
-	p.tty = true
-	p.set(3, 0)
-	p.done()
-	if out := buf.String(); !strings.HasPrefix(out, "\rup 3 blobs") || !strings.HasSuffix(out, "\n") {
-		t.Errorf("tty progress: %q", out)
-	}
-}
-
-// useKeyVaultTestServer points the --keyvault flags at kv for the test.
-func useKeyVaultTestServer(t *testing.T, kv *kvtest.Server) {
-	oldCred, oldOpts := azureCredential, keyVaultClientOptions
-	azureCredential = func() (azcore.TokenCredential, error) { return kv.Credential(), nil }
-	keyVaultClientOptions = kv.ClientOptions()
-	t.Cleanup(func() { azureCredential, keyVaultClientOptions = oldCred, oldOpts })
+// useKeyVaultTestServer points the --keyvault flags of e at kv.
+func useKeyVaultTestServer(e *testEnv, kv *kvtest.Server) {
+	e.credential = func() (azcore.TokenCredential, error) { return kv.Credential(), nil }
+	e.keyVault = kv.ClientOptions()
 }
 
 func TestKeyVaultFlags(t *testing.T) {
 	kv := kvtest.NewServer(t)
 	kv.CreateRSAKey("cli", 2048)
-	useKeyVaultTestServer(t, kv)
+	e := newTestEnv(t)
+	useKeyVaultTestServer(e, kv)
+	runCLI := e.run
 	dir := t.TempDir()
 	plain := bytes.Repeat([]byte("key vault "), 10_000)
 	in := writeFile(t, filepath.Join(dir, "plain"), plain)
@@ -161,9 +179,32 @@ func TestKeyVaultFlags(t *testing.T) {
 		t.Errorf("unwrapkey calls: %d, want 1", c.UnwrapKey)
 	}
 	// A key the vault does not have.
-	if code, _, stderr := runCLI(t, "decrypt", "--in", obj, "--out", out+"2", "--keyvault", kv.KeyURL("nope")); code != 1 || strings.Count(stderr, "\n") != 1 {
+	if code, _, stderr := runCLI(t, "decrypt", "--in", obj, "--out", out+"2", "--keyvault", kv.KeyURL("nope")); code != 1 || !strings.Contains(errorLine(t, stderr), "404 KeyNotFound") {
 		t.Errorf("missing key: exit %d, stderr %q", code, stderr)
 	}
+
+	// GEOSEAL_KEYVAULT and GEOSEAL_KEY_FILE stand in for the key flags when
+	// none is given: both wrap, either opens; a key flag replaces both.
+	e.vars[envKeyVault], e.vars[envKeyFile] = kv.KeyURL("cli"), local
+	envObj := filepath.Join(dir, "env.obj")
+	if code, _, stderr := runCLI(t, "encrypt", "--in", in, "--out", envObj); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stdout, _ := runCLI(t, "inspect", "--in", envObj); !strings.Contains(stdout, "azure-keyvault") || !strings.Contains(stdout, "local-aes") {
+		t.Errorf("GEOSEAL_KEYVAULT and GEOSEAL_KEY_FILE: inspect:\n%s", stdout)
+	}
+	delete(e.vars, envKeyFile)
+	kv.ResetCounts()
+	os.Remove(out)
+	if code, _, stderr := runCLI(t, "decrypt", "--in", envObj, "--out", out); code != 0 || kv.Counts().UnwrapKey != 1 {
+		t.Errorf("decrypt with GEOSEAL_KEYVAULT: exit %d, %d unwraps, %s", code, kv.Counts().UnwrapKey, stderr)
+	}
+	kv.ResetCounts()
+	os.Remove(out)
+	if code, _, stderr := runCLI(t, "decrypt", "--in", envObj, "--out", out, "--key-file", local); code != 0 || kv.Counts().UnwrapKey != 0 {
+		t.Errorf("--key-file over GEOSEAL_KEYVAULT: exit %d, %d unwraps, %s", code, kv.Counts().UnwrapKey, stderr)
+	}
+	delete(e.vars, envKeyVault)
 
 	// CSE v2 with the vault key: the versioned key id goes in the metadata.
 	if fips140.Enforced() {
@@ -248,9 +289,10 @@ func TestARMAccountFlag(t *testing.T) {
 			return
 		},
 	}})
-	oldCred, oldARM := azureCredential, armClientOptions
-	azureCredential = func() (azcore.TokenCredential, error) { return &azfake.TokenCredential{}, nil }
-	armClientOptions = &arm.ClientOptions{ClientOptions: azcore.ClientOptions{
+	e := newTestEnv(t)
+	runCLI := e.run
+	e.credential = func() (azcore.TokenCredential, error) { return &azfake.TokenCredential{}, nil }
+	e.arm = &arm.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: transportFunc(func(req *http.Request) (*http.Response, error) {
 			if strings.Contains(strings.ToLower(req.URL.Path), "/providers/microsoft.keyvault/") {
 				return keyvault.Do(req)
@@ -259,7 +301,6 @@ func TestARMAccountFlag(t *testing.T) {
 		}),
 		Retry: policy.RetryOptions{MaxRetries: -1},
 	}}
-	t.Cleanup(func() { azureCredential, armClientOptions = oldCred, oldARM })
 
 	dir := t.TempDir()
 	in := writeFile(t, filepath.Join(dir, "plain"), []byte("x"))
@@ -279,22 +320,27 @@ func TestARMAccountFlag(t *testing.T) {
 	withKV := []string{"put", "--account-url", "https://acct1.blob.core.windows.net", "--container", "c", "--in", in, "--policy", "itar",
 		"--arm-account", "00000000-0000-0000-0000-000000000000/rg1/acct1", "--keyvault", "https://kv1.vault.azure.net/keys/kek"}
 	code, _, stderr = runCLI(t, withKV...)
-	if code != exitRefused || !strings.Contains(stderr, `key vault "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1": secondary region eastasia`) {
+	if code != exitRefused || !strings.Contains(errorLine(t, stderr), `policy itar refuses key vault "kv1": secondary region eastasia (Hong Kong SAR, counted as CN): denied-country`) {
 		t.Errorf("key vault in southeastasia: exit %d, stderr %q", code, stderr)
+	}
+	// --verbose adds the guard's full explanation.
+	code, _, stderr = runCLI(t, append(withKV, "--verbose")...)
+	if code != exitRefused || !strings.Contains(stderr, `key vault "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1": secondary region eastasia`) {
+		t.Errorf("key vault in southeastasia, --verbose: exit %d, stderr %q", code, stderr)
 	}
 	// A declared vault region replaces the lookup, like --primary.
 	code, _, stderr = runCLI(t, append(withKV, "--keyvault-region", "southeastasia")...)
-	if code != exitRefused || !strings.Contains(stderr, "key vault (declared): secondary region eastasia") {
+	if code != exitRefused || !strings.Contains(errorLine(t, stderr), "key vault (declared): secondary region eastasia") {
 		t.Errorf("--keyvault-region southeastasia: exit %d, stderr %q", code, stderr)
 	}
 	primary, secondary, sku = "southeastasia", "eastasia", armstorage.SKUNameStandardRAGRS
 	// An account ARM does not know: an error, not a decision.
 	code, _, stderr = runCLI(t, append(put, "--arm-account", "00000000-0000-0000-0000-000000000000/rg1/nope")...)
-	if code != exitUsage || !strings.Contains(stderr, "ResourceNotFound") {
+	if code != exitFailure || !strings.Contains(stderr, "ResourceNotFound") {
 		t.Errorf("unknown account: exit %d, stderr %q", code, stderr)
 	}
 	for _, bad := range [][]string{{"--arm-account", "sub/rg"}, {"--arm-account", "s/r/a", "--primary", "eastus"}} {
-		if code, _, stderr := runCLI(t, append(put, bad...)...); code != exitUsage {
+		if code, _, stderr := runCLI(t, append(put, bad...)...); code != exitFailure {
 			t.Errorf("%v: exit %d, %q", bad, code, stderr)
 		}
 	}

@@ -173,7 +173,9 @@ func TestBinaryCSEv1(t *testing.T) {
 func TestKeyVaultCSEv1(t *testing.T) {
 	kv := kvtest.NewServer(t)
 	kid := kv.CreateRSAKey("cse-v1", 2048)
-	useKeyVaultTestServer(t, kv)
+	e := newTestEnv(t)
+	useKeyVaultTestServer(e, kv)
+	runCLI := e.run
 	v := csev1Vector(t, "1.0/RSA-OAEP-256/chunked/100000")
 
 	// The same body and IV, the key wrapped by the vault instead.

@@ -30,6 +30,11 @@ func (c *cseFlags) registerEncrypt(fs *flag.FlagSet) {
 	fs.Int64Var(&c.regionLength, "region-length", 0, "CSE v2: protocol 2.1 region length")
 }
 
+func (c *cseFlags) registerPut(fs *flag.FlagSet) {
+	fs.StringVar(&c.keyID, "key-id", "", "CSE v2: key id stored in the metadata")
+	fs.Int64Var(&c.regionLength, "region-length", 0, "CSE v2: protocol 2.1 region length")
+}
+
 func (c *cseFlags) registerDecrypt(fs *flag.FlagSet) {
 	fs.StringVar(&c.keyID, "key-id", "", "CSE: key id of --key-file or --rsa-private")
 	fs.StringVar(&c.metadata, "metadata", "", "CSE: the blob's encryptiondata JSON")
@@ -41,7 +46,8 @@ func (c *cseFlags) used() bool {
 
 // cseKEK builds the one key-encryption key Azure CSE allows from the keyring
 // flags. Encrypting takes a public RSA key; decrypting a private one.
-func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+func cseKEK(ctx context.Context, env *environment, keys *keyringFlags, keyID string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+	keys.useEnvDefaults(env)
 	n := len(keys.keyFiles) + len(keys.rsaPublic) + len(keys.rsaPrivate) + len(keys.keyVault)
 	if n != 1 || len(keys.pkcs11Keys)+len(keys.pkcs11Modules)+len(keys.pkcs11Tokens) > 0 {
 		return nil, nil, errors.New("--format azure-cse-v2 and azure-cse-v1 take exactly one key: --key-file, --rsa-public (encrypt), --rsa-private or --keyvault")
@@ -50,7 +56,7 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 		if keyID != "" {
 			return nil, nil, errors.New("--key-id does not apply to --keyvault: the versioned key URL is the key id")
 		}
-		return keyVaultKEK(ctx, keys.keyVault[0], encrypt)
+		return keyVaultKEK(ctx, env, keys.keyVault[0], encrypt)
 	}
 	if keyID == "" {
 		return nil, nil, errors.New("--key-id is required with --key-file and --rsa-*: it names the key in the metadata")
@@ -90,16 +96,16 @@ func cseKEK(ctx context.Context, keys *keyringFlags, keyID string, encrypt bool)
 // keyVaultKEK returns a Key Vault KEK for encrypting (the key's current
 // version, if keyURL names none) and a resolver for decrypting that accepts
 // the metadata's key id when it is keyURL, or a version of it.
-func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
+func keyVaultKEK(ctx context.Context, env *environment, keyURL string, encrypt bool) (csev2.KeyEncryptionKey, csev2.KeyResolver, error) {
 	vault, _, _, err := kvurl.Parse(keyURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--keyvault: %w", err)
 	}
-	cred, err := azureCredential()
+	cred, err := env.azureCredential("--keyvault " + quoteUntrusted(keyURL))
 	if err != nil {
-		return nil, nil, fmt.Errorf("credential for --keyvault (azidentity default chain): %w", err)
+		return nil, nil, err
 	}
-	client, err := azkeys.NewClient(vault, cred, keyVaultClientOptions)
+	client, err := azkeys.NewClient(vault, cred, env.keyVaultOptions())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,157 +117,157 @@ func keyVaultKEK(ctx context.Context, keyURL string, encrypt bool) (csev2.KeyEnc
 	return kek, nil, err
 }
 
-func encryptCSEv2(in, out string, keys *keyringFlags, cse *cseFlags, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "encrypt"
+func encryptCSEv2(ctx context.Context, env *environment, c *encryptCmd) error {
+	in, out, keys, cse := c.in, c.out, &c.keys, &c.cse
 	if in == "" || out == "" || cse.metadataOut == "" {
-		return usageError(stderr, cmd, "--format azure-cse-v2 needs --in, --out and --metadata-out")
+		return usageErrorf("--format azure-cse-v2 needs --in, --out and --metadata-out")
 	}
 	if cse.metadataOut == "-" && out == "-" {
-		return usageError(stderr, cmd, "--out and --metadata-out cannot both be stdout")
+		return usageErrorf("--out and --metadata-out cannot both be stdout")
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	kek, _, err := cseKEK(ctx, keys, cse.keyID, true)
+	if out == "-" && env.terminal(env.stdout) {
+		return usageErrorf("refusing to write ciphertext to a terminal; use --out FILE or a pipe")
+	}
+	kek, _, err := cseKEK(ctx, env, keys, cse.keyID, true)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	opts := &csev2.WriterOptions{}
-	if cse.regionLength != 0 {
-		opts.Protocol, opts.RegionLength = csev2.Protocol21, cse.regionLength
-	}
-	src, size, closeIn, err := openInput(in, stdin)
+	src, size, closeIn, err := openInput(ctx, in, env.stdin)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, stdout)
+	dst, err := createOutput(out, env.stdout, c.noOverwrite)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer dst.abort()
-	if out == "-" && isTerminal(stdout) {
-		return usageError(stderr, cmd, "refusing to write ciphertext to a terminal; use --out FILE or a pipe")
-	}
-	md, err := createOutput(cse.metadataOut, stdout)
+	md, err := createOutput(cse.metadataOut, env.stdout, c.noOverwrite)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer md.abort()
 
-	w, err := csev2.NewWriter(ctx, dst, kek, opts)
+	written := &countingWriter{w: dst}
+	w, err := csev2.NewWriter(ctx, written, kek, cse.writerOptions())
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	p := newProgress(stderr, "encrypting "+displayName(in), "B", size, quiet)
-	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+	p := env.newProgress("encrypting "+quoteUntrusted(displayName(in)), "B", size)
+	n, err := copyContext(ctx, w, progressReader{src, p})
+	if err != nil {
+		return err
 	}
 	if err := w.Close(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	js, err := w.EncryptionData().Marshal()
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if _, err := md.Write(append(js, '\n')); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	if err := md.commit(); err != nil {
 		dst.undo() // a body without its metadata cannot be decrypted
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return c.result(env, formatCSEv2, n, written.n)
+}
+
+// writerOptions are the CSE v2 writer's options the flags ask for.
+func (c *cseFlags) writerOptions() *csev2.WriterOptions {
+	opts := &csev2.WriterOptions{}
+	if c.regionLength != 0 {
+		opts.Protocol, opts.RegionLength = csev2.Protocol21, c.regionLength
+	}
+	return opts
 }
 
 // v1Warning is what decrypt says on stderr whenever it reads CSE v1.
 const v1Warning = "geoseal: warning: %s is Azure client-side encryption v1 (AES-CBC), which has no integrity protection: the plaintext written is not authenticated, and a modified blob can decrypt to altered data without any error. Re-encrypt it into the geoseal format.\n"
 
-// decryptCSE decrypts an Azure CSE blob body: format is azure-cse-v2, or
-// azure-cse-v1, which also switches on csev2's v1 reading and must match the
-// metadata's protocol.
-func decryptCSE(format, in, out string, keys *keyringFlags, cse *cseFlags, ranged bool, offset, length int64, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
-	const cmd = "decrypt"
+// decryptCSE decrypts an Azure CSE blob body: c.format is azure-cse-v2, or
+// azure-cse-v1, which also switches on csev2's v1 reading and must match
+// the metadata's protocol.
+func decryptCSE(ctx context.Context, env *environment, c *decryptCmd) error {
+	in, out, cse, format := c.in, c.out, &c.cse, c.format
+	ranged := c.offset != 0 || c.length >= 0
 	if in == "" || out == "" || cse.metadata == "" {
-		return usageError(stderr, cmd, "--format %s needs --in, --out and --metadata", format)
+		return usageErrorf("--format %s needs --in, --out and --metadata", format)
 	}
 	if ranged && in == "-" {
-		return usageError(stderr, cmd, "--offset and --length need --in to be a file, not stdin")
+		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
-	ctx, cancel := commandContext()
-	defer cancel()
-	mdBytes, err := readBounded(cse.metadata, stdin, csev2.MaxEncryptionDataSize)
+	mdBytes, err := readBounded(cse.metadata, env.stdin, csev2.MaxEncryptionDataSize)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	ed, err := csev2.ParseEncryptionData(bytes.TrimSpace(mdBytes))
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, fmt.Errorf("%s: %w", cse.metadata, err))
+		return fmt.Errorf("%s: %w", cse.metadata, err)
 	}
 	v1 := ed.EncryptionAgent.Protocol == csev2.Protocol10
 	switch {
 	case v1 && format != formatCSEv1:
-		return usageError(stderr, cmd, "%s is protocol 1.0 (CSE v1, no integrity): read it with --format azure-cse-v1", cse.metadata)
+		return usageErrorf("%s is protocol 1.0 (CSE v1, no integrity): read it with --format azure-cse-v1", quoteUntrusted(cse.metadata))
 	case !v1 && format == formatCSEv1:
-		return usageError(stderr, cmd, "%s is protocol %q, not CSE v1: read it with --format azure-cse-v2", cse.metadata, ed.EncryptionAgent.Protocol)
+		return usageErrorf("%s is protocol %s, not CSE v1: read it with --format azure-cse-v2", quoteUntrusted(cse.metadata), quoteUntrusted(ed.EncryptionAgent.Protocol))
 	}
-	_, resolver, err := cseKEK(ctx, keys, cse.keyID, false)
+	_, resolver, err := cseKEK(ctx, env, &c.keys, cse.keyID, false)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(in, stdin)
+	src, size, closeIn, err := openInput(ctx, in, env.stdin)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(out, stdout)
+	dst, err := createOutput(out, env.stdout, c.noOverwrite)
 	if err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 	if v1 {
-		fmt.Fprintf(stderr, v1Warning, displayName(in))
+		fmt.Fprintf(env.stderr, v1Warning, quoteUntrusted(displayName(in)))
 	}
 
 	opts := &csev2.ReaderOptions{ReadCSEv1: v1}
+	p := env.newProgress("decrypting "+quoteUntrusted(displayName(in)), "B", size)
 	var plain io.Reader
-	total := size
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
-			return usageError(stderr, cmd, "--offset and --length need --in to be a regular file")
+			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
 		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, opts)
 		if err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+			return err
 		}
-		start := min(offset, ra.Size())
-		end := ra.Size()
-		if length >= 0 && start+length < end && start+length >= start {
-			end = start + length
+		if plain, err = c.section(ra, p); err != nil {
+			return err
 		}
-		total = end - start
-		plain = io.NewSectionReader(ra, start, total)
 	} else {
-		r, err := csev2.NewReader(ctx, src, ed, resolver, opts)
+		r, err := csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, opts)
 		if err != nil {
-			return fail(stderr, cmd, exitUsage, err)
+			return err
 		}
 		defer r.Close()
 		plain = r
 	}
-	p := newProgress(stderr, "decrypting "+displayName(in), "B", total, quiet)
-	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+	n, err := copyContext(ctx, dst, plain)
+	if err != nil {
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, cmd, exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return c.result(env, format, n)
 }
 
 // readBounded reads at most limit bytes of path ("-": stdin).

@@ -1,28 +1,19 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/geoseal/geoseal/envelope"
-	"github.com/geoseal/geoseal/envelope/blobstore"
-	"github.com/geoseal/geoseal/keyring"
 )
-
-func init() {
-	register(command{
-		name:    "decrypt",
-		summary: "decrypt a geoseal object (or an Azure CSE blob with --format azure-cse-v2 or azure-cse-v1)",
-		run:     runDecrypt,
-		help:    helpFor(decryptHelp),
-	})
-}
 
 var decryptHelp = `Usage:
 
-	geoseal decrypt --in FILE --out FILE [keys] [--require-context KEY=VALUE]... [--offset N --length N] [--quiet]
+	geoseal decrypt --in FILE --out FILE [keys] [--require-context KEY=VALUE]... [--offset N --length N]
+	        [--no-overwrite] [--json]
 	geoseal decrypt --format azure-cse-v2 --metadata FILE --in BLOB --out FILE
 	        (--key-file FILE --key-id KID | --rsa-private PEM --key-id KID | --keyvault KEY-URL)
 	        [--offset N --length N]
@@ -60,8 +51,10 @@ Flags:
 	                           of the range are read and authenticated, plus
 	                           the final chunk, which authenticates the size;
 	                           --in must then be a file, not stdin.
-	--quiet                    no progress report
+	                           A range that starts past the end is an error.
 	--format FORMAT            geoseal (default), azure-cse-v2 or azure-cse-v1
+	--no-overwrite             refuse to replace an existing --out file
+	--json                     print the result as JSON (in, out, format, size)
 
 Azure client-side encryption v2 (--format azure-cse-v2) reads a blob body
 written by the .NET, Java or Python SDKs, given its "encryptiondata"
@@ -82,6 +75,8 @@ the blob can change what it decrypts to, and decrypt cannot notice; only a
 broken padding is caught (exit 1, no --out file). decrypt says so on stderr
 every time it reads one. Re-encrypt such data into the geoseal format.
 
+The result is one line on stdout (on stderr when --out is stdout).
+
 Exit status: 0 success, 1 on any error (a one-line reason on stderr).
 `
 
@@ -91,120 +86,143 @@ const (
 	formatCSEv1   = "azure-cse-v1"
 )
 
-func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("decrypt", stderr, helpFor(decryptHelp))
-	in := fs.String("in", "", "object file, or - for stdin")
-	out := fs.String("out", "", "plaintext file, or - for stdout")
-	var req contextFlag
-	fs.Var(&req, "require-context", "required context pair KEY=VALUE (repeatable)")
-	offset := fs.Int64("offset", 0, "first plaintext byte")
-	length := fs.Int64("length", -1, "plaintext bytes from --offset (default: to the end)")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal, azure-cse-v2 or azure-cse-v1")
-	var cse cseFlags
-	cse.registerDecrypt(fs)
-	keys := keyringFlags{}
-	keys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type decryptCmd struct {
+	in, out        string
+	requireContext contextFlag
+	offset, length int64
+	format         string
+	cse            cseFlags
+	keys           keyringFlags
+	noOverwrite    bool
+	json           bool
+}
+
+func (c *decryptCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "object file, or - for stdin")
+	fs.StringVar(&c.out, "out", "", "plaintext file, or - for stdout")
+	fs.Var(&c.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
+	fs.Int64Var(&c.offset, "offset", 0, "first plaintext byte")
+	fs.Int64Var(&c.length, "length", -1, "plaintext bytes from --offset (default: to the end)")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal, azure-cse-v2 or azure-cse-v1")
+	c.cse.registerDecrypt(fs)
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	c.keys.register(fs)
+}
+
+// plaintextRange returns the section of a plaintext of size bytes that
+// --offset and --length name (length -1: to the end). A range that starts
+// past the end is an error, as HTTP answers 416, not an empty file: at the
+// end is past it too, unless the plaintext or the range (--length 0) is
+// empty.
+func plaintextRange(offset, length, size int64) (start, n int64, err error) {
+	if offset > size || (offset == size && size > 0 && length != 0) {
+		return 0, 0, fmt.Errorf("the range starts at byte %d, past the end of the plaintext (%d bytes)", offset, size)
 	}
-	if *offset < 0 || *length < -1 {
-		return usageError(stderr, "decrypt", "--offset and --length must not be negative")
+	n = size - offset
+	if length >= 0 && length < n {
+		n = length
 	}
-	ranged := *offset != 0 || *length >= 0
-	switch *format {
+	return offset, n, nil
+}
+
+// section returns the reader of the --offset/--length range of ra, whose
+// progress p counts: a range counts its plaintext, a whole object the
+// object read.
+func (c *decryptCmd) section(ra interface {
+	io.ReaderAt
+	Size() int64
+}, p *progress) (io.Reader, error) {
+	start, n, err := plaintextRange(c.offset, c.length, ra.Size())
+	if err != nil {
+		return nil, err
+	}
+	p.total = n
+	return progressReader{io.NewSectionReader(ra, start, n), p}, nil
+}
+
+// result prints what decrypt wrote: n bytes of plaintext.
+func (c *decryptCmd) result(env *environment, format string, n int64) error {
+	r := fileResult{In: c.in, Out: c.out, Format: format, Size: n}
+	return env.result(c.out == "-", c.json, r, "decrypted %s (%s format) to %s: %d bytes",
+		quoteUntrusted(displayName(c.in)), format, quoteUntrusted(displayOut(c.out)), n)
+}
+
+func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
+	}
+	if c.offset < 0 || c.length < -1 {
+		return usageErrorf("--offset and --length must not be negative")
+	}
+	ranged := c.offset != 0 || c.length >= 0
+	switch c.format {
 	case formatCSEv2, formatCSEv1:
-		if len(req.ctx) > 0 {
-			return usageError(stderr, "decrypt", "--require-context does not apply to --format %s: Azure client-side encryption has no encryption context", *format)
+		if len(c.requireContext.ctx) > 0 {
+			return usageErrorf("--require-context does not apply to --format %s: Azure client-side encryption has no encryption context", c.format)
 		}
-		return decryptCSE(*format, *in, *out, &keys, &cse, ranged, *offset, *length, *quiet, stdin, stdout, stderr)
+		return decryptCSE(ctx, env, c)
 	case formatGeoseal:
-		if cse.used() {
-			return usageError(stderr, "decrypt", "--key-id and --metadata need --format azure-cse-v2 or azure-cse-v1")
+		if c.cse.used() {
+			return usageErrorf("--key-id and --metadata need --format azure-cse-v2 or azure-cse-v1")
 		}
 	default:
-		return usageError(stderr, "decrypt", "unknown --format %q (want geoseal, azure-cse-v2 or azure-cse-v1)", *format)
+		return usageErrorf("unknown --format %s (want geoseal, azure-cse-v2 or azure-cse-v1)", quoteUntrusted(c.format))
 	}
-	if *in == "" || *out == "" {
-		return usageError(stderr, "decrypt", "--in and --out are required")
+	if c.in == "" || c.out == "" {
+		return usageErrorf("--in and --out are required")
 	}
-	if ranged && *in == "-" {
-		return usageError(stderr, "decrypt", "--offset and --length need --in to be a file, not stdin")
+	if ranged && c.in == "-" {
+		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
 
-	ctx, cancel := commandContext()
-	defer cancel()
 	var cl closers
 	defer cl.close()
-	kr, err := keys.build(ctx, "decrypt", &cl)
+	kr, err := c.keys.build(ctx, env, "decrypt", &cl)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(*in, stdin)
+	src, size, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(*out, stdout)
+	dst, err := createOutput(c.out, env.stdout, c.noOverwrite)
 	if err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 
-	opts := &envelope.DecryptOptions{RequireContext: req.ctx}
+	opts := &envelope.DecryptOptions{RequireContext: c.requireContext.ctx}
+	p := env.newProgress("decrypting "+quoteUntrusted(displayName(c.in)), "B", size)
 	var plain io.Reader
-	total := int64(-1)
 	if ranged {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
-			return usageError(stderr, "decrypt", "--offset and --length need --in to be a regular file")
+			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
 		ra, err := envelope.DecryptAt(ctx, f, size, kr, opts)
 		if err != nil {
-			return fail(stderr, "decrypt", exitUsage, explain(err))
+			return err
 		}
-		end := ra.Size()
-		if *length >= 0 && *offset+*length < end && *offset+*length >= *offset {
-			end = *offset + *length
+		if plain, err = c.section(ra, p); err != nil {
+			return err
 		}
-		start := min(*offset, ra.Size())
-		total = end - start
-		plain = io.NewSectionReader(ra, start, total)
 	} else {
-		plain, err = envelope.Decrypt(ctx, src, kr, opts)
+		r, err := envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
 		if err != nil {
-			return fail(stderr, "decrypt", exitUsage, explain(err))
+			return err
 		}
-		total = size // the object's size: a close enough yardstick
+		defer r.Close()
+		plain = r
 	}
-	p := newProgress(stderr, "decrypting "+displayName(*in), "B", total, *quiet)
-	if _, err := copyContext(ctx, dst, progressReader{plain, p}); err != nil {
-		return fail(stderr, "decrypt", exitUsage, explain(err))
+	n, err := copyContext(ctx, dst, plain)
+	if err != nil {
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, "decrypt", exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
-}
-
-// explain prefixes errors whose package text is terse for a person at a
-// terminal with what they mean; the original error stays in the chain.
-func explain(err error) error {
-	var nm *keyring.NoMatchError
-	switch {
-	case errors.As(err, &nm):
-		return fmt.Errorf("none of the keys given opens this object: %w", err)
-	case errors.Is(err, envelope.ErrBodyTampered):
-		return fmt.Errorf("the object was modified, truncated or extended: %w", err)
-	case errors.Is(err, envelope.ErrHeaderTampered), errors.Is(err, envelope.ErrCommitment):
-		return fmt.Errorf("the object's header was modified: %w", err)
-	case errors.Is(err, envelope.ErrContextMismatch):
-		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
-	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
-		return fmt.Errorf("the blob uses Azure client-side encryption v2: which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
-	case errors.Is(err, envelope.ErrNotGeoseal):
-		return fmt.Errorf("not a geoseal object (for Azure CSE v2 blobs use --format azure-cse-v2): %w", err)
-	}
-	return err
+	return c.result(env, formatGeoseal, n)
 }

@@ -3,26 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
 	"github.com/geoseal/geoseal/envelope"
 )
 
-func init() {
-	register(command{
-		name:    "encrypt",
-		summary: "encrypt a file into a geoseal object (or Azure CSE v2 with --format azure-cse-v2)",
-		run:     runEncrypt,
-		help:    helpFor(encryptHelp),
-	})
-}
-
 var encryptHelp = `Usage:
 
-	geoseal encrypt --in FILE --out FILE [keys] [--context KEY=VALUE]... [--chunk-size N] [--quiet]
+	geoseal encrypt --in FILE --out FILE [keys] [--context KEY=VALUE]... [--chunk-size N] [--no-overwrite] [--json]
 	geoseal encrypt --format azure-cse-v2 --in FILE --out FILE --metadata-out FILE
 	        (--key-file FILE --key-id KID | --rsa-public PEM --key-id KID | --keyvault KEY-URL)
 
@@ -48,8 +38,10 @@ Flags:
 	                      or technical data in it.
 	--chunk-size N        plaintext bytes per chunk: a power of two from 4096
 	                      to 16777216 (default 65536)
-	--quiet               no progress report on stderr
 	--format FORMAT       geoseal (default) or azure-cse-v2 (see below)
+	--no-overwrite        refuse to replace an existing --out file
+	--json                print the result as JSON (in, out, format, size,
+	                      encrypted_size)
 
 Azure client-side encryption v2 (--format azure-cse-v2) writes the body the
 .NET, Java and Python azure-storage-blob SDKs read (4 MiB AES-256-GCM
@@ -71,93 +63,127 @@ regions, protocol 2.0) and the "encryptiondata" metadata JSON to
 CSE v2 writing uses counter nonces, which GODEBUG=fips140=only forbids: in
 that mode it fails. Prefer the geoseal format for new data.
 
+The result is one line on stdout (on stderr when --out is stdout).
 Long operations print progress on stderr after a second: a bar on a
 terminal, a line every few seconds otherwise.
 
 Exit status: 0 written, 1 on any error (nothing is left under --out).
 `
 
-// commandContext is cancelled by an interrupt, so that an encryption or
-// upload stops cleanly and leaves no partial output.
-func commandContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+type encryptCmd struct {
+	in, out     string
+	context     contextFlag
+	chunkSize   int
+	format      string
+	cse         cseFlags
+	keys        keyringFlags
+	noOverwrite bool
+	json        bool
 }
 
-func runEncrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("encrypt", stderr, helpFor(encryptHelp))
-	in := fs.String("in", "", "plaintext file, or - for stdin")
-	out := fs.String("out", "", "object file, or - for stdout")
-	var ec contextFlag
-	fs.Var(&ec, "context", "encryption context KEY=VALUE (repeatable)")
-	chunkSize := fs.Int("chunk-size", 0, "plaintext bytes per chunk")
-	quiet := fs.Bool("quiet", false, "no progress report")
-	format := fs.String("format", formatGeoseal, "geoseal or azure-cse-v2")
-	var cse cseFlags
-	cse.registerEncrypt(fs)
-	keys := keyringFlags{}
-	keys.register(fs)
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+func (c *encryptCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "plaintext file, or - for stdin")
+	fs.StringVar(&c.out, "out", "", "object file, or - for stdout")
+	fs.Var(&c.context, "context", "encryption context KEY=VALUE (repeatable)")
+	fs.IntVar(&c.chunkSize, "chunk-size", 0, "plaintext bytes per chunk")
+	fs.StringVar(&c.format, "format", formatGeoseal, "geoseal or azure-cse-v2")
+	c.cse.registerEncrypt(fs)
+	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing file")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	c.keys.register(fs)
+}
+
+// fileResult is the --json output of encrypt and decrypt.
+type fileResult struct {
+	In            string `json:"in"`
+	Out           string `json:"out"`
+	Format        string `json:"format"`
+	Size          int64  `json:"size"`
+	EncryptedSize int64  `json:"encrypted_size,omitempty"`
+}
+
+// result prints what encrypt wrote: n plaintext bytes into an object of
+// written bytes.
+func (c *encryptCmd) result(env *environment, format string, n, written int64) error {
+	r := fileResult{In: c.in, Out: c.out, Format: format, Size: n, EncryptedSize: written}
+	return env.result(c.out == "-", c.json, r, "encrypted %s (%d bytes) to %s: %d bytes, %s format",
+		quoteUntrusted(displayName(c.in)), n, quoteUntrusted(displayOut(c.out)), written, format)
+}
+
+func (c *encryptCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	switch *format {
+	switch c.format {
 	case formatCSEv2:
-		if len(ec.ctx) > 0 || *chunkSize != 0 {
-			return usageError(stderr, "encrypt", "--context and --chunk-size do not apply to --format azure-cse-v2")
+		if len(c.context.ctx) > 0 || c.chunkSize != 0 {
+			return usageErrorf("--context and --chunk-size do not apply to --format azure-cse-v2")
 		}
-		return encryptCSEv2(*in, *out, &keys, &cse, *quiet, stdin, stdout, stderr)
+		return encryptCSEv2(ctx, env, c)
 	case formatGeoseal:
-		if cse.used() {
-			return usageError(stderr, "encrypt", "--key-id, --metadata-out and --region-length need --format azure-cse-v2")
+		if c.cse.used() {
+			return usageErrorf("--key-id, --metadata-out and --region-length need --format azure-cse-v2")
 		}
 	default:
-		return usageError(stderr, "encrypt", "unknown --format %q (want geoseal or azure-cse-v2)", *format)
+		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
 	}
-	if *in == "" || *out == "" {
-		return usageError(stderr, "encrypt", "--in and --out are required")
+	if c.in == "" || c.out == "" {
+		return usageErrorf("--in and --out are required")
 	}
-	if *chunkSize < 0 {
-		return usageError(stderr, "encrypt", "--chunk-size must be positive")
+	if c.chunkSize < 0 {
+		return usageErrorf("--chunk-size must be positive")
+	}
+	if c.out == "-" && env.terminal(env.stdout) {
+		return usageErrorf("refusing to write ciphertext to a terminal; use --out FILE or a pipe")
 	}
 
-	if *out == "-" && isTerminal(stdout) {
-		return usageError(stderr, "encrypt", "refusing to write ciphertext to a terminal; use --out FILE or a pipe")
-	}
-
-	ctx, cancel := commandContext()
-	defer cancel()
 	var cl closers
 	defer cl.close()
-	kr, err := keys.build(ctx, "encrypt", &cl)
+	kr, err := c.keys.build(ctx, env, "encrypt", &cl)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
-	src, size, closeIn, err := openInput(*in, stdin)
+	src, size, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	defer closeIn()
-	dst, err := createOutput(*out, stdout)
+	dst, err := createOutput(c.out, env.stdout, c.noOverwrite)
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	defer dst.abort()
 
-	w, err := envelope.Encrypt(ctx, dst, kr, &envelope.EncryptOptions{Context: ec.ctx, ChunkSize: *chunkSize})
+	written := &countingWriter{w: dst}
+	w, err := envelope.Encrypt(ctx, written, kr, &envelope.EncryptOptions{Context: c.context.ctx, ChunkSize: c.chunkSize})
 	if err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
-	p := newProgress(stderr, "encrypting "+displayName(*in), "B", size, *quiet)
-	if _, err := copyContext(ctx, w, progressReader{src, p}); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+	p := env.newProgress("encrypting "+quoteUntrusted(displayName(c.in)), "B", size)
+	n, err := copyContext(ctx, w, progressReader{src, p})
+	if err != nil {
+		return err
 	}
 	if err := w.Close(); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	if err := dst.commit(); err != nil {
-		return fail(stderr, "encrypt", exitUsage, err)
+		return err
 	}
 	p.done()
-	return exitOK
+	return c.result(env, formatGeoseal, n, written.n)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // copyContext is io.Copy that stops when ctx is done (an interrupt).

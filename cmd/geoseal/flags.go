@@ -1,15 +1,15 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/geoseal/geoseal/internal/untrusted"
 	"github.com/geoseal/geoseal/keyring"
 )
 
@@ -51,42 +51,61 @@ func (c *contextFlag) Set(v string) error {
 	return nil
 }
 
-// flagSet returns a flag set for `geoseal <name>` that reports errors to
-// stderr and prints help on -h.
-func flagSet(name string, stderr io.Writer, help func(io.Writer)) *flag.FlagSet {
-	fs := flag.NewFlagSet("geoseal "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { help(stderr) }
-	return fs
-}
-
-// onParse, when set (by tests), sees every flag set before it parses: the
-// help test checks that each command's help documents all its flags.
-var onParse func(*flag.FlagSet)
-
-// parseArgs parses args into fs, refuses positional arguments and returns
-// the exit code to use when parsing failed: 0 for -h (help was printed),
-// exitUsage otherwise. ok reports whether the command should go on.
-func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
-	if onParse != nil {
-		onParse(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+// parseArgs parses a command's arguments: flags and positional arguments
+// in any order, as az and azcopy take them (geoseal put FILE URL
+// --key-file K), with "--" ending the flags. It returns the positional
+// arguments.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
-		return exitUsage, false
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage, false
-	}
-	return exitOK, true
 }
 
-// helpFor returns a help function that prints text.
-func helpFor(text string) func(io.Writer) {
-	return func(w io.Writer) { io.WriteString(w, text) }
+// flagSyntax finds flag names as package flag writes them in errors.
+var flagSyntax = regexp.MustCompile(`(^|\s)-([A-Za-z0-9][A-Za-z0-9-]*)`)
+
+// flagError turns an error of package flag into a usage error that writes
+// flags as the help does (--name) and suggests the flag meant.
+func flagError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		name = strings.TrimPrefix(name, "-")
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		hint := ""
+		if best, ok := nearest(name, names); ok {
+			hint = "; did you mean --" + best + "?"
+		}
+		return usageErrorf("unknown flag --%s%s", quoteUntrusted(name), hint)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return usageErrorf("--%s needs a value", strings.TrimPrefix(name, "-"))
+	}
+	return usageErrorf("%s", flagSyntax.ReplaceAllString(msg, "$1--$2"))
+}
+
+// positionalArgs checks that a command got at most max positional
+// arguments, naming them for the message.
+func positionalArgs(args []string, max int, names string) error {
+	if len(args) > max {
+		if max == 0 {
+			return usageErrorf("unexpected argument %s", quoteUntrusted(args[0]))
+		}
+		return usageErrorf("unexpected argument %s (takes %s)", quoteUntrusted(args[max]), names)
+	}
+	return nil
 }
 
 // oneLine makes an error message fit on one line of stderr: decrypt
@@ -94,28 +113,27 @@ func helpFor(text string) func(io.Writer) {
 // hostile objects (key ids, providers, blob names), so control and other
 // non-printing characters are escaped, Go-style (\x1b, \u202e): none
 // reaches the terminal, whatever a package forgot to quote.
-func oneLine(err error) string {
-	s := strings.TrimSpace(err.Error())
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
 	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "; ")
 	return strings.Join(strings.Fields(escapeNonPrinting(s)), " ")
 }
 
-// quoteUntrusted returns s, a string from an object, a blob or a service,
-// as human output may show it: unchanged when it is printable and holds no
-// space, quote, backslash or '=', Go-quoted (strconv.Quote) otherwise.
-// Quoted, it can neither send terminal escape sequences nor start a line
-// of its own ("\nauthenticated: yes"), nor pass for another field of a
-// "key=value" pair. JSON output needs none of this: encoding/json escapes.
-//
-// The keyring package is to gain a shared helper for this (issue 11.5);
-// this one stands in until it does.
+// quoteUntrusted returns s, a string from an object, a blob, a service or
+// the command line, as human output shows it: unchanged when it is short,
+// printable and holds no space, quote, backslash or '=', so that tables
+// and messages stay readable (project=x-57); quoted by untrusted.Quote
+// otherwise. Quoted, it can neither send terminal escape sequences nor
+// start a line of its own ("\nauthenticated: yes"), nor pass for another
+// field of a "key=value" pair, nor flood the line. JSON output needs none
+// of this: encoding/json escapes.
 func quoteUntrusted(s string) string {
-	if s == "" {
-		return `""`
+	if s == "" || len(s) > untrusted.MaxLen {
+		return untrusted.Quote(s)
 	}
 	for _, r := range s {
 		if r == utf8.RuneError || r == ' ' || r == '"' || r == '\\' || r == '=' || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
+			return untrusted.Quote(s)
 		}
 	}
 	return s
@@ -141,16 +159,4 @@ func escapeNonPrinting(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// fail prints "geoseal <cmd>: <reason>" on one line and returns code.
-func fail(stderr io.Writer, cmd string, code int, err error) int {
-	fmt.Fprintf(stderr, "geoseal %s: %s\n", cmd, oneLine(err))
-	return code
-}
-
-// usageError prints a usage error on one line and returns exitUsage.
-func usageError(stderr io.Writer, cmd, format string, args ...any) int {
-	fmt.Fprintf(stderr, "geoseal %s: %s (see geoseal help %s)\n", cmd, fmt.Sprintf(format, args...), strings.Fields(cmd)[0])
-	return exitUsage
 }

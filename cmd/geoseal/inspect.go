@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -9,17 +11,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/geoseal/geoseal/envelope"
+	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
-
-func init() {
-	register(command{
-		name:    "inspect",
-		summary: "show a geoseal object's header (format, context, wrapped keys) without any key",
-		run:     runInspect,
-		help:    helpFor(inspectHelp),
-	})
-}
 
 const inspectHelp = `Usage:
 
@@ -65,6 +59,8 @@ type inspectOutput struct {
 	SizeError     string            `json:"size_error,omitempty"`
 }
 
+// wrappedKeyInfo is a wrapped data key as --json output shows it: who can
+// open the object.
 type wrappedKeyInfo struct {
 	Provider    string `json:"provider"`
 	KeyID       string `json:"key_id"`
@@ -72,27 +68,53 @@ type wrappedKeyInfo struct {
 	WrappedSize int    `json:"wrapped_size"`
 }
 
-func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("inspect", stderr, helpFor(inspectHelp))
-	in := fs.String("in", "", "object file, or - for stdin")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+func wrappedKeyInfos(keys []keyring.WrappedKey) []wrappedKeyInfo {
+	out := []wrappedKeyInfo{}
+	for _, k := range keys {
+		out = append(out, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
 	}
-	src, _, closeIn, err := openInput(*in, stdin)
+	return out
+}
+
+// writeWrappedKeys lists keys for a person, its strings quoted: they come
+// from the object.
+func writeWrappedKeys(w io.Writer, keys []wrappedKeyInfo) {
+	fmt.Fprintf(w, "wrapped keys (%d):\n", len(keys))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, k := range keys {
+		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm), k.WrappedSize)
+	}
+	tw.Flush()
+}
+
+type inspectCmd struct {
+	in   string
+	json bool
+}
+
+func (c *inspectCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.in, "in", "", "object file, or - for stdin")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func (c *inspectCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
+	}
+	src, _, closeIn, err := openInput(ctx, c.in, env.stdin)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, err)
+		return err
 	}
 	defer closeIn()
 	h, err := envelope.Inspect(src)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, explain(err))
+		return err
 	}
 	// Inspect leaves src at the body: count it rather than trust Stat, so
 	// stdin works too.
 	body, err := io.Copy(io.Discard, src)
 	if err != nil {
-		return fail(stderr, "inspect", exitUsage, err)
+		return err
 	}
 	out := inspectOutput{
 		Version:     h.Version,
@@ -102,7 +124,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ObjectSize:  int64(h.Size) + body,
 		MessageID:   hex.EncodeToString(h.MessageID[:]),
 		Context:     map[string]string(h.Context),
-		WrappedKeys: []wrappedKeyInfo{},
+		WrappedKeys: wrappedKeyInfos(h.WrappedKeys),
 	}
 	if out.Context == nil {
 		out.Context = map[string]string{}
@@ -112,15 +134,10 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	} else {
 		out.SizeError = "body size matches no complete object: truncated or extended"
 	}
-	for _, k := range h.WrappedKeys {
-		out.WrappedKeys = append(out.WrappedKeys, wrappedKeyInfo{k.Provider, k.KeyID, k.Algorithm, len(k.Ciphertext)})
+	if c.json {
+		return printJSON(env.stdout, out)
 	}
-	if *asJSON {
-		if err := printJSON(stdout, out); err != nil {
-			return fail(stderr, "inspect", exitUsage, err)
-		}
-		return exitOK
-	}
+	stdout := env.stdout
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "format:\tgeoseal v%d\n", out.Version)
 	fmt.Fprintf(tw, "suite:\t%s\n", out.Suite)
@@ -142,12 +159,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "context:\t%s=%s\n", quoteUntrusted(k), quoteUntrusted(out.Context[k]))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "wrapped keys (%d):\n", len(out.WrappedKeys))
-	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	for i, k := range out.WrappedKeys {
-		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%d bytes\n", i+1, quoteUntrusted(k.Provider), quoteUntrusted(k.KeyID), quoteUntrusted(k.Algorithm), k.WrappedSize)
-	}
-	tw.Flush()
+	writeWrappedKeys(stdout, out.WrappedKeys)
 	fmt.Fprintln(stdout, "(unauthenticated: no key was used; geoseal decrypt verifies the header)")
-	return exitOK
+	return nil
 }

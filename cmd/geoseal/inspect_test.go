@@ -140,8 +140,8 @@ func TestBinaryInspectHostileStrings(t *testing.T) {
 }
 
 // TestBinaryRewrapAllHostileBlobNames: blob names are chosen by whoever can
-// write to the container; rewrap-all lists the ones it skipped and the ones
-// that failed, quoted.
+// write to the container; rewrap-all lists the ones it skipped (with
+// --verbose) and the ones that failed, quoted.
 func TestBinaryRewrapAllHostileBlobNames(t *testing.T) {
 	srv := azurite.ForTest(t)
 	env := []string{"AZURE_STORAGE_CONNECTION_STRING=" + srv.ConnectionString()}
@@ -163,7 +163,7 @@ func TestBinaryRewrapAllHostileBlobNames(t *testing.T) {
 	if _, err := cc.NewBlockBlobClient(skipped).UploadBuffer(context.Background(), []byte("not encrypted"), nil); err != nil {
 		t.Fatal(err)
 	}
-	r := geoseal(t, env, nil, append([]string{"rewrap-all", "--container", "hostile", "--key-file", k1, "--to-key-file", k1}, guard...)...).want(t, 1)
+	r := geoseal(t, env, nil, append([]string{"rewrap-all", "--container", "hostile", "--key-file", k1, "--to-key-file", k1, "--verbose"}, guard...)...).want(t, 1)
 	checkPrintable(t, "rewrap-all stdout", r.stdout)
 	checkPrintable(t, "rewrap-all stderr", r.stderr)
 	if !strings.Contains(r.stdout, "skipped "+strconv.Quote(skipped)+"\n") || !strings.Contains(r.stderr, "geoseal rewrap-all: "+strconv.Quote(failed)+": ") {

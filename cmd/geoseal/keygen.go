@@ -1,24 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/geoseal/geoseal/keyring"
 )
-
-func init() {
-	register(command{
-		name:    "keygen",
-		summary: "write a new local AES-256 key-encryption key to a file (mode 0600)",
-		run:     runKeygen,
-		help:    helpFor(keygenHelp),
-	})
-}
 
 const keygenHelp = `Usage:
 
@@ -47,23 +39,30 @@ Flags:
 Exit status: 0 written, 1 usage error or FILE exists or cannot be written.
 `
 
-func runKeygen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flagSet("keygen", stderr, helpFor(keygenHelp))
-	out := fs.String("out", "", "key file to create")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type keygenCmd struct {
+	out  string
+	json bool
+}
+
+func (c *keygenCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.out, "out", "", "key file to create")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func (c *keygenCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	if *out == "" || *out == "-" {
-		return usageError(stderr, "keygen", "--out FILE is required (keys are not written to stdout)")
+	if c.out == "" || c.out == "-" {
+		return usageErrorf("--out FILE is required (keys are not written to stdout)")
 	}
 	key, err := keyring.GenerateAESKey()
 	if err != nil {
-		return fail(stderr, "keygen", exitUsage, err)
+		return err
 	}
 	kr, err := keyring.NewAES(key, nil)
 	if err != nil {
-		return fail(stderr, "keygen", exitUsage, err)
+		return err
 	}
 	encoded := base64.StdEncoding.EncodeToString(key) + "\n"
 	clear(key)
@@ -71,12 +70,12 @@ func runKeygen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// and never write one where it would be lost: O_EXCL refuses whatever
 	// is at the name already, /dev/null, a FIFO or a symbolic link included
 	// (it does not follow links).
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(c.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return fail(stderr, "keygen", exitUsage, fmt.Errorf("%w: keygen writes a new regular file and never overwrites anything, nor writes a key to a device, FIFO or link", err))
+		return fmt.Errorf("%w: keygen writes a new regular file and never overwrites anything, nor writes a key to a device, FIFO or link", err)
 	}
 	if err != nil {
-		return fail(stderr, "keygen", exitUsage, err)
+		return err
 	}
 	// Sync before reporting success: a key lost in a crash strands the
 	// objects encrypted with it meanwhile.
@@ -84,19 +83,16 @@ func runKeygen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = f.Sync()
 	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		f.Close()
-		os.Remove(*out)
-		return fail(stderr, "keygen", exitUsage, err)
+		os.Remove(c.out)
+		return err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(*out)
-		return fail(stderr, "keygen", exitUsage, err)
+	if c.json {
+		return printJSON(env.stdout, map[string]string{"key_file": c.out, "key_id": kr.KeyID()})
 	}
-	if *asJSON {
-		json.NewEncoder(stdout).Encode(map[string]string{"key_file": *out, "key_id": kr.KeyID()})
-	} else {
-		fmt.Fprintf(stdout, "wrote AES-256 key %s to %s (mode 0600)\n", kr.KeyID(), *out)
-	}
-	return exitOK
+	fmt.Fprintf(env.stdout, "wrote AES-256 key %s to %s (mode 0600)\n", kr.KeyID(), c.out)
+	return nil
 }

@@ -3,31 +3,11 @@ package main
 import (
 	"context"
 	"crypto"
-	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/geoseal/geoseal/keyring"
-)
-
-// envPKCS11PIN holds the PKCS#11 user PIN: never on the command line, where
-// every user of the host can read it.
-const envPKCS11PIN = "GEOSEAL_PKCS11_PIN"
-
-// Hooks for tests, which run the Key Vault keyring against
-// internal/kvtest: its certificate and bearer challenge need their own
-// credential and client options. Production uses azidentity's default
-// credential chain and azkeys' defaults.
-var (
-	azureCredential = func() (azcore.TokenCredential, error) {
-		return azidentity.NewDefaultAzureCredential(nil)
-	}
-	keyVaultClientOptions *azkeys.ClientOptions
 )
 
 // keyringFlags are the flags that name key-encryption keys. Each is
@@ -43,6 +23,9 @@ type keyringFlags struct {
 	pkcs11Tokens  listFlag
 	pkcs11Keys    listFlag
 	pkcs11SHA1    bool
+	// fromEnv names the variables the keys came from, when no key flag
+	// was given (GEOSEAL_KEY_FILE, GEOSEAL_KEYVAULT).
+	fromEnv []string
 }
 
 func (k *keyringFlags) register(fs *flag.FlagSet) {
@@ -55,6 +38,32 @@ func (k *keyringFlags) register(fs *flag.FlagSet) {
 	fs.Var(&k.pkcs11Tokens, p+"pkcs11-token", "PKCS#11 token label")
 	fs.Var(&k.pkcs11Keys, p+"pkcs11-key", "PKCS#11 key label")
 	fs.BoolVar(&k.pkcs11SHA1, p+"pkcs11-oaep-sha1", false, "RSA-OAEP with SHA-1 for PKCS#11 RSA keys (SoftHSM2)")
+}
+
+// given reports whether any key flag was given.
+func (k *keyringFlags) given() bool {
+	return len(k.keyFiles)+len(k.rsaPublic)+len(k.rsaPrivate)+len(k.keyVault)+
+		len(k.pkcs11Modules)+len(k.pkcs11Tokens)+len(k.pkcs11Keys) > 0 || k.pkcs11SHA1
+}
+
+// useEnvDefaults fills in the keys of $GEOSEAL_KEY_FILE and
+// $GEOSEAL_KEYVAULT when no key flag was given: the flags, as a group,
+// win over the environment, so that --keyvault alone never also wraps for
+// a key file named in the environment. New keys (--to-*) are never taken
+// from the environment: a rotation names them.
+func (k *keyringFlags) useEnvDefaults(env *environment) {
+	if k.prefix != "" || k.given() || k.fromEnv != nil {
+		return
+	}
+	k.fromEnv = []string{}
+	if f := env.getenv(envKeyFile); f != "" {
+		k.keyFiles = append(k.keyFiles, f)
+		k.fromEnv = append(k.fromEnv, envKeyFile)
+	}
+	if u := env.getenv(envKeyVault); u != "" {
+		k.keyVault = append(k.keyVault, u)
+		k.fromEnv = append(k.fromEnv, envKeyVault)
+	}
 }
 
 // keyringHelp documents the keyring flags; prefix is "" or "to-".
@@ -85,6 +94,9 @@ func keyringHelp(prefix string) string {
 	}
 	b.WriteString("\tEach is repeatable (PKCS#11 flags in matching triples): several keys\n" +
 		"\ttogether wrap every data key for each of them, and any one of them unwraps.\n")
+	if prefix == "" {
+		b.WriteString("\tWith no key flag, the keys of $" + envKeyFile + " and $" + envKeyVault + " are used.\n")
+	}
 	return b.String()
 }
 
@@ -101,7 +113,8 @@ func (c *closers) close() {
 // build returns the keyring the flags name. purpose is "encrypt" (public
 // keys are enough) or "decrypt" (every key must be able to unwrap). The
 // caller must run cl.close() when done (PKCS#11 sessions).
-func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (keyring.Keyring, error) {
+func (k *keyringFlags) build(ctx context.Context, env *environment, purpose string, cl *closers) (keyring.Keyring, error) {
+	k.useEnvDefaults(env)
 	var krs []keyring.Keyring
 	if purpose == "decrypt" && len(k.rsaPublic) > 0 {
 		return nil, fmt.Errorf("--%srsa-public cannot decrypt; give --%srsa-private", k.prefix, k.prefix)
@@ -128,12 +141,12 @@ func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (
 		krs = append(krs, kr)
 	}
 	if len(k.keyVault) > 0 {
-		cred, err := azureCredential()
+		cred, err := env.azureCredential("--" + k.prefix + "keyvault")
 		if err != nil {
-			return nil, fmt.Errorf("credential for --%skeyvault (azidentity default chain): %w", k.prefix, err)
+			return nil, err
 		}
 		for _, u := range k.keyVault {
-			kr, err := keyring.NewKeyVault(ctx, u, cred, &keyring.KeyVaultOptions{ClientOptions: keyVaultClientOptions})
+			kr, err := keyring.NewKeyVault(ctx, u, cred, &keyring.KeyVaultOptions{ClientOptions: env.keyVaultOptions()})
 			if err != nil {
 				return nil, fmt.Errorf("--%skeyvault %s: %w", k.prefix, u, err)
 			}
@@ -145,7 +158,8 @@ func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (
 		return nil, fmt.Errorf("--%[1]spkcs11-module, --%[1]spkcs11-token and --%[1]spkcs11-key go together (got %d, %d and %d)",
 			k.prefix, len(k.pkcs11Modules), len(k.pkcs11Tokens), n)
 	}
-	if n > 0 && os.Getenv(envPKCS11PIN) == "" {
+	pin := env.getenv(envPKCS11PIN)
+	if n > 0 && pin == "" {
 		return nil, fmt.Errorf("PKCS#11 needs the user PIN in $%s", envPKCS11PIN)
 	}
 	for i := range n {
@@ -153,7 +167,7 @@ func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (
 			Module:     k.pkcs11Modules[i],
 			TokenLabel: k.pkcs11Tokens[i],
 			KeyLabel:   k.pkcs11Keys[i],
-			PIN:        os.Getenv(envPKCS11PIN),
+			PIN:        pin,
 		}
 		if k.pkcs11SHA1 {
 			opts.OAEPHash = crypto.SHA1
@@ -168,8 +182,11 @@ func (k *keyringFlags) build(ctx context.Context, purpose string, cl *closers) (
 	}
 	switch len(krs) {
 	case 0:
-		return nil, errors.New("no key given: use --" + k.prefix + "key-file, --" + k.prefix + "rsa-public/--" + k.prefix +
-			"rsa-private, --" + k.prefix + "keyvault or --" + k.prefix + "pkcs11-*")
+		hint := ""
+		if k.prefix == "" {
+			hint = " (or set $" + envKeyFile + " or $" + envKeyVault + ")"
+		}
+		return nil, usageErrorf("no key given: use --%[1]skey-file, --%[1]srsa-public/--%[1]srsa-private, --%[1]skeyvault or --%[1]spkcs11-*%[2]s", k.prefix, hint)
 	case 1:
 		return krs[0], nil
 	}

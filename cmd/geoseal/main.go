@@ -7,129 +7,71 @@
 //	geoseal decrypt      decrypt one, whole or a range; nothing is left on failure
 //	geoseal inspect      show an object's header without a key
 //	geoseal put, get     upload (after the region guard allows the account) and download blobs
+//	geoseal ls, stat, rm list a container, show a blob's authenticated properties, delete a blob
 //	geoseal rewrap       rotate a blob's keys without re-encrypting it
 //	geoseal rewrap-all   the same for a whole container
 //	geoseal region       check an account location against EAR, ITAR or your policy
+//	geoseal version      the versions and FIPS 140 state of the running binary
+//	geoseal completion   shell completion for bash, zsh and fish
 //
-// Keys come from files (--key-file, --rsa-public, --rsa-private), Azure Key
-// Vault (--keyvault) or a PKCS#11 HSM (--pkcs11-*); several at once wrap
-// each object's data key for each of them. `geoseal help COMMAND` documents
-// every flag.
+// Blobs are addressed as azcopy addresses them, by URL (host-style,
+// https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB, or path-style as the
+// emulator serves them, http://127.0.0.1:10000/ACCOUNT/CONTAINER/BLOB),
+// optionally carrying a SAS; credentials are found in the order the Azure
+// CLI uses. Keys come from files (--key-file, --rsa-public, --rsa-private),
+// Azure Key Vault (--keyvault) or a PKCS#11 HSM (--pkcs11-*); several at
+// once wrap each object's data key for each of them. `geoseal help COMMAND`
+// documents every flag.
 //
-// Usage:
+// # Shape of the code
 //
-//	geoseal <command> [arguments]
-//	geoseal help [command]
+// commands.go holds the command table: one row per command, naming the file
+// (one per command) whose runner type defines the command's flags and its
+// run method. A run method gets what it needs from the world through an
+// environment (env.go: streams, environment variables, credentials and
+// client options), so tests build their own and drive commands in-process;
+// it returns an error, and errors.go maps errors to messages and exit
+// codes, in one place.
 //
-// Each command lives in its own file and registers itself in init with
-// register; main.go only dispatches. Commands take their arguments and
-// streams explicitly (run's signature), so tests drive them in-process.
-//
-// Exit codes shared by all commands: 0 success, 1 usage or data error;
-// commands document any others (region check: 3 = refused by policy).
+// Exit codes shared by all commands: 0 success, 1 usage or data error,
+// 3 refused by the region policy, 130 interrupted (Ctrl-C).
 package main
 
 import (
-	"fmt"
-	"io"
-	"maps"
+	"context"
 	"os"
-	"slices"
-	"strings"
+	"os/signal"
+	"syscall"
 )
-
-// command is one `geoseal <name>` subcommand.
-type command struct {
-	name    string
-	summary string // one line for `geoseal help`
-	// run executes the command with the arguments after its name and
-	// returns the process exit code.
-	run func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
-	// help prints the command's full help to w.
-	help func(w io.Writer)
-}
-
-// Exit codes.
-const (
-	exitOK    = 0
-	exitUsage = 1 // usage or data error
-)
-
-var commands = map[string]command{}
-
-// register adds a subcommand; call it from an init function in the file
-// that implements the command.
-func register(c command) {
-	if _, dup := commands[c.name]; dup {
-		panic("geoseal: command registered twice: " + c.name)
-	}
-	commands[c.name] = c
-}
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := interruptible(context.Background())
+	code := run(ctx, systemEnvironment(), os.Args[1:])
+	stop()
+	os.Exit(code)
 }
 
-// run dispatches args (without the program name) and returns the exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch name := args[0]; name {
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			c, ok := commands[args[1]]
-			if !ok {
-				fmt.Fprintf(stderr, "geoseal help: unknown command %q\n\n", args[1])
-				usage(stderr)
-				return exitUsage
-			}
-			c.help(stdout)
-			return exitOK
+// interruptible returns a context that the first SIGINT (Ctrl-C) or
+// SIGTERM cancels, with an *interrupted cause, so that the command stops
+// cleanly: uploads commit nothing, outputs are removed, and exitCode
+// returns 128 + the signal. A second signal kills the process as the
+// default action does, for a user who will not wait.
+func interruptible(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			cancel(&interrupted{s})
+		case <-done:
 		}
-		usage(stdout)
-		return exitOK
-	default:
-		c, ok := commands[name]
-		if !ok {
-			fmt.Fprintf(stderr, "geoseal: unknown command %q\n\n", name)
-			usage(stderr)
-			return exitUsage
-		}
-		return c.run(args[1:], stdin, stdout, stderr)
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
 	}
-}
-
-func usage(w io.Writer) {
-	var b strings.Builder
-	b.WriteString("geoseal: client-side encryption and storage-region control for export-controlled data in Azure Blob Storage.\n\n")
-	b.WriteString("Usage:\n\n\tgeoseal <command> [arguments]\n\nCommands:\n\n")
-	for _, name := range slices.Sorted(maps.Keys(commands)) {
-		fmt.Fprintf(&b, "\t%-10s %s\n", name, commands[name].summary)
-	}
-	fmt.Fprintf(&b, "\t%-10s %s\n", "help", "show this help, or a command's help: geoseal help <command>")
-	b.WriteString(`
-Getting started:
-
-	geoseal keygen --out my.key
-	geoseal encrypt --in drawing.step --out drawing.step.gs --key-file my.key --context project=x-57
-	geoseal inspect --in drawing.step.gs
-	geoseal decrypt --in drawing.step.gs --out drawing.step --key-file my.key
-	geoseal region check --policy itar --primary southeastasia --secondary eastasia
-	geoseal put --container designs --in drawing.step --key-file my.key --policy itar --primary eastus --secondary westus
-
-Environment:
-
-	AZURE_STORAGE_CONNECTION_STRING  the storage account of put, get, rewrap, rewrap-all
-	                                 (unless --account-url is given)
-	GEOSEAL_PKCS11_PIN               the PKCS#11 user PIN (--pkcs11-* flags)
-	AZURE_CLIENT_ID, AZURE_TENANT_ID, ...  azidentity's default credential chain
-	                                 (--keyvault, --account-url, --arm-account)
-	GODEBUG=fips140=on|only          FIPS 140-3 mode; "only" refuses what is not approved
-
-Exit codes: 0 success, 1 usage or data error, 3 refused by the region policy
-(region check, put, rewrap, rewrap-all).
-`)
-	io.WriteString(w, b.String())
 }

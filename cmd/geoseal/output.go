@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,23 +13,65 @@ import (
 )
 
 // openInput opens path for reading; "-" is stdin. size is the file's size,
-// or -1 when unknown (stdin, a pipe).
-func openInput(path string, stdin io.Reader) (r io.Reader, size int64, closeFn func(), err error) {
+// or -1 when unknown (stdin, a pipe). Reads of anything but a regular file
+// (which is returned as the *os.File itself) end when ctx does, even when
+// no input comes (see cancelableReader).
+func openInput(ctx context.Context, path string, stdin io.Reader) (r io.Reader, size int64, closeFn func(), err error) {
 	if path == "" {
-		return nil, 0, nil, errors.New("--in is required (a file, or - for stdin)")
+		return nil, 0, nil, usageErrorf("--in is required (a file, or - for stdin)")
 	}
 	if path == "-" {
-		return stdin, -1, func() {}, nil
+		return &cancelableReader{ctx: ctx, r: stdin, res: make(chan readResult, 1)}, -1, func() {}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	size = -1
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
+		return f, fi.Size(), func() { f.Close() }, nil
 	}
-	return f, size, func() { f.Close() }, nil
+	return &cancelableReader{ctx: ctx, r: f, res: make(chan readResult, 1)}, -1, func() { f.Close() }, nil
+}
+
+// A cancelableReader reads r in a goroutine, so that a Read waiting on a
+// terminal or a pipe returns when ctx is done: an interrupted command must
+// not wait for input that may never come. The goroutine of a Read that ctx
+// abandoned ends when r's Read returns, or with the process.
+type cancelableReader struct {
+	ctx     context.Context
+	r       io.Reader
+	res     chan readResult
+	buf     []byte
+	pending bool // a Read of r is in flight, into buf
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (c *cancelableReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	if !c.pending {
+		if cap(c.buf) < len(p) {
+			c.buf = make([]byte, len(p))
+		}
+		buf := c.buf[:len(p)]
+		c.pending = true
+		go func() {
+			n, err := c.r.Read(buf)
+			c.res <- readResult{n, err}
+		}()
+	}
+	select {
+	case r := <-c.res:
+		c.pending = false
+		return copy(p, c.buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, context.Cause(c.ctx)
+	}
 }
 
 // outHelp says in each command's help what --out does with what is not a
@@ -60,7 +104,13 @@ type output struct {
 	direct  io.Closer // a device, FIFO or socket opened for writing; nil for stdout
 	done    bool
 	renamed bool // the temporary file is now final
+	// noOverwrite makes commit link the temporary file to its name, which
+	// fails if anything appeared there meanwhile, rather than rename it.
+	noOverwrite bool
 }
+
+// errExists is what --no-overwrite says about an existing output file.
+var errExists = errors.New("exists; --no-overwrite leaves it as it is")
 
 // createOutput starts the output named path; "-" is stdout. Files are
 // created with mode 0600: they may hold plaintext of controlled data.
@@ -68,7 +118,10 @@ type output struct {
 // A symbolic link is followed: the file it points to is replaced (the link
 // stays, still pointing at it), and a link to a device or FIFO writes to
 // it. A link that points to nothing is refused rather than guessed at.
-func createOutput(path string, stdout io.Writer) (*output, error) {
+//
+// With noOverwrite, an existing regular file (or a link to one) is refused
+// before anything is written, and again, atomically, by commit.
+func createOutput(path string, stdout io.Writer, noOverwrite bool) (*output, error) {
 	if path == "" {
 		return nil, errors.New("--out is required (a file, or - for stdout)")
 	}
@@ -80,12 +133,14 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 		return nil, err
 	}
 	switch mode := modeOf(fi); {
+	case fi != nil && mode.IsRegular() && noOverwrite:
+		return nil, fmt.Errorf("%s %w", path, errExists)
 	case fi == nil || mode.IsRegular():
 		f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".geoseal-*.tmp")
 		if err != nil {
 			return nil, err
 		}
-		return &output{Writer: f, file: f, final: target}, nil
+		return &output{Writer: f, file: f, final: target, noOverwrite: noOverwrite}, nil
 	case mode.IsDir():
 		return nil, &os.PathError{Op: "create", Path: path, Err: errors.New("is a directory")}
 	case mode&fs.ModeSocket != 0:
@@ -150,7 +205,15 @@ func (o *output) commit() error {
 	if cerr := o.file.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case o.noOverwrite:
+		// A link, unlike a rename, fails if the name exists.
+		if err = os.Link(o.file.Name(), o.final); errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%s %w", o.final, errExists)
+		}
+		os.Remove(o.file.Name())
+	default:
 		err = os.Rename(o.file.Name(), o.final)
 	}
 	if err != nil {
@@ -187,10 +250,44 @@ func (o *output) undo() {
 	}
 }
 
-// displayName names an --in or --out argument in messages.
+// displayName names an --in argument in messages.
 func displayName(path string) string {
 	if path == "-" {
 		return "stdin"
 	}
 	return path
+}
+
+// displayOut names an --out argument in messages.
+func displayOut(path string) string {
+	if path == "-" {
+		return "stdout"
+	}
+	return path
+}
+
+// result prints a command's result: v as JSON with --json, or one line.
+// When the command's data went to stdout (onStdout), the result goes to
+// stderr instead, where --quiet silences the line (not the JSON, which
+// was asked for).
+func (e *environment) result(onStdout, asJSON bool, v any, format string, args ...any) error {
+	w := e.stdout
+	if onStdout {
+		w = e.stderr
+	}
+	if asJSON {
+		return printJSON(w, v)
+	}
+	if onStdout && e.common.quiet {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, format+"\n", args...)
+	return err
+}
+
+// printJSON writes v as indented JSON: the --json result of a command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

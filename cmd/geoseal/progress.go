@@ -12,41 +12,60 @@ import (
 )
 
 // Progress reporting. Long operations report on stderr: a bar redrawn in
-// place on a terminal, plain lines otherwise (logs, CI). Nothing is printed
-// for an operation that ends within progressDelay, so quick commands and
-// their one-line errors stay clean; --quiet turns it off.
-var (
-	progressDelay = time.Second     // silence before the first report
-	plainInterval = 5 * time.Second // between plain lines
-	barInterval   = 100 * time.Millisecond
-)
+// place on a terminal (size, rate, ETA), plain lines otherwise (logs, CI).
+// Nothing is printed for an operation that ends within the timing's delay,
+// so quick commands and their one-line errors stay clean; --quiet turns it
+// off.
+
+// progressTiming paces the reports. It is part of the environment, so a
+// test can make reports immediate and its clock its own.
+type progressTiming struct {
+	delay time.Duration // silence before the first report
+	plain time.Duration // between plain lines
+	bar   time.Duration // between redraws of the bar
+	now   func() time.Time
+}
+
+var defaultProgressTiming = progressTiming{
+	delay: time.Second,
+	plain: 5 * time.Second,
+	bar:   100 * time.Millisecond,
+	now:   time.Now,
+}
 
 type progress struct {
 	mu      sync.Mutex
 	w       io.Writer
+	timing  progressTiming
 	label   string
-	unit    string // "B" for bytes, "" for counts
+	unit    string // "B" for bytes, a noun ("blobs") for counts
 	total   int64  // -1 if unknown
 	n       int64
 	tty     bool
+	width   int // the terminal's columns
 	start   time.Time
 	last    time.Time
 	printed bool
 	off     bool
 }
 
-// newProgress reports on w about an operation of total units (-1 when
-// unknown). unit is "B" for byte counts, or a noun ("blobs").
-func newProgress(w io.Writer, label, unit string, total int64, quiet bool) *progress {
-	now := time.Now()
-	return &progress{w: w, label: label, unit: unit, total: total, tty: isTerminal(w), start: now, off: quiet}
-}
-
-// isTerminal reports whether w is a terminal. Being a character device is
-// not enough: /dev/null is one too.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+// newProgress reports on stderr about an operation of total units (-1
+// when unknown). unit is "B" for byte counts, or a noun ("blobs").
+func (e *environment) newProgress(label, unit string, total int64) *progress {
+	t := e.progress
+	if t.now == nil {
+		t = defaultProgressTiming
+	}
+	p := &progress{
+		w: e.stderr, timing: t, label: label, unit: unit, total: total,
+		tty: e.terminal != nil && e.terminal(e.stderr), width: 80, start: t.now(), off: e.common.quiet,
+	}
+	if f, ok := e.stderr.(*os.File); ok && p.tty {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+			p.width = w
+		}
+	}
+	return p
 }
 
 // add counts n more units done.
@@ -67,18 +86,25 @@ func (p *progress) set(abs, delta int64) {
 	if p.off {
 		return
 	}
-	now := time.Now()
-	if now.Sub(p.start) < progressDelay {
+	now := p.timing.now()
+	if now.Sub(p.start) < p.timing.delay {
 		return
 	}
-	interval := plainInterval
+	interval := p.timing.plain
 	if p.tty {
-		interval = barInterval
+		interval = p.timing.bar
 	}
 	if p.printed && now.Sub(p.last) < interval {
 		return
 	}
 	p.draw(now, false)
+}
+
+// count returns the units counted so far.
+func (p *progress) count() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
 }
 
 // done prints the final state if anything was printed before.
@@ -91,40 +117,67 @@ func (p *progress) done() {
 	if p.off || !p.printed {
 		return
 	}
-	p.draw(time.Now(), true)
+	p.draw(p.timing.now(), true)
 }
 
 func (p *progress) draw(now time.Time, final bool) {
 	p.printed = true
 	p.last = now
-	elapsed := now.Sub(p.start).Round(100 * time.Millisecond)
+	elapsed := now.Sub(p.start)
 	count := p.format(p.n)
 	if p.total >= 0 {
 		count += " / " + p.format(p.total)
 	}
-	rate := ""
-	if p.unit == "B" && elapsed > 0 {
-		rate = fmt.Sprintf(", %s/s", humanBytes(int64(float64(p.n)/elapsed.Seconds())))
+	var stats []string
+	if p.total > 0 {
+		stats = append(stats, fmt.Sprintf("%d%%", min(p.n*100/p.total, 100)))
+	}
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(p.n) / s
+	}
+	if p.unit == "B" {
+		stats = append(stats, humanBytes(int64(rate))+"/s")
+	}
+	switch {
+	case final:
+		stats = append(stats, "in "+formatDuration(elapsed))
+	case p.total > p.n && rate > 0:
+		stats = append(stats, "ETA "+formatDuration(time.Duration(float64(p.total-p.n)/rate*float64(time.Second))))
+	default:
+		stats = append(stats, formatDuration(elapsed))
 	}
 	if !p.tty {
 		state := ""
 		if final {
 			state = " done"
 		}
-		fmt.Fprintf(p.w, "geoseal: %s%s: %s (%s%s)\n", p.label, state, count, elapsed, rate)
+		fmt.Fprintf(p.w, "geoseal: %s%s: %s (%s)\n", p.label, state, count, strings.Join(stats, ", "))
 		return
 	}
 	bar := ""
 	if p.total > 0 {
-		const width = 30
-		filled := min(int(p.n*width/p.total), width)
-		bar = fmt.Sprintf("[%s%s] %3d%% ", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n*100/p.total)
+		const width = 24
+		filled := int(min(p.n*width/p.total, width))
+		bar = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + "] "
 	}
 	end := ""
 	if final {
 		end = "\n"
 	}
-	fmt.Fprintf(p.w, "\r%s %s%s (%s%s)\x1b[K%s", p.label, bar, count, elapsed, rate, end)
+	// The line must fit the terminal, or the next \r redraws only its
+	// last row: the label gives way, keeping its end (the file name).
+	rest := " " + bar + count + "  " + strings.Join(stats, "  ")
+	if p.width-1-len(rest) < 20 { // the bar goes first
+		rest = " " + count + "  " + strings.Join(stats, "  ")
+	}
+	label := []rune(p.label)
+	if room := p.width - 1 - len([]rune(rest)); len(label) > room {
+		label = append([]rune("..."), label[min(len(label), max(0, len(label)-room+3)):]...)
+	}
+	// \r returns to the start of the line, \x1b[K clears what a longer
+	// previous draw left.
+	fmt.Fprintf(p.w, "\r%s%s\x1b[K%s", string(label), rest, end)
 }
 
 func (p *progress) format(n int64) string {
@@ -145,6 +198,19 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// formatDuration writes d as a clock, 0:07, 12:45 or 1:02:03, rounded to
+// the second: what an ETA needs, not time.Duration's 12m45.123s.
+func formatDuration(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s < 0 {
+		s = 0
+	}
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
 // progressReader counts the bytes read through it.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,21 +13,7 @@ import (
 	"github.com/geoseal/geoseal/region"
 )
 
-// exitRefused is `geoseal region check`'s exit code when the policy refuses
-// the location (unknown regions included).
-const exitRefused = 3
-
-func init() {
-	register(command{
-		name:    "region",
-		summary: "check an account location against an export-control policy; list the region catalog",
-		run:     runRegion,
-		help:    regionHelp,
-	})
-}
-
-func regionHelp(w io.Writer) {
-	fmt.Fprint(w, `Usage:
+const regionHelp = `Usage:
 
 	geoseal region check --policy NAME --primary REGION [--secondary REGION]
 	        [--keyvault-region REGION] [--json] [--override FILE]
@@ -69,27 +56,7 @@ included), 1 usage or data error (unknown policy, bad override file).
 Exit status (list): 0, or 1 on usage or data error.
 
 The lists are dated research with citations, not legal advice.
-`)
-}
-
-func runRegion(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "geoseal region: missing subcommand (check or list)")
-		regionHelp(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "check":
-		return regionCheck(args[1:], stdout, stderr)
-	case "list":
-		return regionList(args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		regionHelp(stdout)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "geoseal region: unknown subcommand %q (want check or list)\n", args[0])
-	return exitUsage
-}
+`
 
 // loadCatalog returns the embedded catalog, with the override file applied
 // when one is given.
@@ -117,65 +84,68 @@ type checkOutput struct {
 	Message string `json:"message"`
 }
 
-func regionCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flagSet("region check", stderr, regionHelp)
-	policyName := fs.String("policy", "", "policy name (required)")
-	primary := fs.String("primary", "", "primary region (required)")
-	secondary := fs.String("secondary", "", "secondary region of a geo-replicated account")
-	keyVaultRegion := fs.String("keyvault-region", "", "region of the key vault holding the key-encryption key")
-	asJSON := fs.Bool("json", false, "print JSON")
-	override := fs.String("override", "", "override file")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type regionCheckCmd struct {
+	policy, primary, secondary string
+	keyVaultRegion, override   string
+	json                       bool
+}
+
+func (c *regionCheckCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.policy, "policy", "", "policy name (required)")
+	fs.StringVar(&c.primary, "primary", "", "primary region (required)")
+	fs.StringVar(&c.secondary, "secondary", "", "secondary region of a geo-replicated account")
+	fs.StringVar(&c.keyVaultRegion, "keyvault-region", "", "region of the key vault holding the key-encryption key")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.override, "override", "", "override file")
+}
+
+func (c *regionCheckCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	if *policyName == "" || strings.TrimSpace(*primary) == "" {
-		fmt.Fprintln(stderr, "geoseal region check: --policy and --primary are required")
-		return exitUsage
+	c.policy, c.primary, c.secondary = regionDefaults(env, c.policy, c.primary, c.secondary, "")
+	if c.policy == "" || strings.TrimSpace(c.primary) == "" {
+		return usageErrorf("--policy and --primary are required (or $%s and $%s)", envPolicy, envPrimary)
 	}
-	cat, err := loadCatalog(*override)
+	cat, err := loadCatalog(c.override)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
-	p, err := cat.Policy(*policyName)
+	p, err := policyOf(cat, c.policy)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
 	opts := &region.GuardOptions{Catalog: cat}
-	if *keyVaultRegion != "" {
-		opts.KeyVaults = []region.Resolver{region.StaticKeyVault(*keyVaultRegion)}
+	if c.keyVaultRegion != "" {
+		opts.KeyVaults = []region.Resolver{region.StaticKeyVault(c.keyVaultRegion)}
 	}
-	g, err := region.NewGuard(p, region.Static(*primary, *secondary), opts)
+	g, err := region.NewGuard(p, region.Static(c.primary, c.secondary), opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
-	d, err := g.Check(context.Background())
+	d, err := g.Check(ctx)
 	var v *region.Violation
 	if err != nil && !errors.As(err, &v) {
-		fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-		return exitUsage
+		return err
 	}
 	message := d.Reason
 	if v != nil {
 		message = v.Error()
 	}
-	if *asJSON {
-		if err := printJSON(stdout, checkOutput{Decision: d, Message: message}); err != nil {
-			fmt.Fprintf(stderr, "geoseal region check: %v\n", err)
-			return exitUsage
+	if c.json {
+		if err := printJSON(env.stdout, checkOutput{Decision: d, Message: message}); err != nil {
+			return err
 		}
 	} else {
-		printDecision(stdout, d, message)
+		printDecision(env.stdout, cat, d, message)
 	}
-	if !d.Allowed {
-		return exitRefused
+	if v != nil {
+		return shown{v} // the decision printed is the explanation
 	}
-	return exitOK
+	return nil
 }
 
-func printDecision(w io.Writer, d *region.Decision, message string) {
+func printDecision(w io.Writer, cat *region.Catalog, d *region.Decision, message string) {
 	verdict := "ALLOWED"
 	if !d.Allowed {
 		verdict = "REFUSED"
@@ -195,7 +165,41 @@ func printDecision(w io.Writer, d *region.Decision, message string) {
 		fmt.Fprintf(w, "  %-10s %s: %s\n", v.Role+":", v.Holder, describeVerdict(v))
 	}
 	fmt.Fprintf(w, "%s\n", message)
+	verdicts := []region.Verdict{d.Primary}
+	if d.Secondary != nil {
+		verdicts = append(verdicts, *d.Secondary)
+	}
+	for _, v := range append(verdicts, d.Copies...) {
+		if hint := regionHint(cat, v); hint != "" {
+			fmt.Fprintf(w, "%s is not in the catalog%s\n", quoteUntrusted(v.Region), hint)
+		}
+	}
 	fmt.Fprintf(w, "data: region catalog as of %s, policy as of %s. Not legal advice.\n", d.CatalogAsOf, d.PolicyAsOf)
+}
+
+// regionHint is, for a region the catalog does not know, the nearest one
+// it does: "; did you mean eastus?" (a typo refused is a typo to fix).
+func regionHint(cat *region.Catalog, v region.Verdict) string {
+	if v.Known || v.Region == "" {
+		return ""
+	}
+	var names []string
+	for _, r := range cat.Regions() {
+		names = append(names, r.Name)
+	}
+	return didYouMean(region.NormalizeName(v.Region), names)
+}
+
+// policyOf returns the policy name of cat, or an error that suggests the
+// nearest policy name.
+func policyOf(cat *region.Catalog, name string) (*region.Policy, error) {
+	p, err := cat.Policy(name)
+	if err != nil {
+		if hint := didYouMean(name, cat.PolicyNames()); hint != "" {
+			err = fmt.Errorf("%w%s", err, hint)
+		}
+	}
+	return p, err
 }
 
 func describeVerdict(v *region.Verdict) string {
@@ -249,29 +253,36 @@ type listOutput struct {
 	Regions []listEntry `json:"regions"`
 }
 
-func regionList(args []string, stdout, stderr io.Writer) int {
-	fs := flagSet("region list", stderr, regionHelp)
-	policyName := fs.String("policy", "", "policy name: add each region's verdict")
-	asJSON := fs.Bool("json", false, "print JSON")
-	override := fs.String("override", "", "override file")
-	if code, ok := parseArgs(fs, args, stderr); !ok {
-		return code
+type regionListCmd struct {
+	policy, override string
+	json             bool
+}
+
+func (c *regionListCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.policy, "policy", "", "policy name: add each region's verdict")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.StringVar(&c.override, "override", "", "override file")
+}
+
+func (c *regionListCmd) run(ctx context.Context, env *environment, args []string) error {
+	if err := positionalArgs(args, 0, ""); err != nil {
+		return err
 	}
-	cat, err := loadCatalog(*override)
+	stdout := env.stdout
+	policyName := &c.policy
+	cat, err := loadCatalog(c.override)
 	if err != nil {
-		fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-		return exitUsage
+		return err
 	}
 	var g *region.Guard
 	if *policyName != "" {
-		p, err := cat.Policy(*policyName)
+		p, err := policyOf(cat, *policyName)
 		if err == nil {
 			// The resolver is unused: Decide judges given locations.
 			g, err = region.NewGuard(p, region.Static("eastus", ""), &region.GuardOptions{Catalog: cat})
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-			return exitUsage
+			return err
 		}
 	}
 	out := listOutput{AsOf: cat.AsOf(), Policy: *policyName}
@@ -285,12 +296,8 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 		}
 		out.Regions = append(out.Regions, e)
 	}
-	if *asJSON {
-		if err := printJSON(stdout, out); err != nil {
-			fmt.Fprintf(stderr, "geoseal region list: %v\n", err)
-			return exitUsage
-		}
-		return exitOK
+	if c.json {
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	header := "NAME\tDISPLAY NAME\tCOUNTRY\tCLOUD\tPAIR\tFLAGS"
@@ -328,7 +335,7 @@ func regionList(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\n%d regions; catalog as of %s. Not legal advice.\n", len(out.Regions), out.AsOf)
-	return exitOK
+	return nil
 }
 
 func summarize(d *region.Decision) *verdictSummary {

@@ -1,22 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// runCLI runs geoseal in-process and returns exit code, stdout, stderr.
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(args, strings.NewReader(""), &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
-}
 
 func TestRegionCheckExitCodes(t *testing.T) {
 	dir := t.TempDir()
@@ -54,7 +44,7 @@ func TestRegionCheckExitCodes(t *testing.T) {
 		{"unknown policy", []string{"region", "check", "--policy", "itr", "--primary", "eastus"}, 1, "", "unknown policy"},
 		{"no policy", []string{"region", "check", "--primary", "eastus"}, 1, "", "--policy and --primary are required"},
 		{"no primary", []string{"region", "check", "--policy", "itar"}, 1, "", "--policy and --primary are required"},
-		{"bad flag", []string{"region", "check", "--polcy", "itar"}, 1, "", "flag provided but not defined"},
+		{"bad flag", []string{"region", "check", "--polcy", "itar"}, 1, "", "unknown flag --polcy; did you mean --policy?\nrun 'geoseal region check --help'"},
 		{"stray argument", []string{"region", "check", "--policy", "itar", "--primary", "eastus", "westus"}, 1, "", "unexpected argument"},
 		{"no subcommand", []string{"region"}, 1, "", "missing subcommand"},
 		{"bad subcommand", []string{"region", "chek"}, 1, "", "unknown subcommand"},
@@ -72,6 +62,10 @@ func TestRegionCheckExitCodes(t *testing.T) {
 			"cross-cloud-replica", ""},
 		{"declared not geo-replicated: said", []string{"region", "check", "--policy", "itar", "--primary", "eastus"}, 0,
 			"declared as not geo-replicated", ""},
+		{"unknown region: the nearest known", []string{"region", "check", "--policy", "itar", "--primary", "eastsu", "--secondary", "wset us"}, 3,
+			"eastsu is not in the catalog; did you mean eastus?\nwsetus is not in the catalog; did you mean westus?\n", ""},
+		{"unknown region, nothing near", []string{"region", "check", "--policy", "itar", "--primary", "atlantis"}, 3, "", ""},
+		{"unknown policy: the nearest known", []string{"region", "check", "--policy", "itr", "--primary", "eastus"}, 1, "", "did you mean itar?"},
 		{"list", []string{"region", "list"}, 0, "southeastasia", ""},
 		{"list marks unconfirmed", []string{"region", "list"}, 0, "restricted,unconfirmed", ""},
 		{"list policy", []string{"region", "list", "--policy", "ear"}, 0, "EAR ALONE", ""},
@@ -95,6 +89,19 @@ func TestRegionCheckExitCodes(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr)
 			}
 		})
+	}
+}
+
+// TestPutUnknownRegion: a mistyped region in put is refused before any
+// request, with the region meant.
+func TestPutUnknownRegion(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	if code, _, stderr := runCLI(t, "keygen", "--out", k); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, _, stderr := runCLI(t, "put", k, "http://127.0.0.1:1/devstoreaccount1/c/b?sig=x", "--key-file", k, "--policy", "itar", "--primary", "eastsu")
+	if code != 3 || stderr != "geoseal put: nothing was sent: policy itar refuses primary region eastsu: not in the region catalog; did you mean eastus?\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
 
@@ -237,36 +244,5 @@ func TestRegionListJSON(t *testing.T) {
 	_, stdout, _ = runCLI(t, "region", "list", "--json")
 	if strings.Contains(stdout, `"verdict"`) {
 		t.Error("verdicts printed without --policy")
-	}
-}
-
-// TestRegionHelpDocumentsEveryFlag is TestHelpDocumentsEveryFlag for the
-// region subcommands, which share one help.
-func TestRegionHelpDocumentsEveryFlag(t *testing.T) {
-	var help bytes.Buffer
-	regionHelp(&help)
-	for _, sub := range []string{"check", "list"} {
-		t.Run(sub, func(t *testing.T) {
-			var defined []string
-			onParse = func(fs *flag.FlagSet) {
-				fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-			}
-			defer func() { onParse = nil }()
-			code, stdout, stderr := runCLI(t, "region", sub, "-h")
-			if code != 0 {
-				t.Errorf("region %s -h: exit %d", sub, code)
-			}
-			if !strings.Contains(stdout+stderr, "geoseal region check --policy NAME") {
-				t.Errorf("region %s -h does not print the help", sub)
-			}
-			if len(defined) == 0 {
-				t.Fatal("no flags seen")
-			}
-			for _, f := range defined {
-				if !strings.Contains(help.String(), "--"+f+" ") {
-					t.Errorf("region help does not document --%s", f)
-				}
-			}
-		})
 	}
 }

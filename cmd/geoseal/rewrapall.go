@@ -1,0 +1,321 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/geoseal/geoseal/envelope/blobstore"
+	"github.com/geoseal/geoseal/region"
+)
+
+var rewrapAllHelp = `Usage:
+
+	geoseal rewrap-all CONTAINER-URL [--prefix P] [keys] [new keys] --policy NAME
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
+	        [--shard I/N] [--job NAME] [--kms-rate N] [--delete-snapshots] [--json]
+	geoseal rewrap-all --container NAME ...
+
+rewrap-all does what geoseal rewrap does for every geoseal object in the
+container whose name starts with --prefix (or the URL's path after the
+container): the rotation of a key-encryption key, or the revocation of a
+recipient, across a container of any size.
+
+For each blob it reads the header (one ranged GET); a blob already wrapped
+for exactly the new keys is left alone, with no call to the KMS, so a rerun
+costs one request per blob already done. Any other geoseal object is
+rotated in four requests (the header, the block list, the new header, the
+commit); the body is never read. A blob without geoseal metadata is
+recognised by its first 13 bytes. Blobs that are not geoseal objects (plain,
+or Azure client-side encryption) are left alone (--verbose lists them). A
+blob that fails does not stop the others; each failure is printed. Unless
+--quiet, it first counts the geoseal objects from the listing (a request per
+5,000 blobs), so that its progress says how many remain and when it will
+end.
+
+Scale out with --shard: N workers given --shard 0/N to --shard N-1/N (a
+Kubernetes Indexed Job, Azure Batch tasks, N shells) split the container by
+a hash of the blob names, without talking to each other. With --job NAME,
+each shard records its progress in the container (.geoseal/jobs/NAME/) after
+every page of the listing, and running the same command again resumes after
+the last record; a second worker given the same job and shard stops with an
+error instead of doing the work twice.
+
+Revoking a key takes more than a rotation: snapshots and previous versions
+keep the header they were made with and still open with the old key
+(rewrap-all reports each one; --delete-snapshots deletes them once their
+blob is rotated), soft-deleted blobs and backups keep theirs until they
+expire. Disable or delete the old key in Key Vault or the HSM when the
+rotation is done: only that reaches every copy.
+
+` + containerHelp + `
+` + guardHelp + `
+Keys that open the objects now:
+
+` + keyringHelp("") + `
+New keys (the objects will be wrapped for exactly these):
+
+` + keyringHelp("to-") + `
+Flags:
+
+	--prefix P          only blobs whose names start with P
+	--shard I/N         only the blobs of shard I of N (0 <= I < N)
+	--job NAME          record progress under .geoseal/jobs/NAME/ and resume
+	                    from it (letters, digits, '.', '-', '_')
+	--kms-rate N        at most N keyring calls (unwrap or wrap) per second
+	                    (0: no limit); whatever the rate, a KMS that throttles
+	                    (429) makes the worker back off as a whole and retry
+	--concurrency N     blobs rotated at once (default 16)
+	--delete-snapshots  delete the snapshots and previous versions wrapped for
+	                    other keys, once their blob is rotated (never by
+	                    default)
+	--json              JSON lines on stdout: one per blob, snapshot or
+	                    version ({"blob", "outcome", ...}), then one
+	                    {"summary": {...}}
+
+Outcomes: rotated, already-rotated, not-geoseal, failed, and for snapshots
+and versions outside-keys or deleted.
+
+Exit status: 0 no blob failed, 3 refused by the region policy, 1 if any blob
+failed or on any other error (a job's shard run by another worker included).
+`
+
+type rewrapAllCmd struct {
+	rewrapFlags
+	prefix          string
+	shard           string
+	job             string
+	kmsRate         float64
+	concurrency     int
+	deleteSnapshots bool
+	json            bool
+}
+
+func (c *rewrapAllCmd) flags(fs *flag.FlagSet) {
+	c.rewrapFlags.register(fs, false)
+	fs.StringVar(&c.prefix, "prefix", "", "only blobs whose names start with this")
+	fs.StringVar(&c.shard, "shard", "", "I/N: only shard I of N")
+	fs.StringVar(&c.job, "job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
+	fs.Float64Var(&c.kmsRate, "kms-rate", 0, "keyring calls per second (0: no limit)")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "blobs at once")
+	fs.BoolVar(&c.deleteSnapshots, "delete-snapshots", false, "delete snapshots and versions under other keys once their blob is rotated")
+	fs.BoolVar(&c.json, "json", false, "print JSON lines")
+}
+
+// listPrefix is the prefix of a command over a container's blobs: the
+// path a URL gives after the container, or --prefix, not both.
+func listPrefix(loc location, prefix string) (string, error) {
+	switch {
+	case loc.blob != "" && prefix != "":
+		return "", usageErrorf("give the prefix in the URL or with --prefix, not both")
+	case loc.blob != "":
+		return loc.blob, nil
+	}
+	return prefix, nil
+}
+
+// countGeoseal counts the geoseal objects under prefix by the listing's
+// metadata, as RewrapAll classes them: the total its progress reports
+// against. It costs a request per page of 5,000 blobs.
+func countGeoseal(ctx context.Context, client *blobstore.Client, prefix string) (int64, error) {
+	var n int64
+	pager := client.NewListPager(&blobstore.ListOptions{Prefix: prefix})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, it := range page.Items {
+			if it.Format == blobstore.FormatGeoseal {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
+	loc, err := c.where.locateArg(args)
+	if err != nil {
+		return err
+	}
+	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
+		return err
+	}
+	si, sn, err := parseShard(c.shard)
+	if err != nil {
+		return err
+	}
+	var cl closers
+	defer cl.close()
+	client, s, newKR, err := c.client(ctx, env, loc, &cl)
+	if err != nil {
+		return err
+	}
+	total := int64(-1)
+	if !env.common.quiet && !c.json && sn <= 1 {
+		if total, err = countGeoseal(ctx, client, c.prefix); err != nil {
+			return s.fail(err)
+		}
+	}
+	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", total)
+	if c.json {
+		p.off = true
+	}
+	out := &resultWriter{env: env, s: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
+	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
+		Prefix:          c.prefix,
+		Shard:           si,
+		Shards:          sn,
+		Job:             c.job,
+		KMSRate:         c.kmsRate,
+		Concurrency:     c.concurrency,
+		DeleteSnapshots: c.deleteSnapshots,
+		Results: func(r blobstore.WalkResult) {
+			if r.Snapshot == "" && r.VersionID == "" && r.Outcome != blobstore.OutcomeNotGeoseal {
+				p.add(1) // the count is of geoseal objects
+			}
+			out.result(ctx, r)
+		},
+	})
+	p.done()
+	var v *region.Violation
+	if errors.As(err, &v) {
+		return err
+	}
+	summary := rewrapAllSummary{
+		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job,
+		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
+		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
+	}
+	if c.json {
+		if err := out.enc.Encode(map[string]any{"summary": summary}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.stdout, "%s\n", summary)
+	}
+	if err != nil && resp.Failed == 0 {
+		return s.fail(err)
+	}
+	if err != nil {
+		return shown{err}
+	}
+	return nil
+}
+
+// rewrapAllSummary is the last line of rewrap-all: the counts of the run
+// (of the whole job, for a resumed one).
+type rewrapAllSummary struct {
+	Container      string `json:"container"`
+	Prefix         string `json:"prefix"`
+	Shard          string `json:"shard,omitempty"`
+	Job            string `json:"job,omitempty"`
+	Rotated        int64  `json:"rotated"`
+	AlreadyRotated int64  `json:"already_rotated"`
+	NotGeoseal     int64  `json:"not_geoseal"`
+	Failed         int64  `json:"failed"`
+	OutsideKeys    int64  `json:"outside_keys"`
+	Deleted        int64  `json:"deleted"`
+	Resumed        bool   `json:"resumed"`
+	Done           bool   `json:"done"`
+}
+
+func (s rewrapAllSummary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rotated %d blobs in %s; %d already rotated; %d not geoseal objects; %d failed", s.Rotated, quoteUntrusted(s.Container), s.AlreadyRotated, s.NotGeoseal, s.Failed)
+	if s.OutsideKeys+s.Deleted > 0 {
+		fmt.Fprintf(&b, "; %d snapshots or versions wrapped for other keys", s.OutsideKeys)
+		if s.Deleted > 0 {
+			fmt.Fprintf(&b, ", %d deleted", s.Deleted)
+		}
+	}
+	if s.Job != "" {
+		state := "in progress"
+		if s.Done {
+			state = "done"
+		}
+		fmt.Fprintf(&b, " (job %s, shard %s: %s", quoteUntrusted(s.Job), cmp.Or(s.Shard, "0/1"), state)
+		if s.Resumed {
+			b.WriteString(", resumed")
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// parseShard reads --shard I/N ("" is the whole container).
+func parseShard(s string) (shard, shards int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	i, n, ok := strings.Cut(s, "/")
+	shard, err1 := strconv.Atoi(i)
+	shards, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards || shards > blobstore.MaxShards {
+		return 0, 0, usageErrorf("--shard %s: want I/N with 0 <= I < N <= %d", quoteUntrusted(s), blobstore.MaxShards)
+	}
+	return shard, shards, nil
+}
+
+// A resultWriter prints the outcomes of a container-wide command as they
+// come: JSON lines, or for people the failures on stderr, and the blobs
+// skipped (with --verbose) and the snapshots under other keys on stdout
+// (blob names quoted: whoever can write to the container chooses them).
+type resultWriter struct {
+	env    *environment
+	s      *store
+	cmd    string
+	asJSON bool
+	enc    *json.Encoder
+}
+
+// resultLine is one line of --json.
+type resultLine struct {
+	Blob      string   `json:"blob"`
+	Snapshot  string   `json:"snapshot,omitempty"`
+	VersionID string   `json:"version_id,omitempty"`
+	Outcome   string   `json:"outcome"`
+	Format    string   `json:"format,omitempty"`
+	KeyIDs    []string `json:"key_ids,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
+	if w.asJSON {
+		line := resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs}
+		if r.Err != nil {
+			line.Error = oneLine(redactSAS(explain(r.Err).Error()))
+		}
+		w.enc.Encode(line)
+		return
+	}
+	name := quoteUntrusted(r.Blob)
+	switch {
+	case r.Snapshot != "":
+		name += " snapshot " + quoteUntrusted(r.Snapshot)
+	case r.VersionID != "":
+		name += " version " + quoteUntrusted(r.VersionID)
+	}
+	stdout := w.env.stdout
+	switch r.Outcome {
+	case blobstore.OutcomeNotGeoseal:
+		if w.env.common.verbose {
+			fmt.Fprintf(stdout, "  skipped %s\n", name)
+		}
+	case blobstore.OutcomeFailed:
+		be := w.s.blobError(r.Err)
+		be.blob = r.Blob
+		line, _ := describe(ctx, be)
+		fmt.Fprintln(w.env.stderr, shorten(oneLine(redactSAS("geoseal "+w.cmd+": "+name+": "+line)), maxLine))
+	case blobstore.OutcomeOutsideKeys:
+		fmt.Fprintf(stdout, "  %s is still wrapped for other keys (%s)\n", name, quoteUntrusted(strings.Join(r.KeyIDs, ", ")))
+	case blobstore.OutcomeDeleted:
+		fmt.Fprintf(stdout, "  %s deleted: it was wrapped for other keys\n", name)
+	}
+}
