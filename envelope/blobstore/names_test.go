@@ -660,3 +660,38 @@ func TestFindBlobsByTagsClear(t *testing.T) {
 		t.Fatalf("%d requests before the refusals", n)
 	}
 }
+
+// TestClearMetadataRefused checks that metadata the service would refuse
+// at the commit, after the whole body, fails before any request in the
+// clear, and is stored when sealed.
+func TestClearMetadataRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	for name, md := range map[string]map[string]*string{
+		"name with a dash":     {"drawing-no": to.Ptr("1")},
+		"name with a digit":    {"1st": to.Ptr("1")},
+		"name with a space":    {"part no": to.Ptr("1")},
+		"value with a newline": {"drawing": to.Ptr("a\nb")},
+		"value not ASCII":      {"drawing": to.Ptr("Flügel")},
+		"too much":             {"drawing": to.Ptr(strings.Repeat("v", maxClearMetadata))},
+		"no value":             {"drawing": nil},
+	} {
+		f.wire.Reset()
+		if _, err := f.client.Upload(ctx, "x", strings.NewReader("x"), &UploadOptions{Metadata: md}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if n := f.wire.Requests.Load(); n != 0 {
+			t.Errorf("%s: %d requests before the refusal", name, n)
+		}
+	}
+	f.upload(t, "ok", []byte("x"), &UploadOptions{Metadata: map[string]*string{"Drawing_2": to.Ptr("Ti-6Al-4V spar, rev. C")}})
+	sealed := f.newClient(t, f.kr, &ClientOptions{SealNames: true})
+	md := map[string]*string{"drawing-no": to.Ptr("Flügel\nHolm")}
+	if _, err := sealed.Upload(ctx, "sealed", strings.NewReader("x"), &UploadOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	props, err := sealed.GetProperties(ctx, "sealed", nil)
+	if err != nil || !sameMetadata(props.Metadata, md) {
+		t.Fatalf("GetProperties = %+v, %v", props.Metadata, err)
+	}
+}

@@ -152,10 +152,12 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, opts *Upl
 	if err := c.checkTags(opts.Tags); err != nil {
 		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
 	}
-	if c.opts.SealNames {
-		if err := checkSealedUpload(opts); err != nil {
-			return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
-		}
+	check := checkSealedUpload
+	if !c.opts.SealNames {
+		check = func(opts *UploadOptions) error { return checkClearMetadata(opts.Metadata) }
+	}
+	if err := check(opts); err != nil {
+		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
 	}
 	plan, err := c.planUpload(r, opts)
 	if err != nil {
