@@ -25,6 +25,9 @@ type DeleteOptions struct {
 // DeleteResponse describes a deletion.
 type DeleteResponse struct {
 	blob.DeleteResponse
+	// StoredName is the name of the blob deleted: the name given, or under
+	// SealNames the name it was stored as.
+	StoredName string
 }
 
 // Delete deletes the blob name (and, with opts.DeleteSnapshots, its
@@ -53,5 +56,5 @@ func (c *Client) Delete(ctx context.Context, name string, opts *DeleteOptions) (
 	if err != nil {
 		return DeleteResponse{}, fmt.Errorf("blobstore: delete %q: %w", name, blobChanged(err))
 	}
-	return DeleteResponse{resp}, nil
+	return DeleteResponse{DeleteResponse: resp, StoredName: t.stored}, nil
 }

@@ -73,7 +73,7 @@ type ListItem struct {
 //
 // Under SealNames the prefix is logical (see ListOptions.Prefix) and the
 // items have their logical names and metadata, opened from the listing's
-// metadata; a blob whose sealed entries do not open is listed with its
+// metadata, in the order of their stored names; a blob whose sealed entries do not open is listed with its
 // stored name and SealErr. A container without a name key lists
 // nothing under a prefix, and everything, by stored name, without one.
 func (c *Client) NewListPager(opts *ListOptions) *runtime.Pager[ListResponse] {

@@ -25,6 +25,9 @@ type RewrapOptions struct{}
 
 // RewrapResponse describes a rewrapped blob.
 type RewrapResponse struct {
+	// StoredName is the blob's name: the name given, or under SealNames
+	// the name it is stored as.
+	StoredName string
 	// ETag and LastModified are those of the blob after the rewrap.
 	ETag         *azcore.ETag
 	LastModified *time.Time
@@ -77,7 +80,9 @@ func (c *Client) Rewrap(ctx context.Context, name string, to keyring.Wrapper, op
 	if err != nil {
 		return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", name, err)
 	}
-	return c.rewrap(ctx, t.stored, to)
+	resp, err := c.rewrap(ctx, t.stored, to)
+	resp.StoredName = t.stored
+	return resp, err
 }
 
 // rewrap is Rewrap after the guard, of the blob stored as name: read the
