@@ -53,11 +53,17 @@ func storedStrings(t *testing.T, cc *container.Client) []string {
 	return out
 }
 
-func TestBinarySealNames(t *testing.T) {
+// newNamesContainer makes the container name on a fresh Azurite and
+// returns its client, its URL and the environment of the commands.
+func newNamesContainer(t *testing.T, name string) (*container.Client, string, []string) {
+	t.Helper()
 	srv := azurite.ForTest(t)
-	cc := newContainer(t, srv, "sealed")
-	url := srv.BlobEndpoint + "/sealed"
 	env := []string{envConnectionString + "=" + srv.ConnectionString(), envPolicy + "=unrestricted", envPrimary + "=eastus"}
+	return newContainer(t, srv, name), srv.BlobEndpoint + "/" + name, env
+}
+
+func TestBinarySealNames(t *testing.T) {
+	cc, url, env := newNamesContainer(t, "sealed")
 	dir := t.TempDir()
 	k1, k2 := keygen(t, filepath.Join(dir, "k1")), keygen(t, filepath.Join(dir, "k2"))
 	_, rsaPub := rsaPEMs(t, dir)
@@ -163,10 +169,7 @@ func TestBinarySealNames(t *testing.T) {
 // TestBinaryClearMetadata checks put --metadata and --tag without
 // --seal-names: stored as given, with a note that they are in the clear.
 func TestBinaryClearMetadata(t *testing.T) {
-	srv := azurite.ForTest(t)
-	cc := newContainer(t, srv, "clear")
-	url := srv.BlobEndpoint + "/clear"
-	env := []string{envConnectionString + "=" + srv.ConnectionString(), envPolicy + "=unrestricted", envPrimary + "=eastus"}
+	cc, url, env := newNamesContainer(t, "clear")
 	dir := t.TempDir()
 	k1 := keygen(t, filepath.Join(dir, "k1"))
 	in := writeFile(t, filepath.Join(dir, "in"), []byte("data"))
