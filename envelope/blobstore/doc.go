@@ -133,8 +133,9 @@
 // it as a geoseal object (.geoseal/names.key) wrapped by the client's
 // keyring like any data key, created by the first sealed Upload
 // (If-None-Match *, so two first writers agree on one), unwrapped once
-// per Client and cached. Rewrap and RewrapAll rotate it with the rest; a
-// client whose keyring cannot unwrap it gets the keyring's
+// per Client and cached. A RewrapAll of the whole container rotates it
+// with the rest (a client without SealNames can Rewrap it alone, by its
+// name); a client whose keyring cannot unwrap it gets the keyring's
 // *keyring.NoMatchError.
 //
 // What still shows: each blob's size (and so the plaintext's, within a
