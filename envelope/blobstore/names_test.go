@@ -695,3 +695,23 @@ func TestClearMetadataRefused(t *testing.T) {
 		t.Fatalf("GetProperties = %+v, %v", props.Metadata, err)
 	}
 }
+
+// TestNameKeyRewrapAlone rotates the name key by itself, with Rewrap by
+// its name from a client without SealNames.
+func TestNameKeyRewrapAlone(t *testing.T) {
+	f := newFixture(t, &ClientOptions{SealNames: true})
+	ctx := context.Background()
+	f.upload(t, sealedName, []byte("x"), nil)
+	k2 := formattest.NewAES(t)
+	if _, err := f.newClient(t, f.kr, nil).Rewrap(ctx, nameKeyBlob, k2, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The names are now under k2 alone, the data still under f.kr.
+	if items := listNames(t, f.newClient(t, k2, &ClientOptions{SealNames: true}), sealedDir); !slices.Equal(items, []string{sealedName}) {
+		t.Fatalf("listed %q with the name key's new key", items)
+	}
+	var nm *keyring.NoMatchError
+	if _, err := f.newClient(t, f.kr, &ClientOptions{SealNames: true}).NewListPager(nil).NextPage(ctx); !errors.As(err, &nm) {
+		t.Fatalf("listing with the name key's old key: %v, want a *keyring.NoMatchError", err)
+	}
+}
