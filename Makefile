@@ -64,12 +64,14 @@ demo: deps
 	echo; echo "demo: all $(words $(DEMO_EXAMPLES)) examples ran as expected"
 
 ## bench: stream throughput against raw AES-GCM, tink-go, minio/sio and age,
-## peak memory of a 4 GiB stream, and encrypted vs plain blob I/O on Azurite
+## peak memory of a 4 GiB stream, encrypted vs plain blob I/O on Azurite, and
+## rewrap-all and audit over a container of 20,000 blobs
 ## (a nested module, so the peers never enter geoseal's go.mod).
 bench: deps
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'RawGCM|Geoseal|Tink|Sio|Age' -benchtime 3x -count 3 .
 	@cd internal/benchcmp && $(GO) run ./cmd/rss
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Blob' -benchtime 2x -count 1 .
+	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Walk' -benchtime 1x -count 1 -timeout 40m .
 
 clean:
 	rm -rf internal/azurite/node_modules

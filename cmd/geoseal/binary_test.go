@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -921,4 +923,79 @@ func csev2Vector(t *testing.T, name string) cseVector {
 	}
 	t.Fatalf("no vector %s", name)
 	return cseVector{}
+}
+
+// TestBinaryAudit runs geoseal audit against Azurite: the JSON a script
+// reads, the HTML page a compliance officer files (hostile blob names
+// escaped), and what a person reads.
+func TestBinaryAudit(t *testing.T) {
+	srv := azurite.ForTest(t)
+	env := []string{"AZURE_STORAGE_CONNECTION_STRING=" + srv.ConnectionString()}
+	dir := t.TempDir()
+	k1, k2 := keygen(t, filepath.Join(dir, "k1")), keygen(t, filepath.Join(dir, "k2"))
+	guard := []string{"--policy", "itar", "--primary", "eastus", "--secondary", "westus"}
+	for i, k := range []string{k1, k1, k2} {
+		geoseal(t, env, []byte("technical data"), append([]string{"put", "--container", "audited", "--blob", fmt.Sprintf("obj/%d", i), "--in", "-", "--key-file", k, "--create-container"}, guard...)...).want(t, 0)
+	}
+	cc, err := container.NewClientFromConnectionString(srv.ConnectionString(), "audited", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := `<script>alert("x")</script>.txt`
+	if _, err := cc.NewBlockBlobClient(hostile).UploadBuffer(context.Background(), []byte("in the clear"), nil); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "audit.html")
+	r := geoseal(t, env, nil, append([]string{"audit", "--container", "audited", "--key-file", k1, "--json", "--report", report}, guard...)...).want(t, 0)
+	var got struct {
+		Blobs    int64            `json:"blobs"`
+		ByFormat map[string]int64 `json:"by_format"`
+		Findings []struct {
+			Blob, Kind string
+		} `json:"findings"`
+		Keys []struct {
+			KeyID   string `json:"key_id"`
+			Objects int64  `json:"objects"`
+		} `json:"keys"`
+		Region struct {
+			Judged   bool
+			Decision struct{ Allowed bool }
+		} `json:"region"`
+		FIPS struct {
+			ModuleVersion string `json:"module_version"`
+		} `json:"fips"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("audit --json is not one JSON object: %v\n%s", err, r.stdout)
+	}
+	wantFormats := map[string]int64{"geoseal": 3, "azure-cse-v2": 0, "azure-cse-v1": 0, "not-encrypted": 1}
+	if got.Blobs != 4 || !maps.Equal(got.ByFormat, wantFormats) || len(got.Keys) != 1 || got.Keys[0].Objects != 2 ||
+		!got.Region.Judged || !got.Region.Decision.Allowed || got.FIPS.ModuleVersion == "" {
+		t.Errorf("audit --json: %s", r.stdout)
+	}
+	kinds := map[string]string{}
+	for _, f := range got.Findings {
+		kinds[f.Blob] = f.Kind
+	}
+	if !maps.Equal(kinds, map[string]string{hostile: "not-encrypted", "obj/2": "cannot-open"}) {
+		t.Errorf("findings: %v", got.Findings)
+	}
+	page := string(readFile(t, report))
+	for _, want := range []string{"<!DOCTYPE html>", "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;.txt", "Allowed under policy itar", "not-encrypted", "geoseal ", "FIPS 140-3 module"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script>") {
+		t.Error("the report carries a blob name as markup")
+	}
+	// For people: a summary and each finding, names quoted.
+	r = geoseal(t, env, nil, "audit", "--container", "audited", "--key-file", k1).want(t, 0)
+	checkPrintable(t, "audit stdout", r.stdout)
+	for _, want := range []string{"4 blobs: 3 geoseal, 0 azure-cse-v2, 0 azure-cse-v1, 1 not-encrypted", "finding: not-encrypted " + strconv.Quote(hostile), "region: not judged", "FIPS 140: module"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	geoseal(t, env, nil, "audit", "--container", "audited", "--shard", "4/4").want(t, 1)
 }

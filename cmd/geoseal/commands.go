@@ -45,7 +45,8 @@ var commands = []command{
 	{name: "stat", summary: "show a blob's authenticated properties (size, context, wrapped keys) without downloading it", help: statHelp, new: func() runner { return new(statCmd) }},
 	{name: "rm", summary: "delete a blob (and, on request, its snapshots)", help: rmHelp, new: func() runner { return new(rmCmd) }},
 	{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", help: rewrapHelp, new: func() runner { return new(rewrapCmd) }},
-	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
+	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container: sharded, resumable, paced", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
+	{name: "audit", summary: "report what a container holds, for a compliance officer (formats, keys, findings, region, FIPS)", help: auditHelp, new: func() runner { return new(auditCmd) }},
 	{name: "region", summary: "check an account location against an export-control policy; list the region catalog", help: regionHelp, subcommands: []command{
 		{name: "check", summary: "decide whether an account's regions may hold data under a policy", help: regionHelp, new: func() runner { return new(regionCheckCmd) }},
 		{name: "list", summary: "list the region catalog, with a policy's verdicts", help: regionHelp, new: func() runner { return new(regionListCmd) }},

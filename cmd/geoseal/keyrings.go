@@ -114,6 +114,27 @@ func (c *closers) close() {
 // keys are enough) or "decrypt" (every key must be able to unwrap). The
 // caller must run cl.close() when done (PKCS#11 sessions).
 func (k *keyringFlags) build(ctx context.Context, env *environment, purpose string, cl *closers) (keyring.Keyring, error) {
+	krs, err := k.buildEach(ctx, env, purpose, cl)
+	if err != nil {
+		return nil, err
+	}
+	switch len(krs) {
+	case 0:
+		hint := ""
+		if k.prefix == "" {
+			hint = " (or set $" + envKeyFile + " or $" + envKeyVault + ")"
+		}
+		return nil, usageErrorf("no key given: use --%[1]skey-file, --%[1]srsa-public/--%[1]srsa-private, --%[1]skeyvault or --%[1]spkcs11-*%[2]s", k.prefix, hint)
+	case 1:
+		return krs[0], nil
+	}
+	return keyring.NewMulti(krs[0], krs[1:]...), nil
+}
+
+// buildEach returns the keyrings the flags (or the environment's
+// defaults) name, one per key, and none when no key is given: build makes
+// them one keyring, audit describes each.
+func (k *keyringFlags) buildEach(ctx context.Context, env *environment, purpose string, cl *closers) ([]keyring.Keyring, error) {
 	k.useEnvDefaults(env)
 	var krs []keyring.Keyring
 	if purpose == "decrypt" && len(k.rsaPublic) > 0 {
@@ -180,15 +201,5 @@ func (k *keyringFlags) build(ctx context.Context, env *environment, purpose stri
 		*cl = append(*cl, kr.Close)
 		krs = append(krs, kr)
 	}
-	switch len(krs) {
-	case 0:
-		hint := ""
-		if k.prefix == "" {
-			hint = " (or set $" + envKeyFile + " or $" + envKeyVault + ")"
-		}
-		return nil, usageErrorf("no key given: use --%[1]skey-file, --%[1]srsa-public/--%[1]srsa-private, --%[1]skeyvault or --%[1]spkcs11-*%[2]s", k.prefix, hint)
-	case 1:
-		return krs[0], nil
-	}
-	return keyring.NewMulti(krs[0], krs[1:]...), nil
+	return krs, nil
 }

@@ -9,7 +9,8 @@
 //	geoseal put, get     upload (after the region guard allows the account) and download blobs
 //	geoseal ls, stat, rm list a container, show a blob's authenticated properties, delete a blob
 //	geoseal rewrap       rotate a blob's keys without re-encrypting it
-//	geoseal rewrap-all   the same for a whole container
+//	geoseal rewrap-all   the same for a whole container: sharded, resumable, paced
+//	geoseal audit        what a container holds, for a compliance officer
 //	geoseal region       check an account location against EAR, ITAR or your policy
 //	geoseal version      the versions and FIPS 140 state of the running binary
 //	geoseal completion   shell completion for bash, zsh and fish

@@ -23,6 +23,12 @@ uploaded. Afterwards only the new keys open the object. The commit is
 conditional on the blob's ETag: a blob changed meanwhile is left alone. A
 new header is a write, so the region guard is asked first.
 
+Revoking a key takes more than a rewrap: snapshots and previous versions of
+the blob keep the old header and still open with the old key, as do
+soft-deleted copies and backups. Delete them (geoseal rewrap-all
+--delete-snapshots reports and deletes snapshots and versions), or disable
+the old key in Key Vault or the HSM.
+
 ` + containerHelp + `
 ` + guardHelp + `
 Keys that open the object now:

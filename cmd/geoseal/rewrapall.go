@@ -1,12 +1,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -33,10 +33,7 @@ rotated in four requests (the header, the block list, the new header, the
 commit); the body is never read. A blob without geoseal metadata is
 recognised by its first 13 bytes. Blobs that are not geoseal objects (plain,
 or Azure client-side encryption) are left alone (--verbose lists them). A
-blob that fails does not stop the others; each failure is printed. Unless
---quiet, it first counts the geoseal objects from the listing (a request per
-5,000 blobs), so that its progress says how many remain and when it will
-end.
+blob that fails does not stop the others; each failure is printed.
 
 Scale out with --shard: N workers given --shard 0/N to --shard N-1/N (a
 Kubernetes Indexed Job, Azure Batch tasks, N shells) split the container by
@@ -76,6 +73,8 @@ Flags:
 	                    (0: no limit); whatever the rate, a KMS that throttles
 	                    (429) makes the worker back off as a whole and retry
 	--concurrency N     blobs rotated at once (default 16)
+	--page-size N       blobs per page of the listing, 1 to 5000 (default
+	                    5000); a job records its progress after each page
 	--delete-snapshots  delete the snapshots and previous versions wrapped for
 	                    other keys, once their blob is rotated (never by
 	                    default)
@@ -93,13 +92,12 @@ failed or on any other error (a job's shard run by another worker included).
 
 type rewrapAllCmd struct {
 	rewrapFlags
-	prefix          string
-	shard           string
-	job             string
-	kmsRate         float64
-	concurrency     int
-	deleteSnapshots bool
-	json            bool
+	prefix, shard, job string
+	kmsRate            float64
+	concurrency        int
+	pageSize           int
+	deleteSnapshots    bool
+	json               bool
 }
 
 func (c *rewrapAllCmd) flags(fs *flag.FlagSet) {
@@ -109,8 +107,9 @@ func (c *rewrapAllCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.job, "job", "", "record progress under .geoseal/jobs/NAME/ and resume from it")
 	fs.Float64Var(&c.kmsRate, "kms-rate", 0, "keyring calls per second (0: no limit)")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "blobs at once")
+	fs.IntVar(&c.pageSize, "page-size", 0, "blobs per page of the listing (1..5000)")
 	fs.BoolVar(&c.deleteSnapshots, "delete-snapshots", false, "delete snapshots and versions under other keys once their blob is rotated")
-	fs.BoolVar(&c.json, "json", false, "print JSON lines")
+	fs.BoolVar(&c.json, "json", false, "JSON lines")
 }
 
 // listPrefix is the prefix of a command over a container's blobs: the
@@ -126,8 +125,8 @@ func listPrefix(loc location, prefix string) (string, error) {
 }
 
 // countGeoseal counts the geoseal objects under prefix by the listing's
-// metadata, as RewrapAll classes them: the total its progress reports
-// against. It costs a request per page of 5,000 blobs.
+// metadata: the total the progress of an interactive run reports against.
+// It costs a request per page of 5,000 blobs.
 func countGeoseal(ctx context.Context, client *blobstore.Client, prefix string) (int64, error) {
 	var n int64
 	pager := client.NewListPager(&blobstore.ListOptions{Prefix: prefix})
@@ -143,6 +142,20 @@ func countGeoseal(ctx context.Context, client *blobstore.Client, prefix string) 
 		}
 	}
 	return n, nil
+}
+
+// parseShard reads --shard I/N ("" is the whole container).
+func parseShard(s string) (shard, shards int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	i, n, ok := strings.Cut(s, "/")
+	shard, err1 := strconv.Atoi(i)
+	shards, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards || shards > blobstore.MaxShards {
+		return 0, 0, usageErrorf("--shard %s: want I/N with 0 <= I < N <= %d", quoteUntrusted(s), blobstore.MaxShards)
+	}
+	return shard, shards, nil
 }
 
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
@@ -163,17 +176,20 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 	if err != nil {
 		return err
 	}
+	// An interactive run over the whole container counts first, so that
+	// its progress has a total; a worker of a sharded or resumable job does
+	// not list everything twice.
 	total := int64(-1)
-	if !env.common.quiet && !c.json && sn <= 1 {
+	if !env.common.quiet && !c.json && c.shard == "" && c.job == "" {
 		if total, err = countGeoseal(ctx, client, c.prefix); err != nil {
 			return s.fail(err)
 		}
 	}
 	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", total)
 	if c.json {
-		p.off = true
+		p = nil
 	}
-	out := &resultWriter{env: env, s: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
+	out := &resultWriter{env: env, store: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:          c.prefix,
 		Shard:           si,
@@ -181,10 +197,11 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		Job:             c.job,
 		KMSRate:         c.kmsRate,
 		Concurrency:     c.concurrency,
+		PageSize:        c.pageSize,
 		DeleteSnapshots: c.deleteSnapshots,
 		Results: func(r blobstore.WalkResult) {
 			if r.Snapshot == "" && r.VersionID == "" && r.Outcome != blobstore.OutcomeNotGeoseal {
-				p.add(1) // the count is of geoseal objects
+				p.add(1)
 			}
 			out.result(ctx, r)
 		},
@@ -194,22 +211,27 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 	if errors.As(err, &v) {
 		return err
 	}
-	summary := rewrapAllSummary{
+	sum := rewrapAllSummary{
 		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job,
 		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
 		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 	}
 	if c.json {
-		if err := out.enc.Encode(map[string]any{"summary": summary}); err != nil {
+		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(env.stdout, "%s\n", summary)
+		fmt.Fprintf(env.stdout, "%s (%s)\n", sum, s.loc.containerURL())
 	}
-	if err != nil && resp.Failed == 0 {
+	if resp.Resumed && resp.Done && resp.Failed > 0 && err == nil && !env.common.quiet {
+		// A finished job does not try its failures again.
+		fmt.Fprintf(env.stderr, "geoseal rewrap-all: job %s is done; %d blobs failed in its runs (see their output): rerun under another --job name, or without one, to try them again (blobs already rotated cost one request each)\n",
+			quoteUntrusted(c.job), resp.Failed)
+	}
+	switch {
+	case err != nil && resp.Failed == 0:
 		return s.fail(err)
-	}
-	if err != nil {
+	case err != nil:
 		return shown{err}
 	}
 	return nil
@@ -246,36 +268,26 @@ func (s rewrapAllSummary) String() string {
 		if s.Done {
 			state = "done"
 		}
-		fmt.Fprintf(&b, " (job %s, shard %s: %s", quoteUntrusted(s.Job), cmp.Or(s.Shard, "0/1"), state)
+		shard := s.Shard
+		if shard == "" {
+			shard = "0/1"
+		}
+		fmt.Fprintf(&b, "; job %s, shard %s: %s", quoteUntrusted(s.Job), shard, state)
 		if s.Resumed {
 			b.WriteString(", resumed")
 		}
-		b.WriteString(")")
 	}
 	return b.String()
 }
 
-// parseShard reads --shard I/N ("" is the whole container).
-func parseShard(s string) (shard, shards int, err error) {
-	if s == "" {
-		return 0, 0, nil
-	}
-	i, n, ok := strings.Cut(s, "/")
-	shard, err1 := strconv.Atoi(i)
-	shards, err2 := strconv.Atoi(n)
-	if !ok || err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards || shards > blobstore.MaxShards {
-		return 0, 0, usageErrorf("--shard %s: want I/N with 0 <= I < N <= %d", quoteUntrusted(s), blobstore.MaxShards)
-	}
-	return shard, shards, nil
-}
-
 // A resultWriter prints the outcomes of a container-wide command as they
-// come: JSON lines, or for people the failures on stderr, and the blobs
-// skipped (with --verbose) and the snapshots under other keys on stdout
-// (blob names quoted: whoever can write to the container chooses them).
+// come: JSON lines, or for people the failures on stderr, and the
+// snapshots under other keys (and with --verbose the blobs skipped) on
+// stdout, blob names quoted: whoever can write to the container chooses
+// them.
 type resultWriter struct {
 	env    *environment
-	s      *store
+	store  *store
 	cmd    string
 	asJSON bool
 	enc    *json.Encoder
@@ -293,12 +305,15 @@ type resultLine struct {
 }
 
 func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
+	var why string
+	if r.Err != nil {
+		be := w.store.blobError(r.Err)
+		be.blob = r.Blob
+		why, _ = describe(ctx, be)
+		why = redactSAS(why)
+	}
 	if w.asJSON {
-		line := resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs}
-		if r.Err != nil {
-			line.Error = oneLine(redactSAS(explain(r.Err).Error()))
-		}
-		w.enc.Encode(line)
+		w.enc.Encode(resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why})
 		return
 	}
 	name := quoteUntrusted(r.Blob)
@@ -308,17 +323,14 @@ func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	case r.VersionID != "":
 		name += " version " + quoteUntrusted(r.VersionID)
 	}
-	stdout := w.env.stdout
+	var stdout io.Writer = w.env.stdout
 	switch r.Outcome {
 	case blobstore.OutcomeNotGeoseal:
 		if w.env.common.verbose {
 			fmt.Fprintf(stdout, "  skipped %s\n", name)
 		}
 	case blobstore.OutcomeFailed:
-		be := w.s.blobError(r.Err)
-		be.blob = r.Blob
-		line, _ := describe(ctx, be)
-		fmt.Fprintln(w.env.stderr, shorten(oneLine(redactSAS("geoseal "+w.cmd+": "+name+": "+line)), maxLine))
+		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
 	case blobstore.OutcomeOutsideKeys:
 		fmt.Fprintf(stdout, "  %s is still wrapped for other keys (%s)\n", name, quoteUntrusted(strings.Join(r.KeyIDs, ", ")))
 	case blobstore.OutcomeDeleted:

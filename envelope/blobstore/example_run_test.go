@@ -27,6 +27,7 @@ func TestExamples(t *testing.T) {
 		{"GetProperties", ExampleClient_GetProperties, "geoseal 11 bytes, eccn 9E003 wrapped by local-aes true\n"},
 		{"NewListPager", ExampleClient_NewListPager, "plain.txt not-encrypted 13\nsealed.txt geoseal 14\n"},
 		{"Rewrap", ExampleClient_Rewrap, "wrapped by the new key: true\n"},
+		{"Audit", ExampleClient_Audit, "finding: notes.txt not-encrypted\n2 blobs: 1 geoseal, 1 not encrypted\nguard allows the account: true\n"},
 		{"RewrapAll", ExampleClient_RewrapAll, "tail/1 rotated\ntail/2 rotated\ntail/3 rotated\n3 rotated, 0 failed\n0 rotated, 3 already rotated\n"},
 	} {
 		t.Run(ex.name, func(t *testing.T) {

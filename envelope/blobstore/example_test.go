@@ -272,3 +272,30 @@ func ExampleClient_RewrapAll() {
 	}
 	fmt.Println(again.Rotated, "rotated,", again.AlreadyRotated, "already rotated")
 }
+
+// Audit tells a compliance officer what a container holds: formats, keys,
+// the blobs that are not encrypted, and the region guard's decision.
+func ExampleClient_Audit() {
+	ctx := context.Background()
+	kek := newKeyring()
+	client := newClient("audited", kek)
+	if _, err := client.Upload(ctx, "drawing.step", strings.NewReader("solid model"), nil); err != nil {
+		log.Fatal(err)
+	}
+	// Someone stored a file without geoseal.
+	plain := newContainer("audited").NewBlockBlobClient("notes.txt")
+	if _, err := plain.UploadBuffer(ctx, []byte("tolerances in the clear"), nil); err != nil {
+		log.Fatal(err)
+	}
+	resp, err := client.Audit(ctx, &blobstore.AuditOptions{
+		Keys: []keyring.Wrapper{kek}, // the key every object should be wrapped for
+		Findings: func(f blobstore.Finding) {
+			fmt.Println("finding:", f.Blob, f.Kind)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.Blobs, "blobs:", resp.ByFormat[blobstore.FormatGeoseal], "geoseal,", resp.ByFormat[blobstore.FormatNotEncrypted], "not encrypted")
+	fmt.Println("guard allows the account:", resp.Decision.Allowed)
+}

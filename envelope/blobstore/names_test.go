@@ -566,6 +566,11 @@ func TestSealedNamesOperations(t *testing.T) {
 		t.Fatalf("the name key was rotated by a rotation under a prefix: %v", err)
 	}
 
+	// Audit takes the logical prefix too.
+	if a, err := onlyNew.Audit(ctx, &AuditOptions{Prefix: sealedDir}); err != nil || a.Blobs != 2 {
+		t.Fatalf("Audit under %q = %d blobs, %v; want 2", sealedDir, a.Blobs, err)
+	}
+
 	if _, err := onlyNew.Delete(ctx, sealedName, nil); err != nil {
 		t.Fatal(err)
 	}

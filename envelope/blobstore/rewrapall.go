@@ -62,8 +62,11 @@ type RewrapAllOptions struct {
 	// outcomes are reported.
 	Results func(WalkResult)
 
-	// pageSize bounds the listing's pages (tests).
-	pageSize int32
+	// PageSize bounds the blobs of one page of the listing, 1 to
+	// MaxPageSize; zero means MaxPageSize. A job records its progress
+	// after each page: smaller pages redo less after a crash, at the cost
+	// of more listing requests.
+	PageSize int
 }
 
 // RewrapAllResponse counts what a RewrapAll did. For a resumed job it
@@ -154,7 +157,7 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 		shards:      opts.Shards,
 		job:         opts.Job,
 		concurrency: int(firstNonZero(int64(opts.Concurrency), DefaultWalkConcurrency)),
-		pageSize:    opts.pageSize,
+		pageSize:    opts.PageSize,
 		results:     r.record(opts.Results),
 		visit:       r.visit,
 	}

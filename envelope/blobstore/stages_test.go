@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/geoseal/geoseal/keyring"
 	"go.uber.org/goleak"
 )
 
@@ -70,6 +71,10 @@ func TestCancelAtEveryStage(t *testing.T) {
 		}},
 		{"RewrapAll", func(ctx context.Context) error {
 			_, err := f.client.RewrapAll(ctx, f.kr, &RewrapAllOptions{Prefix: "all/"})
+			return err
+		}},
+		{"Audit", func(ctx context.Context) error {
+			_, err := f.client.Audit(ctx, &AuditOptions{Prefix: "all/", Keys: []keyring.Wrapper{f.kr}})
 			return err
 		}},
 		{"ServeBlob", func(ctx context.Context) error {

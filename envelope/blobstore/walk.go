@@ -33,6 +33,9 @@ const (
 	// MaxShards bounds the shard count: beyond it each worker lists the
 	// whole container for almost nothing.
 	MaxShards = 1 << 16
+
+	// MaxPageSize is the service's largest page of a listing.
+	MaxPageSize = 5000
 )
 
 // jobsPrefix is where the checkpoints of jobs live, in the container they
@@ -110,8 +113,8 @@ type walkSpec struct {
 	job    string
 	// concurrency is how many groups are visited at once.
 	concurrency int
-	// pageSize bounds the items of a listing page (0: the service's 5000).
-	pageSize int32
+	// pageSize bounds the items of a listing page (0: MaxPageSize).
+	pageSize int
 	// results receives every outcome, one call at a time.
 	results func(WalkResult)
 	// visit handles one group and reports each outcome with report. It
@@ -126,6 +129,8 @@ func (s *walkSpec) check() error {
 		return fmt.Errorf("blobstore: %d shards, want 1..%d", s.shards, MaxShards)
 	case s.shards <= 1 && s.shard != 0, s.shards > 1 && (s.shard < 0 || s.shard >= s.shards):
 		return fmt.Errorf("blobstore: shard %d of %d: want 0 <= shard < shards", s.shard, max(s.shards, 1))
+	case s.pageSize < 0 || s.pageSize > MaxPageSize:
+		return fmt.Errorf("blobstore: page size %d outside 1..%d", s.pageSize, MaxPageSize)
 	case s.concurrency < 1 || s.concurrency > maxConcurrency:
 		return fmt.Errorf("blobstore: concurrency %d outside 1..%d", s.concurrency, maxConcurrency)
 	case strings.HasPrefix(s.prefix, jobsPrefix):
@@ -312,7 +317,8 @@ func (w *walker) pages(ctx context.Context, marker *string, skip string) (bool, 
 		opts.Prefix = &w.spec.prefix
 	}
 	if w.spec.pageSize > 0 {
-		opts.MaxResults = &w.spec.pageSize
+		n := int32(w.spec.pageSize)
+		opts.MaxResults = &n
 	}
 	pager := w.c.container.NewListBlobsFlatPager(opts)
 	fetch := func(from *string) listed {

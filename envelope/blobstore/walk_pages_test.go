@@ -168,7 +168,7 @@ func (g *groupRecorder) visit(_ context.Context, grp *blobGroup, report func(Wal
 // that an interrupted job resumes without losing or double-counting one.
 func TestWalkGroupsAcrossPages(t *testing.T) {
 	const blobs = 40
-	for _, pageSize := range []int32{1, 2, 3, 5, 7, 100} {
+	for _, pageSize := range []int{1, 2, 3, 5, 7, 100} {
 		t.Run(fmt.Sprintf("pages of %d", pageSize), func(t *testing.T) {
 			s, c := newListingServer(t, blobs)
 			rec := &groupRecorder{seen: map[string][]int{}}

@@ -66,7 +66,7 @@ func TestShards(t *testing.T) {
 			t.Errorf("%s rotated %d times", name, k)
 		}
 	}
-	for _, bad := range []RewrapAllOptions{{Shard: 3, Shards: 3}, {Shard: -1, Shards: 3}, {Shard: 1}, {Shards: MaxShards + 1}, {Concurrency: -1}, {Job: "../x"}, {Job: ".hidden"}, {Job: strings.Repeat("j", 65)}, {KMSRate: -1}, {Prefix: ".geoseal/jobs/x"}} {
+	for _, bad := range []RewrapAllOptions{{Shard: 3, Shards: 3}, {Shard: -1, Shards: 3}, {Shard: 1}, {Shards: MaxShards + 1}, {Concurrency: -1}, {Job: "../x"}, {Job: ".hidden"}, {Job: strings.Repeat("j", 65)}, {KMSRate: -1}, {Prefix: ".geoseal/jobs/x"}, {PageSize: -1}, {PageSize: MaxPageSize + 1}} {
 		f.wire.Reset()
 		if _, err := f.client.RewrapAll(ctx, newKR, &bad); err == nil || f.wire.Requests.Load() != 0 {
 			t.Errorf("RewrapAll(%+v): %v after %d requests, want an error before any", bad, err, f.wire.Requests.Load())
@@ -105,7 +105,7 @@ func TestRewrapAllJob(t *testing.T) {
 	// Stop after 10 blobs, in pages of 4.
 	ctx, cancel := context.WithCancel(context.Background())
 	var first outcomes
-	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Job: "rot-1", Concurrency: 2, pageSize: 4, Results: func(r WalkResult) {
+	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Job: "rot-1", Concurrency: 2, PageSize: 4, Results: func(r WalkResult) {
 		first.record(r)
 		if first.n == 10 {
 			cancel()
@@ -124,7 +124,7 @@ func TestRewrapAllJob(t *testing.T) {
 	// Resume: only what follows the checkpoint is listed and read.
 	f.wire.Reset()
 	var second outcomes
-	resp, err = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "rot-1", pageSize: 4, Results: second.record})
+	resp, err = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "rot-1", PageSize: 4, Results: second.record})
 	if err != nil || !resp.Resumed || !resp.Done || resp.Rotated+resp.AlreadyRotated != n || resp.Failed != 0 {
 		t.Fatalf("resumed job: %+v, %v", resp, err)
 	}
@@ -148,7 +148,7 @@ func TestRewrapAllJob(t *testing.T) {
 	// A finished job reads its checkpoint and stops.
 	f.wire.Reset()
 	var third outcomes
-	resp, err = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "rot-1", pageSize: 4, Results: third.record})
+	resp, err = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "rot-1", PageSize: 4, Results: third.record})
 	if err != nil || !resp.Done || !resp.Resumed || third.n != 0 || f.wire.Requests.Load() != 1 {
 		t.Fatalf("rerun of a finished job: %+v, %v, %d results, %v", resp, err, third.n, f.wire)
 	}
@@ -171,12 +171,12 @@ func TestCheckpointConflict(t *testing.T) {
 	var errA error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, errA = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "same", Concurrency: 1, pageSize: 2, Results: func(WalkResult) {
+		_, errA = f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "same", Concurrency: 1, PageSize: 2, Results: func(WalkResult) {
 			once.Do(func() { close(hold); <-release })
 		}})
 	})
 	<-hold
-	respB, errB := f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "same", pageSize: 2})
+	respB, errB := f.client.RewrapAll(context.Background(), newKR, &RewrapAllOptions{Job: "same", PageSize: 2})
 	close(release)
 	wg.Wait()
 	if errB != nil || !respB.Done || !respB.Resumed {
