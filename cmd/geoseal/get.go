@@ -14,7 +14,7 @@ import (
 var getHelp = `Usage:
 
 	geoseal get URL DST [keys] [--require-context KEY=VALUE]... [--offset N --length N]
-	        [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--no-overwrite] [--json]
+	        [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--seal-names] [--no-overwrite] [--json]
 	geoseal get --container NAME --blob NAME --out DST ...
 
 get downloads the geoseal object in the blob URL names and writes its
@@ -59,8 +59,10 @@ Flags:
 	--allow-cse-v2               the same as --format azure-cse-v2
 	--key-id KID                 the id of --key-file or --rsa-private as a CSE
 	                             blob's metadata names it
+	--seal-names                 the blob name is a logical name (see below)
 	--json                       print the result as JSON (container, blob, url,
 	                             out, size)
+` + sealNamesHelp + `
 
 Exit status: 0, or 1 on any error.
 `
@@ -93,6 +95,7 @@ type readFlags struct {
 	format         string
 	allowCSEv2     bool
 	keyID          string
+	sealNames      bool
 }
 
 func (f *readFlags) register(fs *flag.FlagSet) {
@@ -100,6 +103,7 @@ func (f *readFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 (azure-cse-v1) to read Azure CSE v2 (and v1) blobs too")
 	fs.BoolVar(&f.allowCSEv2, "allow-cse-v2", false, "the same as --format azure-cse-v2")
 	fs.StringVar(&f.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE blobs")
+	registerSealNames(fs, &f.sealNames)
 	f.keys.register(fs)
 }
 
@@ -118,6 +122,9 @@ func (f *readFlags) readCSE() (v2, v1 bool, err error) {
 	}
 	if f.keyID != "" && !v2 {
 		return false, false, usageErrorf("--key-id needs --format azure-cse-v2 or azure-cse-v1")
+	}
+	if v2 && f.sealNames {
+		return false, false, usageErrorf("--seal-names reads geoseal objects only: Azure CSE blobs have no sealed names")
 	}
 	return v2, v1, nil
 }
@@ -145,7 +152,7 @@ func (f *readFlags) open(ctx context.Context, env *environment, loc location, cl
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := &blobstore.ClientOptions{}
+	opts := &blobstore.ClientOptions{SealNames: f.sealNames}
 	if readCSEv2 && len(f.requireContext.ctx) == 0 {
 		_, resolver, err := cseKEK(ctx, env, &f.keys, f.keyID, false)
 		if err != nil {

@@ -20,7 +20,8 @@ import (
 var putHelp = `Usage:
 
 	geoseal put SRC URL [keys] --policy NAME (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
-	        [--context KEY=VALUE]... [--chunk-size N] [--create-container] [--no-overwrite] [--json]
+	        [--context KEY=VALUE]... [--metadata KEY=VALUE]... [--tag KEY=VALUE]... [--seal-names]
+	        [--chunk-size N] [--create-container] [--no-overwrite] [--json]
 	geoseal put --container NAME [--blob NAME] --in SRC ...
 	geoseal put --format azure-cse-v2 SRC URL (--key-file FILE --key-id KID | --rsa-public PEM --key-id KID | --keyvault KEY-URL) ...
 
@@ -33,6 +34,11 @@ blob, or none. If the guard refuses, put exits 3 with the guard's reason
 and nothing is sent. A URL that names a container (or ends in '/') gets
 the blob SRC's base name.
 
+Names, metadata and tags: the blob's name, its --metadata and its --tag
+(index tags, which Find Blobs by Tags searches) are stored IN THE CLEAR,
+for the storage service and anyone who can read the account to see, unless
+--seal-names is given.
+` + sealNamesHelp + `
 ` + containerHelp + `
 ` + guardHelp + `
 Keys (at least one; the data key is wrapped for each):
@@ -43,6 +49,13 @@ Flags:
 	--in FILE               SRC, as a flag
 	--blob NAME             the blob name (default: SRC's base name)
 	--context KEY=VALUE     encryption context pair (repeatable; in the clear)
+	--metadata KEY=VALUE    blob metadata (repeatable): in the clear, unless
+	                        --seal-names; in the clear a KEY is letters, digits
+	                        and '_', a VALUE printable ASCII
+	--tag KEY=VALUE         blob index tag (repeatable, at most 10): in the
+	                        clear, unless --seal-names (then keyed tokens, which
+	                        still match by equality)
+	--seal-names            seal the name, the metadata and the tags (above)
 	--chunk-size N          plaintext bytes per chunk (power of two, 4 KiB-16 MiB)
 	--create-container      create the container if it does not exist
 	--no-overwrite          refuse to replace an existing blob (it is left as it is)
@@ -52,7 +65,8 @@ Flags:
 	--key-id KID            azure-cse-v2: the id of --key-file or --rsa-public
 	--region-length N       azure-cse-v2: protocol 2.1 with N-byte regions
 	--json                  print the result as JSON (container, blob, url,
-	                        format, size, encrypted_size, etag, decision)
+	                        format, size, encrypted_size, etag, decision, and
+	                        with --seal-names stored_name)
 
 The result is one line on stdout: what was uploaded where, and the guard's
 decision.
@@ -67,6 +81,9 @@ type putCmd struct {
 	keys        keyringFlags
 	in          string
 	context     contextFlag
+	metadata    contextFlag
+	tags        contextFlag
+	sealNames   bool
 	chunkSize   int
 	create      bool
 	noOverwrite bool
@@ -80,6 +97,9 @@ func (c *putCmd) flags(fs *flag.FlagSet) {
 	c.guard.register(fs)
 	fs.StringVar(&c.in, "in", "", "plaintext file, or - for stdin")
 	fs.Var(&c.context, "context", "encryption context KEY=VALUE (repeatable)")
+	fs.Var(&c.metadata, "metadata", "blob metadata KEY=VALUE (repeatable; in the clear unless --seal-names)")
+	fs.Var(&c.tags, "tag", "blob index tag KEY=VALUE (repeatable; in the clear unless --seal-names)")
+	registerSealNames(fs, &c.sealNames)
 	fs.IntVar(&c.chunkSize, "chunk-size", 0, "plaintext bytes per chunk")
 	fs.BoolVar(&c.create, "create-container", false, "create the container if missing")
 	fs.BoolVar(&c.noOverwrite, "no-overwrite", false, "refuse to replace an existing blob")
@@ -99,6 +119,8 @@ type putResult struct {
 	EncryptedSize int64         `json:"encrypted_size"`
 	ETag          string        `json:"etag,omitempty"`
 	Decision      *decisionJSON `json:"decision,omitempty"`
+	// StoredName is, with --seal-names, the name the blob is stored as.
+	StoredName string `json:"stored_name,omitempty"`
 }
 
 func (c *putCmd) run(ctx context.Context, env *environment, args []string) error {
@@ -133,10 +155,20 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 		if len(c.context.ctx) > 0 || c.chunkSize != 0 {
 			return usageErrorf("--context and --chunk-size do not apply to --format azure-cse-v2")
 		}
+		if c.sealNames || len(c.metadata.ctx)+len(c.tags.ctx) > 0 {
+			return usageErrorf("--seal-names, --metadata and --tag do not apply to --format azure-cse-v2")
+		}
 	default:
 		return usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(c.format))
 	}
 	c.keys.useEnvDefaults(env)
+	if c.sealNames {
+		if err := checkSealKeys(env, &c.keys); err != nil {
+			return err
+		}
+	} else if len(c.metadata.ctx)+len(c.tags.ctx) > 0 && !env.common.quiet {
+		fmt.Fprintln(env.stderr, "geoseal put: note: --metadata and --tag are stored in the clear, for the storage service to read; --seal-names seals them")
+	}
 	guard, err := c.guard.build(env, c.keys.keyVault)
 	if err != nil {
 		return err
@@ -176,17 +208,20 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 		if err != nil {
 			return err
 		}
-		client, err := blobstore.NewClient(s.cc, kr, guard, nil)
+		client, err := blobstore.NewClient(s.cc, kr, guard, &blobstore.ClientOptions{SealNames: c.sealNames})
 		if err != nil {
 			return err
 		}
 		up.send = func(r io.Reader, conds *blob.AccessConditions) (upResponse, error) {
-			resp, err := client.Upload(ctx, s.loc.blob, r, &blobstore.UploadOptions{Context: c.context.ctx, ChunkSize: c.chunkSize, AccessConditions: conds})
+			resp, err := client.Upload(ctx, s.loc.blob, r, &blobstore.UploadOptions{
+				Context: c.context.ctx, ChunkSize: c.chunkSize, AccessConditions: conds,
+				Metadata: metadataOf(c.metadata.ctx), Tags: c.tags.ctx,
+			})
 			if err != nil {
 				return upResponse{}, err
 			}
 			d = resp.Decision
-			return upResponse{etag: resp.ETag, size: resp.Size, encrypted: resp.EncryptedSize}, nil
+			return upResponse{etag: resp.ETag, size: resp.Size, encrypted: resp.EncryptedSize, stored: resp.StoredName}, nil
 		}
 	}
 	if c.create {
@@ -210,11 +245,16 @@ func (c *putCmd) run(ctx context.Context, env *environment, args []string) error
 	if d != nil {
 		out.Decision = &decisionJSON{d.Allowed, d.Policy, d.Reason, d.Rule}
 	}
+	sealed := ""
+	if c.sealNames {
+		out.StoredName = resp.stored
+		sealed = " (" + storedAs(s, resp.stored) + ")"
+	}
 	if c.json {
 		return printJSON(env.stdout, out)
 	}
-	fmt.Fprintf(env.stdout, "uploaded %s (%s) to %s as %s, %s encrypted; region guard: allowed under %s\n",
-		quoteUntrusted(displayName(src)), humanBytes(out.Size), out.URL, out.Format, humanBytes(out.EncryptedSize), d.Policy)
+	fmt.Fprintf(env.stdout, "uploaded %s (%s) to %s%s as %s, %s encrypted; region guard: allowed under %s\n",
+		quoteUntrusted(displayName(src)), humanBytes(out.Size), out.URL, sealed, out.Format, humanBytes(out.EncryptedSize), d.Policy)
 	return nil
 }
 
@@ -231,6 +271,7 @@ type upload struct {
 type upResponse struct {
 	etag            *azcore.ETag
 	size, encrypted int64
+	stored          string // the stored name, when names are sealed
 }
 
 func (u *upload) run(in io.Reader, size int64, name string) (upResponse, error) {
@@ -274,4 +315,16 @@ type decisionJSON struct {
 	Policy  string      `json:"policy"`
 	Reason  string      `json:"reason"`
 	Rule    region.Rule `json:"rule"`
+}
+
+// metadataOf turns --metadata pairs into blob metadata.
+func metadataOf(pairs map[string]string) map[string]*string {
+	if len(pairs) == 0 {
+		return nil
+	}
+	md := make(map[string]*string, len(pairs))
+	for k, v := range pairs {
+		md[k] = &v
+	}
+	return md
 }

@@ -256,7 +256,7 @@ func TestREADMECommandLine(t *testing.T) {
 	if got, want := readFile(t, "part.piece"), readFile(t, "part.step")[1048576:1048576+4096]; !bytes.Equal(got, want) {
 		t.Error("part.piece is not the range of part.step")
 	}
-	for _, f := range []string{"part.out", "part.sas", "part.emulator"} {
+	for _, f := range []string{"part.out", "part.sas", "part.emulator", "part.sealed"} {
 		if !bytes.Equal(readFile(t, f), readFile(t, "part.step")) {
 			t.Errorf("%s differs from part.step", f)
 		}

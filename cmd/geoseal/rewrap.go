@@ -13,7 +13,7 @@ import (
 var rewrapHelp = `Usage:
 
 	geoseal rewrap URL [keys] [new keys] --policy NAME
-	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--json]
+	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT) [--seal-names] [--json]
 	geoseal rewrap --container NAME --blob NAME ...
 
 rewrap rotates the key-encryption keys of one blob: it unwraps the object's
@@ -39,9 +39,10 @@ New keys (the object will be wrapped for exactly these):
 ` + keyringHelp("to-") + `
 Flags:
 
-	--blob NAME   the blob, with --container
-	--json        print the result as JSON
-
+	--blob NAME    the blob, with --container
+	--seal-names   the blob name is a logical name (below)
+	--json         print the result as JSON
+` + sealNamesHelp + `
 Exit status: 0 rewrapped, 3 refused by the region policy, 1 any other error.
 `
 
@@ -53,14 +54,16 @@ type rewrapCmd struct {
 // rewrapFlags are the flags rewrap and rewrap-all share: where, the guard,
 // the keys that open the objects now and the new ones.
 type rewrapFlags struct {
-	where    containerFlags
-	guard    guardFlags
-	keys, to keyringFlags
+	where     containerFlags
+	guard     guardFlags
+	keys, to  keyringFlags
+	sealNames bool
 }
 
 func (f *rewrapFlags) register(fs *flag.FlagSet, withBlob bool) {
 	f.where.register(fs, withBlob)
 	f.guard.register(fs)
+	registerSealNames(fs, &f.sealNames)
 	f.to.prefix = "to-"
 	f.keys.register(fs)
 	f.to.register(fs)
@@ -95,7 +98,7 @@ func (f *rewrapFlags) client(ctx context.Context, env *environment, loc location
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("new keys: %w", err)
 	}
-	client, err := blobstore.NewClient(s.cc, kr, guard, nil)
+	client, err := blobstore.NewClient(s.cc, kr, guard, &blobstore.ClientOptions{SealNames: f.sealNames})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -122,9 +125,17 @@ func (c *rewrapCmd) run(ctx context.Context, env *environment, args []string) er
 	}
 	if c.json {
 		wk := wrappedKeyInfos(resp.WrappedKeys)
-		return printJSON(env.stdout, map[string]any{"container": loc.container, "blob": loc.blob, "url": s.loc.blobURL(loc.blob), "header_size": resp.HeaderSize, "wrapped_keys": wk})
+		out := map[string]any{"container": loc.container, "blob": loc.blob, "url": s.loc.blobURL(loc.blob), "header_size": resp.HeaderSize, "wrapped_keys": wk}
+		if c.sealNames {
+			out["stored_name"] = resp.StoredName
+		}
+		return printJSON(env.stdout, out)
 	}
-	fmt.Fprintf(env.stdout, "rewrapped %s: new %d-byte header, wrapped for %s\n", s.loc.blobURL(loc.blob), resp.HeaderSize, describeKeys(resp.WrappedKeys))
+	sealed := ""
+	if c.sealNames {
+		sealed = " (" + storedAs(s, resp.StoredName) + ")"
+	}
+	fmt.Fprintf(env.stdout, "rewrapped %s%s: new %d-byte header, wrapped for %s\n", s.loc.blobURL(loc.blob), sealed, resp.HeaderSize, describeKeys(resp.WrappedKeys))
 	return nil
 }
 

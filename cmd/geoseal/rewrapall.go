@@ -18,7 +18,7 @@ var rewrapAllHelp = `Usage:
 
 	geoseal rewrap-all CONTAINER-URL [--prefix P] [keys] [new keys] --policy NAME
 	        (--primary REGION [--secondary REGION] | --arm-account SUB/RG/ACCOUNT)
-	        [--shard I/N] [--job NAME] [--kms-rate N] [--delete-snapshots] [--json]
+	        [--shard I/N] [--job NAME] [--kms-rate N] [--delete-snapshots] [--seal-names] [--json]
 	geoseal rewrap-all --container NAME ...
 
 rewrap-all does what geoseal rewrap does for every geoseal object in the
@@ -50,6 +50,11 @@ blob is rotated), soft-deleted blobs and backups keep theirs until they
 expire. Disable or delete the old key in Key Vault or the HSM when the
 rotation is done: only that reaches every copy.
 
+A rotation of the whole container (no prefix) rotates the container's name
+key, .geoseal/names.key, too, whether or not --seal-names is given; with
+--seal-names the prefix is a logical prefix (see geoseal ls --help), and
+the outcomes name blobs by their stored names.
+` + sealNamesHelp + `
 ` + containerHelp + `
 ` + guardHelp + `
 Keys that open the objects now:
@@ -73,6 +78,7 @@ Flags:
 	--delete-snapshots  delete the snapshots and previous versions wrapped for
 	                    other keys, once their blob is rotated (never by
 	                    default)
+	--seal-names        the prefix is a logical prefix (above)
 	--json              JSON lines on stdout: one per blob, snapshot or
 	                    version ({"blob", "outcome", ...}), then one
 	                    {"summary": {...}}

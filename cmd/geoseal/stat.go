@@ -14,7 +14,7 @@ import (
 
 var statHelp = `Usage:
 
-	geoseal stat URL [keys] [--require-context KEY=VALUE]... [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--json]
+	geoseal stat URL [keys] [--require-context KEY=VALUE]... [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--seal-names] [--json]
 	geoseal stat --container NAME --blob NAME ...
 
 stat shows the authenticated properties of the blob URL names, without
@@ -41,10 +41,15 @@ Flags:
 	--allow-cse-v2               the same as --format azure-cse-v2
 	--key-id KID                 the id of --key-file or --rsa-private as a CSE
 	                             blob's metadata names it
+	--seal-names                 the blob name is a logical name (see below); the
+	                             metadata shown is then the sealed metadata,
+	                             authenticated
 	--json                       print JSON: container, blob, url, format, size,
 	                             encrypted_size, etag, last_modified, context,
 	                             wrapped_keys [{provider, key_id, algorithm,
-	                             wrapped_size}], authenticated
+	                             wrapped_size}], authenticated, metadata,
+	                             metadata_authenticated, name_sealed, stored_name
+` + sealNamesHelp + `
 
 Exit status: 0, or 1 on any error.
 `
@@ -74,6 +79,14 @@ type statResult struct {
 	Context       map[string]string `json:"context"`
 	WrappedKeys   []wrappedKeyInfo  `json:"wrapped_keys"`
 	Authenticated bool              `json:"authenticated"`
+	// Metadata is the blob's user metadata: sealed, and so authenticated,
+	// with --seal-names (MetadataAuthenticated), in the clear otherwise.
+	Metadata              map[string]string `json:"metadata"`
+	MetadataAuthenticated bool              `json:"metadata_authenticated"`
+	// NameSealed reports a blob with a sealed name, StoredName (with
+	// --seal-names) the name it is stored as.
+	NameSealed bool   `json:"name_sealed"`
+	StoredName string `json:"stored_name,omitempty"`
 }
 
 func (c *statCmd) run(ctx context.Context, env *environment, args []string) error {
@@ -108,6 +121,15 @@ func (c *statCmd) run(ctx context.Context, env *environment, args []string) erro
 	if out.Context == nil {
 		out.Context = map[string]string{}
 	}
+	out.Metadata, out.MetadataAuthenticated, out.NameSealed = map[string]string{}, c.read.sealNames, props.NameSealed
+	for k, v := range props.Metadata {
+		if v != nil {
+			out.Metadata[k] = *v
+		}
+	}
+	if c.read.sealNames {
+		out.StoredName = props.StoredName
+	}
 	if c.json {
 		return printJSON(env.stdout, out)
 	}
@@ -124,6 +146,19 @@ func (c *statCmd) run(ctx context.Context, env *environment, args []string) erro
 	}
 	for _, k := range slices.Sorted(maps.Keys(out.Context)) {
 		fmt.Fprintf(tw, "context:\t%s=%s\n", quoteUntrusted(k), quoteUntrusted(out.Context[k]))
+	}
+	switch {
+	case out.StoredName != "":
+		fmt.Fprintf(tw, "name:\tsealed, stored as %s\n", s.loc.blobURL(out.StoredName))
+	case out.NameSealed:
+		fmt.Fprintf(tw, "name:\tsealed (geoseal stat --seal-names with the logical name shows it)\n")
+	}
+	mdNote := "in the clear, not authenticated"
+	if out.MetadataAuthenticated {
+		mdNote = "sealed"
+	}
+	for _, k := range slices.Sorted(maps.Keys(out.Metadata)) {
+		fmt.Fprintf(tw, "metadata:\t%s=%s (%s)\n", quoteUntrusted(k), quoteUntrusted(out.Metadata[k]), mdNote)
 	}
 	tw.Flush()
 	writeWrappedKeys(w, out.WrappedKeys)

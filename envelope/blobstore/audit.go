@@ -232,6 +232,16 @@ func (c *Client) Audit(ctx context.Context, opts *AuditOptions) (AuditResponse, 
 		return AuditResponse{}, err
 	}
 	a.locateVaults()
+	prefix, _, ok, err := c.storedPrefix(ctx, opts.Prefix)
+	if err != nil {
+		return AuditResponse{}, fmt.Errorf("blobstore: audit of %q: %w", opts.Prefix, err)
+	}
+	if !ok {
+		// A prefix under SealNames, and no name key: nothing is sealed.
+		a.resp.Finished = time.Now().UTC()
+		return a.resp, nil
+	}
+	spec.prefix = prefix
 	_, err = c.walk(ctx, spec)
 	a.resp.Finished = time.Now().UTC()
 	for i := range a.resp.Keys {

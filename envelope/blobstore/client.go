@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/envelope/csev2"
+	"github.com/geoseal/geoseal/internal/names"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -25,6 +27,8 @@ type Client struct {
 	guard     *region.Guard
 	opts      ClientOptions
 	opened    openCache
+	names     nameKeyCache
+	public    map[string]bool // ClientOptions.PublicTagNames
 }
 
 // ClientOptions configure a Client. Nil means the defaults; the transfer
@@ -82,6 +86,22 @@ type ClientOptions struct {
 	// error status (the client is told only the status). Nothing secret is
 	// logged.
 	Logger *slog.Logger
+
+	// SealNames keeps blob names, user metadata and index tags from the
+	// storage service (see "Sealed names" in the package documentation).
+	// Every name the client's methods take and return is then a logical
+	// name, stored as keyed hashes of its segments; metadata is sealed,
+	// tags become tokens, and an HTTP header that could describe the
+	// content is refused (ErrClearHTTPHeader). The container's name key
+	// is created, wrapped by the client's keyring, by the first sealed
+	// Upload.
+	SealNames bool
+
+	// PublicTagNames lists index tag names stored as they are under
+	// SealNames (their values still become tokens), for tags that
+	// describe nothing, such as "retention". Other tag names become
+	// tokens too.
+	PublicTagNames []string
 }
 
 // Defaults and limits of ClientOptions and the per-call options.
@@ -161,6 +181,33 @@ var (
 	// client-side encryption v1, which has no integrity protection, and
 	// ClientOptions.ReadCSEv1 is off.
 	ErrCSEv1NotEnabled = errors.New("blobstore: blob uses Azure client-side encryption v1 (AES-CBC, no integrity protection), which this client reads only with ReadCSEv1")
+
+	// ErrInvalidName means a name cannot be used: under SealNames, a
+	// logical name that is empty, longer than 1024 bytes, of more than 37
+	// segments, with an empty segment (a leading, trailing or doubled
+	// "/") or not UTF-8; in any mode, the name of the container's name
+	// key. It is returned before any request.
+	ErrInvalidName = names.ErrInvalidName
+
+	// ErrNameTampered means, under SealNames, that a blob's sealed name or
+	// sealed metadata does not authenticate: it was altered, copied from
+	// another blob, sealed under another name key, or it belongs to
+	// another object than the one the blob holds (the body was swapped).
+	// Nothing of the blob is returned.
+	ErrNameTampered = names.ErrTampered
+
+	// ErrNoNameKey means, under SealNames, that the container has no name
+	// key yet, so no sealed name exists in it: the first sealed Upload
+	// creates it. The service's bloberror.BlobNotFound is in the chain.
+	ErrNoNameKey = errors.New("blobstore: the container has no name key (nothing was uploaded with SealNames)")
+
+	// ErrClearHTTPHeader means, under SealNames, that an Upload was given
+	// an HTTP header that can describe the content (Content-Disposition,
+	// Content-Language, Content-Encoding, Content-MD5, a Content-Type
+	// other than application/octet-stream, a Cache-Control with other than
+	// standard directives), which the service would store in the clear.
+	// Nothing was sent.
+	ErrClearHTTPHeader = errors.New("blobstore: HTTP header refused: it would describe the content in the clear")
 )
 
 // NewClient returns a client that writes and reads geoseal objects in the
@@ -182,10 +229,20 @@ func NewClient(c *container.Client, kr keyring.Keyring, guard *region.Guard, opt
 	if guard == nil {
 		return nil, errors.New("blobstore: nil region guard (build one from region.Unrestricted() to write without a region policy)")
 	}
-	cl := &Client{container: c, keyring: kr, guard: guard}
+	cl := &Client{container: c, keyring: kr, guard: guard, names: newNameKeyCache()}
 	if opts != nil {
 		cl.opts = *opts
 		cl.opts.RequireContext = maps.Clone(opts.RequireContext)
+		cl.opts.PublicTagNames = slices.Clone(opts.PublicTagNames)
+	}
+	for _, t := range cl.opts.PublicTagNames {
+		if err := names.CheckTag(t, ""); err != nil {
+			return nil, fmt.Errorf("blobstore: public tag name: %w", err)
+		}
+		if cl.public == nil {
+			cl.public = map[string]bool{}
+		}
+		cl.public[t] = true
 	}
 	if cl.opts.BlockSize != 0 {
 		if err := checkSize("block", cl.opts.BlockSize); err != nil {

@@ -123,6 +123,53 @@
 // A geoseal object converted from CSE v1 is only as trustworthy as the v1
 // blob was: its results carry ErrNoIntegrity.
 //
+// # Sealed names
+//
+// The body is encrypted, but a blob's name, metadata, index tags and HTTP
+// headers are stored in the clear, and for technical data that is often
+// where it shows first: "programs/x57/wing-spar-rev-C.step". With
+// ClientOptions.SealNames, a client keeps them from the service, with
+// only FIPS 140 validated primitives (FORMAT.md, "Sealed names, metadata
+// and tags", specifies it):
+//
+//   - Every name the client takes or returns is a logical name. It is
+//     stored as the keyed HMAC-SHA-256 of each of its "/"-separated
+//     segments (chained, so equal segments in different directories
+//     differ), in base32, so that Open finds a blob with one computation,
+//     and NewListPager lists a "directory" by prefix. The logical name is
+//     sealed with AES-256-GCM in the blob's metadata, bound to the stored
+//     name and the object, so listings show it and it cannot be moved to
+//     another blob (ErrNameTampered).
+//   - User metadata is sealed the same way, as one value; geoseal's own
+//     entries (format, header length, chunk size, sizes) stay readable
+//     and hold nothing the user wrote.
+//   - Index tags become keyed tokens, which NewFindBlobsByTagsPager can
+//     still find by equality.
+//   - HTTP headers that can describe the content are refused
+//     (ErrClearHTTPHeader).
+//
+// The keys come from one random 256-bit name key per container, stored in
+// it as a geoseal object (.geoseal/names.key) wrapped by the client's
+// keyring like any data key, created by the first sealed Upload
+// (If-None-Match *, so two first writers agree on one), unwrapped once
+// per Client and cached. A RewrapAll of the whole container rotates it
+// with the rest (a client without SealNames can Rewrap it alone, by its
+// name); a client whose keyring cannot unwrap it gets the keyring's
+// *keyring.NoMatchError.
+//
+// What still shows: each blob's size (and so the plaintext's, within a
+// chunk's overhead), how many segments its name has and which blobs share
+// a directory, roughly how long the name and the metadata are (padded to
+// 32 bytes), which blobs share a tag value, the encryption context (in
+// the header, in the clear as always: put nothing technical in it), and
+// timing and access patterns. A name may have at most 37 segments and
+// 1024 bytes; a longer one fails with ErrInvalidName before any request.
+// Whoever can write to the container can delete or replace the name key
+// (and with a public-key keyring, plant one): existing names then no
+// longer resolve, which is noticed, and new ones would be sealed under
+// the planted key, so guard write access to the container as you guard
+// the data.
+//
 // # Errors
 //
 // Errors are values matched with errors.Is and errors.As: the client's own

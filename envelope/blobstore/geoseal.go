@@ -63,11 +63,13 @@ type geosealContent struct {
 	src *bodySource
 	ra  *stream.ReaderAt
 	t   transferSettings
+	// messageID is the object's, from its authenticated header.
+	messageID [format.MessageIDSize]byte
 }
 
 // openGeoseal opens the geoseal object in the blob whose state is st:
 // read the header and the final chunk, unlock, authenticate.
-func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (content, error) {
+func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (*geosealContent, error) {
 	var header, final []byte
 	var plan objectMetadata
 	var lay layout
@@ -100,7 +102,7 @@ func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, 
 	props.Size = ra.Size()
 	props.Context = h.Context
 	props.WrappedKeys = h.WrappedKeys
-	return &geosealContent{lay: lay, src: src, ra: ra, t: t}, nil
+	return &geosealContent{lay: lay, src: src, ra: ra, t: t, messageID: h.MessageID}, nil
 }
 
 // readHeaderAndFinal fetches the header and the final chunk of the blob,

@@ -25,6 +25,11 @@ const (
 	metaPlaintextSize  = "geosealplaintextsize"
 	metaSuite          = "geosealsuite"
 	metaReservedPrefix = "geoseal"
+
+	// Under SealNames: the sealed logical name and the sealed user
+	// metadata (FORMAT.md, "Sealed names, metadata and tags").
+	metaSealedName     = "geosealname"
+	metaSealedMetadata = "geosealmetadata"
 )
 
 // The formats a blob can have, as Properties.Format and ListItem.Format
@@ -146,6 +151,49 @@ func checkUserMetadata(md map[string]*string) error {
 		}
 	}
 	return nil
+}
+
+// maxClearMetadata is what user metadata may take of the service's 8 KiB
+// for all of a blob's metadata, leaving room for geoseal's own entries.
+const maxClearMetadata = 8<<10 - 512
+
+// checkClearMetadata refuses, before any request, user metadata the
+// service would refuse at the commit (after the whole body was sent):
+// names that are not C# identifiers (the service's rule), values that are
+// not printable ASCII (HTTP headers carry them), or more than
+// maxClearMetadata bytes in all. Sealed metadata has no such limits.
+func checkClearMetadata(md map[string]*string) error {
+	size := 0
+	for k, v := range md {
+		if !isIdentifier(k) {
+			return fmt.Errorf("blobstore: metadata name %q: names are letters, digits and '_', not starting with a digit", k)
+		}
+		if v == nil {
+			return fmt.Errorf("blobstore: metadata %q has no value", k)
+		}
+		for i := 0; i < len(*v); i++ {
+			if c := (*v)[i]; c < 0x20 || c > 0x7e {
+				return fmt.Errorf("blobstore: metadata %q: values are printable ASCII (seal the metadata to store other text)", k)
+			}
+		}
+		size += len(k) + len(*v)
+	}
+	if size > maxClearMetadata {
+		return fmt.Errorf("blobstore: %d bytes of metadata, at most %d", size, maxClearMetadata)
+	}
+	return nil
+}
+
+func isIdentifier(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // userMetadata returns md without the reserved entries.

@@ -163,6 +163,12 @@ type MigrateResponse struct {
 // blob is converted. Soft-deleted copies and backups keep the old
 // encryption until they expire.
 //
+// The blobs keep their names: under ClientOptions.SealNames too, Migrate
+// works on stored names (Prefix is one, results give them) and writes the
+// converted objects to the same names with their metadata in the clear, as
+// a client without SealNames does; sealing the names of old blobs would
+// rename them.
+//
 // The region guard is asked once before anything is read, and again by
 // each Upload before its first byte: a refusal sends nothing. Outcomes
 // stream to opts.Results and are counted in the response; memory does not
@@ -251,9 +257,11 @@ func (c *Client) newMigration(opts *MigrateOptions) (*migration, error) {
 		return nil, err
 	}
 	// A client of its own, so that every wrap of the new data keys goes
-	// through the pacer; it shares the container client and the guard.
+	// through the pacer; it shares the container client and the guard. It
+	// writes to the names it lists: sealing the names of old blobs would
+	// rename them, which a conversion in place does not do.
 	o := c.opts
-	o.CSEv2 = nil
+	o.CSEv2, o.SealNames = nil, false
 	mc, err := NewClient(c.container, pacedKeyring{Keyring: c.keyring, w: pacedWrapper{w: c.keyring, p: pacer}}, c.guard, &o)
 	if err != nil {
 		return nil, err

@@ -698,3 +698,25 @@ func TestMigrateCancel(t *testing.T) {
 	m.transport.CloseIdleConnections()
 	goleak.VerifyNone(t, before)
 }
+
+// TestMigrateSealNames: a client that seals names converts in place too:
+// the blob keeps its stored name and clear metadata, and opens through a
+// client without SealNames.
+func TestMigrateSealNames(t *testing.T) {
+	m := newMigrationFixture(t)
+	ctx := context.Background()
+	m.putCSE(t, "legacy/part.step", 5000, cseBlobOptions{metadata: map[string]*string{"project": to.Ptr("x-57")}})
+	sealing := m.newClient(t, m.kr, &ClientOptions{CSEv2: m.resolver, SealNames: true})
+	var got outcomes
+	resp, err := sealing.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Prefix: "legacy/", Results: got.record})
+	if err != nil || resp.Migrated != 1 || got.of("legacy/part.step") != OutcomeMigrated {
+		t.Fatalf("Migrate with SealNames: %+v, %v (%v)", resp, err, got.m)
+	}
+	pt, err := download(m.newClient(t, m.fixture.kr, nil), "legacy/part.step", nil)
+	if err != nil || !bytes.Equal(pt, csePlaintext(5000)) {
+		t.Fatalf("the converted blob under its own name: %v", err)
+	}
+	if s := m.stored(t, "legacy/part.step"); mdGet(s.metadata, "project") != "x-57" || s.hasEncryptionData() {
+		t.Fatalf("metadata: %v", s.metadata)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -32,8 +33,14 @@ type OpenOptions struct {
 
 // Properties describe a blob and the object it holds.
 type Properties struct {
-	// Name is the blob's name.
+	// Name is the blob's name, as given to the call (under SealNames, the
+	// logical name).
 	Name string
+	// StoredName is the blob's name in the container: Name, or under
+	// SealNames the keyed hashes of its segments.
+	StoredName string
+	// NameSealed reports that the blob carries a sealed name.
+	NameSealed bool
 	// Size is the plaintext size. For a geoseal object it is
 	// authenticated: the final chunk was verified. For a CSE v2 blob it is
 	// computed from the blob's size (CSE v2 cannot detect a blob cut at a
@@ -55,7 +62,8 @@ type Properties struct {
 	// v2 blob the provider is FormatCSEv2.
 	WrappedKeys []keyring.WrappedKey
 	// Metadata is the blob's user metadata (geoseal's own entries left
-	// out). It is not authenticated.
+	// out). It is not authenticated, except under SealNames: then it is
+	// the sealed metadata, which opened only for this blob and object.
 	Metadata map[string]*string
 }
 
@@ -122,6 +130,11 @@ var errBlobClosed = fmt.Errorf("blobstore: blob: %w", fs.ErrClosed)
 // its key unwraps); each of its ReadAt calls costs a round trip of its
 // own.
 //
+// Under SealNames name is a logical name, and the blob must carry its
+// own sealed name and metadata, sealed with the object it holds
+// (ErrNameTampered otherwise); Properties.Metadata is then the sealed
+// metadata.
+//
 // The caller must Close the Blob.
 func (c *Client) Open(ctx context.Context, name string, opts *OpenOptions) (*Blob, error) {
 	if opts == nil {
@@ -136,6 +149,10 @@ func (c *Client) Open(ctx context.Context, name string, opts *OpenOptions) (*Blo
 
 // openRequest is what the read operations ask of open.
 type openRequest struct {
+	// own means that the name is one of the client's own blobs (the name
+	// key), read by its stored name whatever SealNames says, and without
+	// the client's RequireContext.
+	own         bool
 	require     keyring.Context
 	rangeSize   int64
 	concurrency int
@@ -151,12 +168,21 @@ func (c *Client) open(ctx context.Context, name string, req openRequest) (*Blob,
 	if err != nil {
 		return nil, err
 	}
-	require, ok := c.requireContext(req.require)
+	require, ok := req.require, true
+	if !req.own {
+		require, ok = c.requireContext(req.require)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: the client and the call require different values for one key", envelope.ErrContextMismatch)
 	}
+	target := uploadTarget{logical: name, stored: name}
+	if !req.own {
+		if target, err = c.target(ctx, name, false); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	b := c.container.NewBlobClient(name)
+	b := c.container.NewBlobClient(target.stored)
 	st, err := stat(ctx, b, nil)
 	if err != nil {
 		cancel(err)
@@ -164,32 +190,59 @@ func (c *Client) open(ctx context.Context, name string, req openRequest) (*Blob,
 	}
 	props := Properties{
 		Name:          name,
+		StoredName:    target.stored,
+		NameSealed:    hasSealedName(st.metadata),
 		EncryptedSize: st.size,
 		ETag:          st.etag,
 		LastModified:  st.lastModified,
 		Metadata:      userMetadata(st.metadata),
 	}
-	var ct content
-	switch f := formatOf(st.metadata); f {
-	case FormatCSEv2:
-		props.Format = f
-		ct, err = c.openCSEv2(ctx, b, st, require, req.checkKey, &props)
-	case FormatCSEv1:
-		props.Format = f
-		ct, err = c.openCSEv1(ctx, b, st, require, &props)
-	case FormatUnknown:
-		err = fmt.Errorf("%w: the blob's metadata marks client-side encryption this package does not read (%s)", ErrNotGeoseal, f)
-	default:
-		// A geoseal object, or a blob without metadata, which may be a
-		// geoseal object copied in by other means: its header decides.
-		props.Format = FormatGeoseal
-		ct, err = c.openGeoseal(ctx, b, st, require, t, &props)
-	}
+	ct, err := c.openContent(ctx, b, st, target, require, req, t, &props)
 	if err != nil {
 		cancel(err)
 		return nil, err
 	}
 	return &Blob{props: props, content: ct, ctx: ctx, cancel: cancel}, nil
+}
+
+// openContent opens the blob whose state is st as what it is. Under
+// SealNames it must be a geoseal object whose sealed name is the one asked
+// for and whose sealed entries belong to the object it holds.
+func (c *Client) openContent(ctx context.Context, b *blob.Client, st blobState, target uploadTarget, require keyring.Context, req openRequest, t transferSettings, props *Properties) (content, error) {
+	if target.keys != nil {
+		sealed, err := openSealed(target.keys, st.metadata, target.stored)
+		if err != nil {
+			return nil, err
+		}
+		props.Format = FormatGeoseal
+		props.Metadata = sealed.metadata
+		ct, err := c.openGeoseal(ctx, b, st, require, t, props)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSealedObject(sealed, target.logical, ct.messageID); err != nil {
+			return nil, err
+		}
+		return ct, nil
+	}
+	switch f := formatOf(st.metadata); f {
+	case FormatCSEv2:
+		props.Format = f
+		return c.openCSEv2(ctx, b, st, require, req.checkKey, props)
+	case FormatCSEv1:
+		props.Format = f
+		return c.openCSEv1(ctx, b, st, require, props)
+	case FormatUnknown:
+		return nil, fmt.Errorf("%w: the blob's metadata marks client-side encryption this package does not read (%s)", ErrNotGeoseal, f)
+	}
+	// A geoseal object, or a blob without metadata, which may be a geoseal
+	// object copied in by other means: its header decides.
+	props.Format = FormatGeoseal
+	ct, err := c.openGeoseal(ctx, b, st, require, t, props)
+	if err != nil {
+		return nil, err
+	}
+	return ct, nil
 }
 
 // Size returns the plaintext size (see Properties.Size).

@@ -25,6 +25,9 @@ type RewrapOptions struct{}
 
 // RewrapResponse describes a rewrapped blob.
 type RewrapResponse struct {
+	// StoredName is the blob's name: the name given, or under SealNames
+	// the name it is stored as.
+	StoredName string
 	// ETag and LastModified are those of the blob after the rewrap.
 	ETag         *azcore.ETag
 	LastModified *time.Time
@@ -65,13 +68,26 @@ func (c *Client) Rewrap(ctx context.Context, name string, to keyring.Wrapper, op
 	if to == nil {
 		return RewrapResponse{}, errors.New("blobstore: nil keyring")
 	}
+	if c.opts.SealNames {
+		if err := c.checkName(name); err != nil {
+			return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", name, err)
+		}
+	}
 	if _, err := c.guard.CheckURL(ctx, c.container.URL()); err != nil {
 		return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q refused: %w", name, err)
 	}
-	return c.rewrap(ctx, name, to)
+	t, err := c.target(ctx, name, false)
+	if err != nil {
+		return RewrapResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", name, err)
+	}
+	resp, err := c.rewrap(ctx, t.stored, to)
+	resp.StoredName = t.stored
+	return resp, err
 }
 
-// rewrap is Rewrap after the guard: read the header, plan, commit.
+// rewrap is Rewrap after the guard, of the blob stored as name: read the
+// header, plan, commit. The blob's sealed name and metadata, if any, are
+// kept: they are bound to the object's message id, which a rewrap keeps.
 func (c *Client) rewrap(ctx context.Context, name string, to keyring.Wrapper) (RewrapResponse, error) {
 	bb := c.container.NewBlockBlobClient(name)
 	cur, err := readForRewrap(ctx, bb)

@@ -17,7 +17,8 @@ import (
 // container, DefaultWalkConcurrency blobs at a time, no job, no KMS rate
 // limit.
 type RewrapAllOptions struct {
-	// Prefix restricts the rotation to blobs whose names start with it.
+	// Prefix restricts the rotation to blobs whose names start with it
+	// (under SealNames, a logical prefix: see ListOptions.Prefix).
 	Prefix string
 
 	// Shard and Shards split the container between independent workers:
@@ -126,6 +127,11 @@ type RewrapAllResponse struct {
 // failure (errors.Is and errors.As see it) and the count. The region guard
 // is asked once, before anything is read: a new header is a write.
 //
+// A rotation of the whole container (no Prefix) rotates its name key,
+// .geoseal/names.key, with the rest, whether or not the client seals
+// names; one under a Prefix leaves it as it is. Under SealNames, results
+// name blobs by their stored names.
+//
 // If to cannot tell its key ids (a Wrapper of your own without a KeyID or
 // KeyIDs method), nothing is recognised as already rotated: every blob
 // costs a KMS call and a commit.
@@ -161,6 +167,15 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 	if _, err := c.guard.CheckURL(ctx, c.container.URL()); err != nil {
 		return RewrapAllResponse{}, fmt.Errorf("blobstore: rewrap refused: %w", err)
 	}
+	prefix, _, ok, err := c.storedPrefix(ctx, opts.Prefix)
+	if err != nil {
+		return RewrapAllResponse{}, fmt.Errorf("blobstore: rewrap of %q: %w", opts.Prefix, err)
+	}
+	if !ok {
+		// A prefix under SealNames, and no name key: nothing is sealed.
+		return RewrapAllResponse{Done: true}, nil
+	}
+	spec.prefix = prefix
 	sum, err := c.walk(ctx, spec)
 	resp := RewrapAllResponse{
 		Rotated:        sum.counts[OutcomeRotated],

@@ -104,7 +104,8 @@ func (s *servedBlob) failure() error {
 // serveStatus is the HTTP status ServeBlob answers a failed open with.
 func serveStatus(err error) int {
 	switch {
-	case isNotFound(err):
+	case isNotFound(err), errors.Is(err, ErrInvalidName):
+		// Under SealNames a name that cannot be sealed names no blob.
 		return http.StatusNotFound
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return http.StatusForbidden

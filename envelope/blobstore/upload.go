@@ -37,14 +37,24 @@ type UploadOptions struct {
 
 	// Metadata is stored with the blob, next to the entries Upload adds
 	// (names starting with "geoseal", which Metadata must not use, nor
-	// "encryptiondata"). Metadata is in the clear: no secrets in it.
+	// "encryptiondata"). It is in the clear, unless the client has
+	// SealNames: then it is sealed, as one value bound to the blob and
+	// the object (at most 3072 bytes encoded: FORMAT.md), and reads back
+	// authenticated.
 	Metadata map[string]*string
 
-	// Tags are the blob index tags, also in the clear.
+	// Tags are the blob index tags (at most 10), in the clear, unless the
+	// client has SealNames: then each value, and each name not in
+	// ClientOptions.PublicTagNames, is stored as a keyed token that
+	// NewFindBlobsByTagsPager can still find by equality.
 	Tags map[string]string
 
 	// HTTPHeaders are the blob's HTTP headers (content type...). They are
-	// not authenticated, and ServeBlob does not use them.
+	// stored in the clear, not authenticated, and ServeBlob does not use
+	// them. Under SealNames only what describes nothing is accepted (a
+	// Content-Type of application/octet-stream, a Cache-Control of
+	// standard directives); anything else fails with ErrClearHTTPHeader
+	// before any request.
 	HTTPHeaders *blob.HTTPHeaders
 
 	// AccessConditions make the upload conditional: IfNoneMatch:
@@ -65,6 +75,9 @@ type UploadOptions struct {
 
 // UploadResponse describes a committed upload.
 type UploadResponse struct {
+	// StoredName is the blob's name in the container: the name given,
+	// or under SealNames the name it is stored as.
+	StoredName string
 	// ETag and LastModified are those of the committed blob.
 	ETag         *azcore.ETag
 	LastModified *time.Time
@@ -123,9 +136,28 @@ type UploadResponse struct {
 //
 // Memory stays at about BlockSize × (Concurrency + 1) whatever the size of
 // r.
+//
+// Under SealNames name is a logical name, stored as described in the
+// package documentation; a name that cannot be sealed (ErrInvalidName),
+// metadata too large to seal and refused HTTP headers (ErrClearHTTPHeader)
+// fail before any request. The first sealed Upload into a container
+// creates its name key.
 func (c *Client) Upload(ctx context.Context, name string, r io.Reader, opts *UploadOptions) (UploadResponse, error) {
 	if opts == nil {
 		opts = &UploadOptions{}
+	}
+	if err := c.checkName(name); err != nil {
+		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+	}
+	if err := c.checkTags(opts.Tags); err != nil {
+		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+	}
+	check := checkSealedUpload
+	if !c.opts.SealNames {
+		check = func(opts *UploadOptions) error { return checkClearMetadata(opts.Metadata) }
+	}
+	if err := check(opts); err != nil {
+		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
 	}
 	plan, err := c.planUpload(r, opts)
 	if err != nil {
@@ -139,11 +171,28 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, opts *Upl
 	if err != nil {
 		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q refused: %w", name, err)
 	}
-
-	bb := c.container.NewBlockBlobClient(name)
-	pin, err := pinBlob(ctx, bb.BlobClient(), opts.AccessConditions)
+	// Under SealNames this may create the container's name key: a write,
+	// so after the guard.
+	t, err := c.target(ctx, name, true)
 	if err != nil {
 		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+	}
+	resp, err := c.put(ctx, t, r, opts, plan)
+	if err != nil {
+		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+	}
+	resp.Decision = decision
+	return resp, nil
+}
+
+// put does the work of Upload once the guard allowed it, writing the blob
+// t.stored and, under SealNames (t.keys set), sealing its name, metadata
+// and tags for it.
+func (c *Client) put(ctx context.Context, t uploadTarget, r io.Reader, opts *UploadOptions, plan uploadPlan) (UploadResponse, error) {
+	bb := c.container.NewBlockBlobClient(t.stored)
+	pin, err := pinBlob(ctx, bb.BlobClient(), opts.AccessConditions)
+	if err != nil {
+		return UploadResponse{}, err
 	}
 
 	header, body, err := format.New(ctx, c.keyring, &format.Params{Suite: opts.Suite, ChunkSize: opts.ChunkSize, Context: opts.Context})
@@ -168,33 +217,57 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, opts *Upl
 		return sw.Close()
 	})
 	if err != nil {
-		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+		return UploadResponse{}, err
 	}
 
-	md := maps.Clone(opts.Metadata)
-	if md == nil {
-		md = map[string]*string{}
-	}
-	if err := setObjectMetadata(md, len(header), &body.Options, src.n); err != nil {
+	md, tags, err := c.commitMetadata(t, header, &body.Options, src.n, opts)
+	if err != nil {
 		return UploadResponse{}, err
 	}
 	res, err := commit(ctx, bb, st.ids, &blockblob.CommitBlockListOptions{
 		Metadata:         md,
-		Tags:             opts.Tags,
+		Tags:             tags,
 		HTTPHeaders:      opts.HTTPHeaders,
 		AccessConditions: pin.conditions(opts.AccessConditions),
 	})
 	if err != nil {
-		return UploadResponse{}, fmt.Errorf("blobstore: upload of %q: %w", name, err)
+		return UploadResponse{}, err
 	}
 	return UploadResponse{
+		StoredName:    t.stored,
 		ETag:          res.etag,
 		LastModified:  res.lastModified,
 		VersionID:     res.versionID,
 		Size:          src.n,
 		EncryptedSize: st.total,
-		Decision:      decision,
 	}, nil
+}
+
+// commitMetadata returns the metadata and tags an upload commits: the
+// object's own entries and the user's, in the clear or, under SealNames,
+// sealed for the blob and the object whose header is given.
+func (c *Client) commitMetadata(t uploadTarget, header []byte, body *stream.Options, size int64, opts *UploadOptions) (map[string]*string, map[string]string, error) {
+	md := map[string]*string{}
+	if t.keys == nil {
+		md = maps.Clone(opts.Metadata)
+		if md == nil {
+			md = map[string]*string{}
+		}
+	}
+	if err := setObjectMetadata(md, len(header), body, size); err != nil {
+		return nil, nil, err
+	}
+	if t.keys == nil {
+		return md, opts.Tags, nil
+	}
+	h, err := format.Parse(header)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sealEntries(md, t, opts.Metadata, h.MessageID); err != nil {
+		return nil, nil, err
+	}
+	return md, c.storedTags(t.keys, opts.Tags), nil
 }
 
 // uploadPlan is what Upload decided before any request.

@@ -181,7 +181,8 @@ type walkItem struct {
 
 // walkItemOf turns a listed item into a walkItem.
 func walkItemOf(it *container.BlobItem) walkItem {
-	w := walkItem{ListItem: listItem(it), metadata: it.Metadata}
+	// Stored names: the walker's requests go by them (nil keys).
+	w := walkItem{ListItem: listItem(nil, it), metadata: it.Metadata}
 	if it.Snapshot != nil {
 		w.snapshot = *it.Snapshot
 	}
