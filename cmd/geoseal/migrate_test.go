@@ -502,6 +502,18 @@ func TestBinaryGetCSEv1(t *testing.T) {
 	if !strings.Contains(r.stderr, "warning: "+blobName+" is Azure client-side encryption v1 (AES-CBC), which has no integrity protection") {
 		t.Errorf("get --format azure-cse-v1 said nothing of the missing integrity: %q", r.stderr)
 	}
+	// stat reads the last block for the size, and says nothing
+	// authenticated it.
+	r = geoseal(t, c.env, nil, "stat", "--container", c.name, "--blob", blobName, "--format", "azure-cse-v1", key[0], key[1], key[2], key[3], "--json").want(t, 0)
+	var st struct {
+		Format        string
+		Size          int64
+		Authenticated bool
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Format != "azure-cse-v1" || st.Size != int64(len(b.Plaintext)) || st.Authenticated ||
+		!strings.Contains(r.stderr, "no integrity protection") {
+		t.Errorf("stat --format azure-cse-v1: %s (%v), stderr %q", r.stdout, err, r.stderr)
+	}
 	// A range, and a v2 blob with the same flag.
 	r = geoseal(t, c.env, nil, append(get, "--format", "azure-cse-v1", "--offset", "65530", "--length", "20")...).want(t, 0)
 	if !bytes.Equal(readFile(t, out), b.Plaintext[65530:65550]) {
