@@ -304,13 +304,7 @@ func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 		w.enc.Encode(line)
 		return
 	}
-	name := quoteUntrusted(r.Blob)
-	switch {
-	case r.Snapshot != "":
-		name += " snapshot " + quoteUntrusted(r.Snapshot)
-	case r.VersionID != "":
-		name += " version " + quoteUntrusted(r.VersionID)
-	}
+	name := resultName(r)
 	stdout := w.env.stdout
 	switch r.Outcome {
 	case blobstore.OutcomeWouldMigrate:
@@ -371,20 +365,7 @@ func (s migrateSummary) String() string {
 			fmt.Fprintf(&b, ", %d deleted", s.Deleted)
 		}
 	}
-	if s.Job != "" {
-		state := "in progress"
-		if s.Done {
-			state = "done"
-		}
-		shard := s.Shard
-		if shard == "" {
-			shard = "0/1"
-		}
-		fmt.Fprintf(&b, "; job %s, shard %s: %s", quoteUntrusted(s.Job), shard, state)
-		if s.Resumed {
-			b.WriteString(", resumed")
-		}
-	}
+	b.WriteString(jobState(s.Job, s.Shard, s.Done, s.Resumed))
 	if s.FromV1 > 0 {
 		fmt.Fprintf(&b, "\nwarning: %d of them %s", s.FromV1, migrateNoIntegrity)
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -591,34 +590,6 @@ func (m *migration) judgeCopy(ctx context.Context, it *walkItem, converted bool)
 	}
 	res.Outcome = OutcomeDeleted
 	return res
-}
-
-// failures keeps the first failure a container-wide operation reports.
-type failures struct {
-	mu    sync.Mutex
-	first error
-}
-
-// record wraps the caller's Results to keep the first failure.
-func (f *failures) record(results func(WalkResult)) func(WalkResult) {
-	return func(res WalkResult) {
-		if res.Outcome == OutcomeFailed {
-			f.mu.Lock()
-			if f.first == nil {
-				f.first = fmt.Errorf("%q: %w", res.Blob, res.Err)
-			}
-			f.mu.Unlock()
-		}
-		if results != nil {
-			results(res)
-		}
-	}
-}
-
-func (f *failures) firstFailure() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.first
 }
 
 // pacedKeyring is a keyring whose wraps go through a pacer; its unwraps
