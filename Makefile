@@ -14,16 +14,17 @@ PY          := /usr/bin/python3
 
 all: test
 
-## deps: install SoftHSM2, the Azure SDK for Python (CSE v2 interop peer),
-## zsh and fish (the CLI's completion scripts run in them), Azurite (pinned
-## in internal/azurite/package-lock.json) and staticcheck.
+## deps: install SoftHSM2, the Azure SDK for Python (CSE v1/v2 interop peer),
+## PyYAML (the Kubernetes manifest test parses with it), zsh and fish (the
+## CLI's completion scripts run in them), Azurite (pinned in
+## internal/azurite/package-lock.json) and staticcheck.
 deps:
 	@if ! command -v softhsm2-util >/dev/null || [ ! -f /usr/lib/softhsm/libsofthsm2.so ] || \
-	    ! $(PY) -c 'import azure.storage.blob, cryptography' 2>/dev/null || \
+	    ! $(PY) -c 'import azure.storage.blob, cryptography, yaml' 2>/dev/null || \
 	    ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then \
-		echo "== installing softhsm2, python3-azure-storage, zsh and fish (apt)"; \
+		echo "== installing softhsm2, python3-azure-storage, python3-yaml, zsh and fish (apt)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography zsh fish >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq softhsm2 python3-azure-storage python3-azure python3-cryptography python3-yaml zsh fish >/dev/null; \
 	fi
 	@if [ ! -x internal/azurite/node_modules/.bin/azurite-blob ]; then \
 		echo "== installing Azurite (npm ci)"; \
