@@ -47,6 +47,7 @@ var commands = []command{
 	{name: "rewrap", summary: "rotate the keys of one blob without re-encrypting it", help: rewrapHelp, new: func() runner { return new(rewrapCmd) }},
 	{name: "rewrap-all", summary: "rotate the keys of every geoseal blob in a container: sharded, resumable, paced", help: rewrapAllHelp, new: func() runner { return new(rewrapAllCmd) }},
 	{name: "audit", summary: "report what a container holds, for a compliance officer (formats, keys, findings, region, FIPS)", help: auditHelp, new: func() runner { return new(auditCmd) }},
+	{name: "migrate", summary: "convert a container's Azure client-side encrypted blobs (CSE v1, v2) into geoseal objects in place", help: migrateHelp, new: func() runner { return new(migrateCmd) }},
 	{name: "region", summary: "check an account location against an export-control policy; list the region catalog", help: regionHelp, subcommands: []command{
 		{name: "check", summary: "decide whether an account's regions may hold data under a policy", help: regionHelp, new: func() runner { return new(regionCheckCmd) }},
 		{name: "list", summary: "list the region catalog, with a policy's verdicts", help: regionHelp, new: func() runner { return new(regionListCmd) }},
@@ -243,7 +244,7 @@ Environment:
 	}
 	b.WriteString(`
 Exit codes: 0 success, 1 usage or data error, 3 refused by the region policy
-(region check, put, rewrap, rewrap-all), 130 interrupted (Ctrl-C).
+(region check, put, rewrap, rewrap-all, migrate), 130 interrupted (Ctrl-C).
 `)
 	io.WriteString(w, b.String())
 }

@@ -336,10 +336,14 @@ func explain(err error) error {
 		// blobstore refuses a CSE v2 blob under RequireContext with
 		// ErrContextMismatch and no sentinel of its own; its text says why.
 		return fmt.Errorf("the blob uses Azure client-side encryption v2, which has no encryption context: --require-context refuses it: %w", err)
+	case errors.Is(err, envelope.ErrContextMismatch) && strings.Contains(err.Error(), "client-side encryption v1"):
+		return fmt.Errorf("the blob uses Azure client-side encryption v1, which has no encryption context: --require-context refuses it: %w", err)
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return fmt.Errorf("the object's encryption context lacks a --require-context pair: %w", err)
 	case errors.Is(err, blobstore.ErrBlobChanged):
 		return fmt.Errorf("another writer changed the blob while geoseal worked on it; nothing was written; run the command again: %w", err)
+	case errors.Is(err, blobstore.ErrCSEv1NotEnabled):
+		return fmt.Errorf("the blob uses Azure client-side encryption v1, which has no integrity protection: get reads it only with --format azure-cse-v1 and its key (--key-id with --key-file or --rsa-private, or --keyvault); geoseal migrate converts it: %w", err)
 	case errors.Is(err, blobstore.ErrCSEv2NotConfigured):
 		return fmt.Errorf("the blob uses Azure client-side encryption v2, which get reads only with --format azure-cse-v2 and its key (--key-id with --key-file or --rsa-private, or --keyvault): %w", err)
 	case errors.Is(err, envelope.ErrNotGeoseal):

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 var getHelp = `Usage:
 
 	geoseal get URL DST [keys] [--require-context KEY=VALUE]... [--offset N --length N]
-	        [--format azure-cse-v2 [--key-id KID]] [--seal-names] [--no-overwrite] [--json]
+	        [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--seal-names] [--no-overwrite] [--json]
 	geoseal get --container NAME --blob NAME --out DST ...
 
 get downloads the geoseal object in the blob URL names and writes its
@@ -48,8 +49,15 @@ Flags:
 	                             CSE v2 blob is refused: the format has no context
 	                             to check (nor any authenticated metadata), so it
 	                             cannot hold the pairs required.
+	                             azure-cse-v1: read CSE v1 blobs too (and v2), the
+	                             SDKs' older AES-CBC format, which HAS NO
+	                             INTEGRITY PROTECTION: a modified blob decrypts to
+	                             altered data without any error, so get says so on
+	                             stderr whenever it reads one, whatever --quiet
+	                             says. Convert such blobs with geoseal migrate.
+	                             --require-context refuses them too.
 	--allow-cse-v2               the same as --format azure-cse-v2
-	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
+	--key-id KID                 the id of --key-file or --rsa-private as a CSE
 	                             blob's metadata names it
 	--seal-names                 the blob name is a logical name (see below)
 	--json                       print the result as JSON (container, blob, url,
@@ -79,7 +87,8 @@ func (c *getCmd) flags(fs *flag.FlagSet) {
 }
 
 // readFlags are the flags of the commands that open a blob (get, stat):
-// the keys, the context required, and whether Azure CSE v2 is read.
+// the keys, the context required, and whether Azure CSE v2 (and v1) is
+// read.
 type readFlags struct {
 	keys           keyringFlags
 	requireContext contextFlag
@@ -91,31 +100,33 @@ type readFlags struct {
 
 func (f *readFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.requireContext, "require-context", "required context pair KEY=VALUE (repeatable)")
-	fs.StringVar(&f.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 to read Azure CSE v2 blobs too")
+	fs.StringVar(&f.format, "format", formatGeoseal, "geoseal, or azure-cse-v2 (azure-cse-v1) to read Azure CSE v2 (and v1) blobs too")
 	fs.BoolVar(&f.allowCSEv2, "allow-cse-v2", false, "the same as --format azure-cse-v2")
-	fs.StringVar(&f.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE v2 blobs")
+	fs.StringVar(&f.keyID, "key-id", "", "key id of --key-file or --rsa-private for Azure CSE blobs")
 	registerSealNames(fs, &f.sealNames)
 	f.keys.register(fs)
 }
 
-// readCSEv2 checks the format flags and reports whether CSE v2 blobs are
-// to be read.
-func (f *readFlags) readCSEv2() (bool, error) {
-	read := f.allowCSEv2
+// readCSE checks the format flags and reports whether CSE v2 blobs are to
+// be read, and CSE v1 blobs too (--format azure-cse-v1 reads both).
+func (f *readFlags) readCSE() (v2, v1 bool, err error) {
+	v2 = f.allowCSEv2
 	switch f.format {
 	case formatCSEv2:
-		read = true
+		v2 = true
+	case formatCSEv1:
+		v2, v1 = true, true
 	case formatGeoseal:
 	default:
-		return false, usageErrorf("unknown --format %s (want geoseal or azure-cse-v2)", quoteUntrusted(f.format))
+		return false, false, usageErrorf("unknown --format %s (want geoseal, azure-cse-v2 or azure-cse-v1)", quoteUntrusted(f.format))
 	}
-	if f.keyID != "" && !read {
-		return false, usageErrorf("--key-id needs --format azure-cse-v2")
+	if f.keyID != "" && !v2 {
+		return false, false, usageErrorf("--key-id needs --format azure-cse-v2 or azure-cse-v1")
 	}
-	if read && f.sealNames {
-		return false, usageErrorf("--seal-names reads geoseal objects only: Azure CSE v2 blobs have no sealed names")
+	if v2 && f.sealNames {
+		return false, false, usageErrorf("--seal-names reads geoseal objects only: Azure CSE blobs have no sealed names")
 	}
-	return read, nil
+	return v2, v1, nil
 }
 
 // open connects to the container of loc and returns the blob client that
@@ -126,9 +137,10 @@ func (f *readFlags) readCSEv2() (bool, error) {
 // context, and with an RSA key anyone holding the public key can write one,
 // so a blob swapped for one must not be read silently. A read that
 // requires context refuses them whatever the flags say (the blob client
-// does, with envelope.ErrContextMismatch, before any unwrap).
+// does, with envelope.ErrContextMismatch, before any unwrap). CSE v1, which
+// has no integrity at all, is read only with --format azure-cse-v1.
 func (f *readFlags) open(ctx context.Context, env *environment, loc location, cl *closers) (*blobstore.Client, *store, error) {
-	readCSEv2, err := f.readCSEv2()
+	readCSEv2, readCSEv1, err := f.readCSE()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +158,7 @@ func (f *readFlags) open(ctx context.Context, env *environment, loc location, cl
 		if err != nil {
 			return nil, nil, err
 		}
-		opts.CSEv2 = resolver
+		opts.CSEv2, opts.ReadCSEv1 = resolver, readCSEv1
 	}
 	client, err := blobstore.NewClient(s.cc, kr, readGuard(), opts)
 	return client, s, err
@@ -209,6 +221,10 @@ func (c *getCmd) run(ctx context.Context, env *environment, args []string) error
 		return s.fail(err)
 	}
 	defer dl.Body.Close()
+	if dl.Properties.Format == blobstore.FormatCSEv1 {
+		// Whatever --quiet says: nothing authenticates what is written.
+		fmt.Fprintf(env.stderr, v1Warning, quoteUntrusted(loc.blob))
+	}
 	size := dl.Properties.Size // authenticated: the final chunk was verified
 	total := size
 	if ranged {

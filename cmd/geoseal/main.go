@@ -11,6 +11,7 @@
 //	geoseal rewrap       rotate a blob's keys without re-encrypting it
 //	geoseal rewrap-all   the same for a whole container: sharded, resumable, paced
 //	geoseal audit        what a container holds, for a compliance officer
+//	geoseal migrate      convert a container's Azure CSE v1/v2 blobs into geoseal objects in place
 //	geoseal region       check an account location against EAR, ITAR or your policy
 //	geoseal version      the versions and FIPS 140 state of the running binary
 //	geoseal completion   shell completion for bash, zsh and fish

@@ -263,21 +263,41 @@ func (s rewrapAllSummary) String() string {
 			fmt.Fprintf(&b, ", %d deleted", s.Deleted)
 		}
 	}
-	if s.Job != "" {
-		state := "in progress"
-		if s.Done {
-			state = "done"
-		}
-		shard := s.Shard
-		if shard == "" {
-			shard = "0/1"
-		}
-		fmt.Fprintf(&b, "; job %s, shard %s: %s", quoteUntrusted(s.Job), shard, state)
-		if s.Resumed {
-			b.WriteString(", resumed")
-		}
-	}
+	b.WriteString(jobState(s.Job, s.Shard, s.Done, s.Resumed))
 	return b.String()
+}
+
+// jobState ends the summary of a container-wide command run as a job: the
+// job, the shard and how far it got ("" without a job).
+func jobState(job, shard string, done, resumed bool) string {
+	if job == "" {
+		return ""
+	}
+	state := "in progress"
+	if done {
+		state = "done"
+	}
+	if shard == "" {
+		shard = "0/1"
+	}
+	s := fmt.Sprintf("; job %s, shard %s: %s", quoteUntrusted(job), shard, state)
+	if resumed {
+		s += ", resumed"
+	}
+	return s
+}
+
+// resultName is how people see a result's blob, snapshot or version, quoted:
+// whoever can write to the container chooses the names.
+func resultName(r blobstore.WalkResult) string {
+	name := quoteUntrusted(r.Blob)
+	switch {
+	case r.Snapshot != "":
+		name += " snapshot " + quoteUntrusted(r.Snapshot)
+	case r.VersionID != "":
+		name += " version " + quoteUntrusted(r.VersionID)
+	}
+	return name
 }
 
 // A resultWriter prints the outcomes of a container-wide command as they
@@ -316,13 +336,7 @@ func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 		w.enc.Encode(resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why})
 		return
 	}
-	name := quoteUntrusted(r.Blob)
-	switch {
-	case r.Snapshot != "":
-		name += " snapshot " + quoteUntrusted(r.Snapshot)
-	case r.VersionID != "":
-		name += " version " + quoteUntrusted(r.VersionID)
-	}
+	name := resultName(r)
 	var stdout io.Writer = w.env.stdout
 	switch r.Outcome {
 	case blobstore.OutcomeNotGeoseal:

@@ -14,7 +14,7 @@ import (
 
 var statHelp = `Usage:
 
-	geoseal stat URL [keys] [--require-context KEY=VALUE]... [--format azure-cse-v2 [--key-id KID]] [--seal-names] [--json]
+	geoseal stat URL [keys] [--require-context KEY=VALUE]... [--format azure-cse-v2|azure-cse-v1 [--key-id KID]] [--seal-names] [--json]
 	geoseal stat --container NAME --blob NAME ...
 
 stat shows the authenticated properties of the blob URL names, without
@@ -35,9 +35,11 @@ Flags:
 	--blob NAME                  the blob, with --container
 	--require-context KEY=VALUE  refuse an object without this context pair
 	--format FORMAT              geoseal (default), or azure-cse-v2 to open
-	                             Azure CSE v2 blobs too (see geoseal get --help)
+	                             Azure CSE v2 blobs too, or azure-cse-v1 to open
+	                             CSE v1 blobs too, which nothing authenticates
+	                             (see geoseal get --help)
 	--allow-cse-v2               the same as --format azure-cse-v2
-	--key-id KID                 the id of --key-file or --rsa-private as a CSE v2
+	--key-id KID                 the id of --key-file or --rsa-private as a CSE
 	                             blob's metadata names it
 	--seal-names                 the blob name is a logical name (see below); the
 	                             metadata shown is then the sealed metadata,
@@ -108,7 +110,13 @@ func (c *statCmd) run(ctx context.Context, env *environment, args []string) erro
 	out := statResult{
 		Container: loc.container, Blob: loc.blob, URL: s.loc.blobURL(loc.blob), Format: props.Format,
 		Size: props.Size, EncryptedSize: props.EncryptedSize, ETag: string(props.ETag), LastModified: props.LastModified.UTC(),
-		Context: map[string]string(props.Context), WrappedKeys: wrappedKeyInfos(props.WrappedKeys), Authenticated: true,
+		Context: map[string]string(props.Context), WrappedKeys: wrappedKeyInfos(props.WrappedKeys),
+		// CSE v1 has no integrity: its size comes from a padding nothing
+		// authenticates.
+		Authenticated: props.Format != blobstore.FormatCSEv1,
+	}
+	if !out.Authenticated {
+		fmt.Fprintf(env.stderr, v1Warning, quoteUntrusted(loc.blob))
 	}
 	if out.Context == nil {
 		out.Context = map[string]string{}
@@ -154,6 +162,10 @@ func (c *statCmd) run(ctx context.Context, env *environment, args []string) erro
 	}
 	tw.Flush()
 	writeWrappedKeys(w, out.WrappedKeys)
+	if !out.Authenticated {
+		_, err = fmt.Fprintln(w, "(NOT authenticated: Azure client-side encryption v1 has no integrity protection)")
+		return err
+	}
 	_, err = fmt.Fprintln(w, "(authenticated: a key given opened the object; its header tag and final chunk verified)")
 	return err
 }

@@ -50,7 +50,7 @@ func TestAudit(t *testing.T) {
 	f.putRaw(t, "plain/empty", nil, nil)
 	_, cse := loadCSE(t)
 	f.putCSE(t, "cse/v2", cse[1])
-	f.putRaw(t, "cse/v1", []byte("0123456789abcdef"), map[string]*string{csev2.MetadataKey: to.Ptr(`{"EncryptionAgent":{"Protocol":"1.0","EncryptionAlgorithm":"AES_CBC_256"},"WrappedContentKey":{"KeyId":"v1-kek","Algorithm":"RSA-OAEP"}}`)})
+	f.putRaw(t, "cse/v1", []byte("0123456789abcdef"), map[string]*string{csev2.MetadataKey: to.Ptr(`{"EncryptionAgent":{"Protocol":"1.0","EncryptionAlgorithm":"AES_CBC_256"},"WrappedContentKey":{"KeyId":"v1-kek","EncryptedKey":"3u9KkyRxtfeHQ/vcHdCOl5rh+BFWw3GzNLsjSZuyfV0GeGsLt7Ag2g==","Algorithm":"RSA-OAEP"},"ContentEncryptionIV":"aS8XeXf9rL8b4+u0Fd3KWw=="}`)})
 	f.putRaw(t, "cse/odd", []byte("x"), map[string]*string{csev2.MetadataKey: to.Ptr(`not json`)})
 	f.upload(t, "stripped", body, nil)
 	if _, err := f.plain.NewBlobClient("stripped").SetMetadata(ctx, nil, nil); err != nil {

@@ -69,6 +69,19 @@ type ClientOptions struct {
 	// blobs with envelope.ErrContextMismatch.
 	CSEv2 csev2.KeyResolver
 
+	// ReadCSEv1 lets the reads open blobs in the SDKs' older client-side
+	// encryption, CSE v1 (protocol 1.0, AES-256-CBC: what they wrote
+	// before mid-2022, and the Python SDK's default still), with the keys
+	// CSEv2 resolves. CSE v1 has NO INTEGRITY: whoever can write to the
+	// container can change what such a blob decrypts to, and nothing
+	// notices. Off by default, and such blobs are then refused with
+	// ErrCSEv1NotEnabled, so that a client that did not ask never returns
+	// unauthenticated data; Properties.Format tells a caller that did
+	// which blobs it read that way. Set it only to read old blobs until
+	// they are converted (Migrate). A read that requires an encryption
+	// context refuses CSE v1 blobs as it refuses CSE v2 ones.
+	ReadCSEv1 bool
+
 	// Logger, when set, receives the reason ServeBlob answered with an
 	// error status (the client is told only the status). Nothing secret is
 	// logged.
@@ -163,6 +176,11 @@ var (
 	// ErrCSEv2NotConfigured means the blob is encrypted with the Azure
 	// SDKs' client-side encryption v2 and ClientOptions.CSEv2 is nil.
 	ErrCSEv2NotConfigured = errors.New("blobstore: blob uses Azure client-side encryption v2, and no CSEv2 key resolver is configured")
+
+	// ErrCSEv1NotEnabled means the blob is encrypted with the Azure SDKs'
+	// client-side encryption v1, which has no integrity protection, and
+	// ClientOptions.ReadCSEv1 is off.
+	ErrCSEv1NotEnabled = errors.New("blobstore: blob uses Azure client-side encryption v1 (AES-CBC, no integrity protection), which this client reads only with ReadCSEv1")
 
 	// ErrInvalidName means a name cannot be used: under SealNames, a
 	// logical name that is empty, longer than 1024 bytes, of more than 37

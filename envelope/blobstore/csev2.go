@@ -17,13 +17,16 @@ import (
 // resolver of ClientOptions.CSEv2, every request conditional on the ETag
 // open saw.
 
-// cseContent reads the plaintext of a CSE v2 blob.
+// cseContent reads the plaintext of a CSE v2 blob, or of a CSE v1 blob
+// (see openCSEv1).
 type cseContent struct {
 	ctx  context.Context
 	b    *blob.Client
 	etag azcore.ETag
 	keys csev2.KeyResolver
 	size int64
+	read *csev2.ReaderOptions // ReadCSEv1 for a v1 blob
+	at   *csev2.ReaderAt      // v1: ranges decrypted with the key open unwrapped
 }
 
 // openCSEv2 opens the CSE v2 blob whose state is st. CSE v2 has no
@@ -64,7 +67,7 @@ func (c *Client) openCSEv2(ctx context.Context, b *blob.Client, st blobState, re
 }
 
 func (c *cseContent) options() *csev2.DownloadOptions {
-	return &csev2.DownloadOptions{AccessConditions: ifMatch(c.etag)}
+	return &csev2.DownloadOptions{Reader: c.read, AccessConditions: ifMatch(c.etag)}
 }
 
 // checkKey unwraps the blob's key: an empty range past the end reads
@@ -87,6 +90,16 @@ func (c *cseContent) ReadAt(p []byte, off int64) (int, error) {
 	n := min(int64(len(p)), c.size-off)
 	if n == 0 {
 		return 0, nil
+	}
+	if c.at != nil {
+		m, err := c.at.ReadAt(p[:n], off)
+		if err != nil {
+			return m, cseError(err)
+		}
+		if m < len(p) {
+			return m, io.EOF
+		}
+		return m, nil
 	}
 	rc, err := csev2.DownloadRange(c.ctx, c.b, off, n, c.keys, c.options())
 	if err != nil {
@@ -125,7 +138,7 @@ func (c *cseContent) reader(off, end int64, _ int) (seqSource, error) {
 }
 
 func cseError(err error) error {
-	return fmt.Errorf("blobstore: client-side encryption v2 blob: %w", blobChanged(err))
+	return fmt.Errorf("blobstore: client-side encrypted blob: %w", blobChanged(err))
 }
 
 // cseReader is a csev2 reader as a seqSource.

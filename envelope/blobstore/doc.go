@@ -97,12 +97,31 @@
 // request and no KMS call, so rerunning a rotation, with or without a job,
 // is cheap.
 //
-// # Azure client-side encryption v2
+// # Azure client-side encryption, and migrating from it
 //
 // With ClientOptions.CSEv2 set, the reads also open blobs written with the
 // client-side encryption v2 of the Azure Storage SDKs for .NET, Java and
 // Python, through package csev2. It is off by default. CSE v2 has no
 // encryption context, so a read that requires one refuses such blobs.
+//
+// CSE v1 (AES-CBC, what the SDKs wrote before mid-2022 and the Python
+// SDK's default still) has no integrity protection at all: a modified v1
+// blob decrypts, without an error, to other plaintext. The reads open it
+// only with ClientOptions.ReadCSEv1 as well, and report it as FormatCSEv1.
+//
+// Migrate converts such blobs into geoseal objects in place, a container
+// (or a shard of it) at a time, each committed only if the blob is still
+// the one it read, keeping metadata and tags:
+//
+//	client, err := blobstore.NewClient(containerClient, newKeys, guard,
+//		&blobstore.ClientOptions{CSEv2: csev2.Keys(oldKEK)})
+//	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
+//		From: []string{blobstore.FormatCSEv1, blobstore.FormatCSEv2},
+//		Job:  "retire-cse",
+//	})
+//
+// A geoseal object converted from CSE v1 is only as trustworthy as the v1
+// blob was: its results carry ErrNoIntegrity.
 //
 // # Sealed names
 //

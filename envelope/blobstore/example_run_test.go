@@ -1,6 +1,7 @@
 package blobstore_test
 
 import (
+	"crypto/fips140"
 	"io"
 	"os"
 	"testing"
@@ -29,8 +30,15 @@ func TestExamples(t *testing.T) {
 		{"Rewrap", ExampleClient_Rewrap, "wrapped by the new key: true\n"},
 		{"Audit", ExampleClient_Audit, "finding: notes.txt not-encrypted\n2 blobs: 1 geoseal, 1 not encrypted\nguard allows the account: true\n"},
 		{"RewrapAll", ExampleClient_RewrapAll, "tail/1 rotated\ntail/2 rotated\ntail/3 rotated\n3 rotated, 0 failed\n0 rotated, 3 already rotated\n"},
+		{"Migrate", ExampleClient_Migrate, "1 to migrate\ndrawing.step azure-cse-v2 migrated\n1 migrated, 0 failed\nnow geoseal with 1 metadata entry\n"},
 	} {
 		t.Run(ex.name, func(t *testing.T) {
+			if ex.name == "Migrate" && fips140.Enforced() {
+				// Not a missing component: csev2 refuses to write CSE v2
+				// (counter nonces) in this mode, by design; the
+				// migration itself is tested in it (TestMigrate...).
+				t.Skip("the example writes CSE v2, which FIPS 140-only mode refuses")
+			}
 			if got := captureStdout(t, ex.run); got != ex.want {
 				t.Fatalf("printed %q, want %q", got, ex.want)
 			}

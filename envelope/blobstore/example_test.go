@@ -11,10 +11,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope/blobstore"
+	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
@@ -298,4 +300,56 @@ func ExampleClient_Audit() {
 	}
 	fmt.Println(resp.Blobs, "blobs:", resp.ByFormat[blobstore.FormatGeoseal], "geoseal,", resp.ByFormat[blobstore.FormatNotEncrypted], "not encrypted")
 	fmt.Println("guard allows the account:", resp.Decision.Allowed)
+}
+
+// Migrate converts, in place, the blobs the Azure SDKs encrypted
+// client-side into geoseal objects. Here a CSE v2 blob written with
+// package csev2 stands in for what the .NET, Java or Python SDK wrote.
+func ExampleClient_Migrate() {
+	ctx := context.Background()
+	cc := newContainer("legacy")
+	oldKEK, err := csev2.LocalAESKEK("local:old-kek", make([]byte, 32)) // in production: csev2.KeyVaultResolver
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = csev2.Upload(ctx, cc.NewBlockBlobClient("drawing.step"), strings.NewReader("solid model"), oldKEK,
+		&csev2.UploadOptions{Metadata: map[string]*string{"project": to.Ptr("x-57")}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The client reads the old blobs with the old key-encryption key and
+	// wraps the new objects' keys with its keyring.
+	guard, err := region.NewGuard(region.Unrestricted(), region.Static("eastus", ""), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := blobstore.NewClient(cc, newKeyring(), guard, &blobstore.ClientOptions{CSEv2: csev2.Keys(oldKEK)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	from := []string{blobstore.FormatCSEv1, blobstore.FormatCSEv2}
+	dry, err := client.Migrate(ctx, &blobstore.MigrateOptions{From: from, DryRun: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(dry.WouldMigrate, "to migrate")
+	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
+		From: from,
+		Results: func(r blobstore.WalkResult) {
+			if errors.Is(r.Err, blobstore.ErrNoIntegrity) {
+				fmt.Println("warning:", r.Blob, "was CSE v1: nothing authenticated it")
+			}
+			fmt.Println(r.Blob, r.Format, r.Outcome)
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // the first failure; the blob is as it was
+	}
+	fmt.Println(resp.Migrated, "migrated,", resp.Failed, "failed")
+	props, err := client.GetProperties(ctx, "drawing.step", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("now", props.Format, "with", len(props.Metadata), "metadata entry")
 }

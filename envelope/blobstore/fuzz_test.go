@@ -114,6 +114,7 @@ func FuzzRetryAfter(f *testing.F) {
 func FuzzListing(f *testing.F) {
 	f.Add("v1", "230", "4096", `{"EncryptionAgent":{"Protocol":"2.0","EncryptionAlgorithm":"AES_GCM_256"},"EncryptedRegionInfo":{"DataLength":4194304,"NonceLength":12},"WrappedContentKey":{"KeyId":"k","EncryptedKey":"AAAA","Algorithm":"A256KW"}}`, int64(5000), true, false)
 	f.Add("", "", "", `{"EncryptionAgent":{"Protocol":"1.0"}}`, int64(16), false, true)
+	f.Add("", "", "", v1EncryptionData, int64(32), false, true)
 	f.Add("", "", "", `not json`, int64(0), false, true)
 	f.Add("v1", "124", "65536", "", int64(-1), true, false)
 	f.Fuzz(func(t *testing.T, version, hl, ps, ed string, stored int64, geoseal, cse bool) {

@@ -20,7 +20,7 @@ func TestListPager(t *testing.T) {
 	f.upload(t, "a/empty", nil, nil)
 	f.putRaw(t, "a/plain", []byte("press release"), map[string]*string{"owner": to.Ptr("bob")})
 	f.putCSE(t, "a/legacy", blobs[2])
-	f.putRaw(t, "a/v1", []byte("0123456789abcdef"), map[string]*string{csev2.MetadataKey: to.Ptr(`{"EncryptionAgent":{"Protocol":"1.0","EncryptionAlgorithm":"AES_CBC_256"}}`)})
+	f.putRaw(t, "a/v1", []byte("0123456789abcdef"), map[string]*string{csev2.MetadataKey: to.Ptr(v1EncryptionData)})
 	f.putRaw(t, "a/odd", []byte("x"), map[string]*string{csev2.MetadataKey: to.Ptr(`not json`)})
 	// A geoseal object whose metadata was removed lists by its metadata.
 	raw, _ := f.rawBlob(t, "a/sealed")

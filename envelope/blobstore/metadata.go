@@ -1,7 +1,6 @@
 package blobstore
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -219,17 +218,14 @@ func formatOf(md map[string]*string) string {
 	if !ok {
 		return FormatNotEncrypted
 	}
-	if _, err := csev2.ParseEncryptionData([]byte(v)); err == nil {
-		return FormatCSEv2
-	}
-	// Protocol 1.0 is the SDKs' older format, which csev2 does not parse.
-	var agent struct {
-		EncryptionAgent struct{ Protocol string }
-	}
-	if json.Unmarshal([]byte(v), &agent) == nil && agent.EncryptionAgent.Protocol == "1.0" {
+	ed, err := csev2.ParseEncryptionData([]byte(v))
+	switch {
+	case err != nil:
+		return FormatUnknown
+	case ed.EncryptionAgent.Protocol == csev2.Protocol10:
 		return FormatCSEv1
 	}
-	return FormatUnknown
+	return FormatCSEv2
 }
 
 // listedSize returns the plaintext size a listing reports for a blob of

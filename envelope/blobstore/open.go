@@ -51,7 +51,8 @@ type Properties struct {
 	// ETag and LastModified are the blob's, as the service reports them.
 	ETag         azcore.ETag
 	LastModified time.Time
-	// Format is FormatGeoseal or FormatCSEv2.
+	// Format is FormatGeoseal, FormatCSEv2 or (with ClientOptions.ReadCSEv1)
+	// FormatCSEv1, whose plaintext nothing authenticates.
 	Format string
 	// Context is the object's encryption context, authenticated with its
 	// header (nil for CSE v2, which has none).
@@ -228,7 +229,10 @@ func (c *Client) openContent(ctx context.Context, b *blob.Client, st blobState, 
 	case FormatCSEv2:
 		props.Format = f
 		return c.openCSEv2(ctx, b, st, require, req.checkKey, props)
-	case FormatCSEv1, FormatUnknown:
+	case FormatCSEv1:
+		props.Format = f
+		return c.openCSEv1(ctx, b, st, require, props)
+	case FormatUnknown:
 		return nil, fmt.Errorf("%w: the blob's metadata marks client-side encryption this package does not read (%s)", ErrNotGeoseal, f)
 	}
 	// A geoseal object, or a blob without metadata, which may be a geoseal

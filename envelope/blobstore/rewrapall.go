@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -234,31 +233,7 @@ type rotation struct {
 	unwrap       keyring.Unwrapper
 	wrap         keyring.Wrapper
 	deleteCopies bool
-
-	mu    sync.Mutex
-	first error
-}
-
-// record wraps the caller's Results to keep the first failure.
-func (r *rotation) record(results func(WalkResult)) func(WalkResult) {
-	return func(res WalkResult) {
-		if res.Outcome == OutcomeFailed {
-			r.mu.Lock()
-			if r.first == nil {
-				r.first = fmt.Errorf("%q: %w", res.Blob, res.Err)
-			}
-			r.mu.Unlock()
-		}
-		if results != nil {
-			results(res)
-		}
-	}
-}
-
-func (r *rotation) firstFailure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.first
+	failures
 }
 
 // visit rotates a blob, then judges (and with deleteCopies, deletes) its

@@ -479,3 +479,31 @@ func (w *walker) totals() map[string]int64 {
 	}
 	return out
 }
+
+// failures keeps the first failure a container-wide operation reports.
+type failures struct {
+	mu    sync.Mutex
+	first error
+}
+
+// record wraps the caller's Results to keep the first failure.
+func (f *failures) record(results func(WalkResult)) func(WalkResult) {
+	return func(res WalkResult) {
+		if res.Outcome == OutcomeFailed {
+			f.mu.Lock()
+			if f.first == nil {
+				f.first = fmt.Errorf("%q: %w", res.Blob, res.Err)
+			}
+			f.mu.Unlock()
+		}
+		if results != nil {
+			results(res)
+		}
+	}
+}
+
+func (f *failures) firstFailure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first
+}
