@@ -1,11 +1,15 @@
 package blobstore_test
 
 import (
+	"context"
 	"crypto/fips140"
+	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/internal/azurite"
 )
 
@@ -34,10 +38,19 @@ func TestExamples(t *testing.T) {
 	} {
 		t.Run(ex.name, func(t *testing.T) {
 			if ex.name == "Migrate" && fips140.Enforced() {
-				// Not a missing component: csev2 refuses to write CSE v2
-				// (counter nonces) in this mode, by design; the
-				// migration itself is tested in it (TestMigrate...).
-				t.Skip("the example writes CSE v2, which FIPS 140-only mode refuses")
+				// The example's first step, writing a CSE v2 blob with a
+				// local A256KW key, is refused in this mode by design
+				// (the migration itself is tested in it: TestMigrate...).
+				// Assert that refusal instead of running the example,
+				// which would stop at log.Fatal.
+				kek, err := csev2.LocalAESKEK("local:old-kek", make([]byte, 32))
+				if err == nil {
+					_, err = csev2.Upload(context.Background(), newContainer("legacy").NewBlockBlobClient("drawing.step"), strings.NewReader("solid model"), kek, nil)
+				}
+				if !errors.Is(err, csev2.ErrNotApproved) {
+					t.Fatalf("writing the example's CSE v2 blob in FIPS 140-only mode: %v, want csev2.ErrNotApproved", err)
+				}
+				return
 			}
 			if got := captureStdout(t, ex.run); got != ex.want {
 				t.Fatalf("printed %q, want %q", got, ex.want)
