@@ -90,21 +90,20 @@ func (s *stager) run(header []byte, body func(io.Writer) error) error {
 	return s.g.Wait()
 }
 
-// Write copies p into blocks, staging each one as it fills.
+// Write copies p into blocks, staging each one as it fills. A p that
+// starts the room AvailableBuffer lent is in the block already: nothing
+// is copied.
 func (s *stager) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		if err := context.Cause(s.ctx); err != nil {
+		if err := s.startBlock(); err != nil {
 			return n, err
 		}
-		if s.cur == nil {
-			buf, err := s.buffer(s.sizer.next(s.body))
-			if err != nil {
-				return n, err
-			}
-			s.cur = buf
+		room := s.cur[len(s.cur):cap(s.cur)]
+		m := min(len(p), len(room))
+		if &room[0] != &p[0] {
+			copy(room, p)
 		}
-		m := copy(s.cur[len(s.cur):cap(s.cur)], p)
 		s.cur = s.cur[:len(s.cur)+m]
 		p = p[m:]
 		n += m
@@ -115,6 +114,34 @@ func (s *stager) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// AvailableBuffer lends the room left in the block being filled, as
+// bufio.Writer does: the stream.Writer seals chunks that fit straight
+// into it and passes them to Write, which then copies nothing. It is empty
+// if no block can be had (Write reports why).
+func (s *stager) AvailableBuffer() []byte {
+	if err := s.startBlock(); err != nil {
+		return nil
+	}
+	return s.cur[len(s.cur):]
+}
+
+// startBlock makes sure there is a block being filled, with room left,
+// unless the upload has failed.
+func (s *stager) startBlock() error {
+	if err := context.Cause(s.ctx); err != nil {
+		return err
+	}
+	if s.cur != nil {
+		return nil
+	}
+	buf, err := s.buffer(s.sizer.next(s.body))
+	if err != nil {
+		return err
+	}
+	s.cur = buf
+	return nil
 }
 
 // buffer returns an empty block buffer of capacity size: a free one, a new
