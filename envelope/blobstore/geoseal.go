@@ -59,10 +59,11 @@ func (l layout) finalOff() int64 { return (l.chunks - 1) * l.enc }
 
 // geosealContent reads the plaintext of an opened geoseal object.
 type geosealContent struct {
-	lay layout
-	src *bodySource
-	ra  *stream.ReaderAt
-	t   transferSettings
+	lay     layout
+	src     *bodySource
+	ra      *stream.ReaderAt
+	t       transferSettings
+	buffers *bufferPool // the Client's, for the ciphertext of fetches
 	// messageID is the object's, from its authenticated header.
 	messageID [format.MessageIDSize]byte
 }
@@ -102,7 +103,7 @@ func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, 
 	props.Size = ra.Size()
 	props.Context = h.Context
 	props.WrappedKeys = h.WrappedKeys
-	return &geosealContent{lay: lay, src: src, ra: ra, t: t, messageID: h.MessageID}, nil
+	return &geosealContent{lay: lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
 }
 
 // readHeaderAndFinal fetches the header and the final chunk of the blob,
@@ -237,7 +238,8 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 	pieces := l.pieces(off, end, max(g.t.rangeSize/l.enc, 1))
 	read := func(ctx context.Context, pc *piece) error {
 		bodyOff, n := l.span(pc.lo, pc.hi)
-		ct := make([]byte, n)
+		ct := g.buffers.get(int(n))
+		defer g.buffers.put(ct) // after the span is removed
 		if err := getRange(ctx, g.src.b, g.src.etag, ct, l.headerLen+bodyOff); err != nil {
 			return err
 		}

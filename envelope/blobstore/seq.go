@@ -20,7 +20,8 @@ import (
 // hold it), each next one is twice the previous up to RangeSize, and one
 // more may be in flight each time a fetch is used up, up to Concurrency.
 // A reader asked to read to the end (first == 0) starts at full speed.
-// The final chunk is never fetched: open holds it.
+// The final chunk is never fetched: open holds it. The fetches' buffers
+// come from the Client's pool and go back to it.
 type seqReader struct {
 	g   *geosealContent
 	ctx context.Context
@@ -35,7 +36,6 @@ type seqReader struct {
 	maxChunks int64 // chunks in a fetch of RangeSize
 	window    int   // fetches allowed in flight
 	queue     []*fetch
-	free      [][]byte
 
 	plain []byte // one chunk of plaintext, for reads of part of a chunk
 	avail []byte // the part of plain not yet returned
@@ -85,7 +85,7 @@ func (r *seqReader) fill() {
 	l := r.g.lay
 	for len(r.queue) < r.window && r.next < r.stop {
 		n := min(r.size, r.stop-r.next)
-		f := &fetch{first: r.next, n: n, buf: r.buffer(n * l.enc), progress: make(chan struct{}, 1), done: make(chan struct{})}
+		f := &fetch{first: r.next, n: n, buf: r.g.buffers.get(int(n * l.enc)), progress: make(chan struct{}, 1), done: make(chan struct{})}
 		f.sp = r.g.src.add(f.first*l.enc, f.buf, &f.filled)
 		r.next += n
 		r.size = min(2*r.size, r.maxChunks)
@@ -104,27 +104,14 @@ func (r *seqReader) fill() {
 	}
 }
 
-// buffer returns a ciphertext buffer of n bytes, reusing a free one.
-func (r *seqReader) buffer(n int64) []byte {
-	for i, b := range r.free {
-		if int64(cap(b)) >= n {
-			r.free = append(r.free[:i], r.free[i+1:]...)
-			return b[:n]
-		}
-	}
-	return make([]byte, n)
-}
-
 // release drops the head fetch, used up, and lets one more run ahead. The
-// fetch is done: its buffer is reused.
+// fetch is done, and its span no longer registered: its buffer goes back
+// to the pool.
 func (r *seqReader) release() {
 	f := r.queue[0]
 	r.queue = r.queue[1:]
 	r.g.src.remove(f.sp)
-	r.free = append(r.free, f.buf)
-	if len(r.free) > r.window {
-		r.free = r.free[1:]
-	}
+	r.g.buffers.put(f.buf)
 	r.window = min(r.window+1, r.g.t.concurrency)
 }
 
@@ -249,8 +236,9 @@ func (r *seqReader) Close() error {
 	r.eg.Wait()
 	for _, f := range r.queue {
 		r.g.src.remove(f.sp)
+		r.g.buffers.put(f.buf)
 	}
-	r.queue, r.free = nil, nil
+	r.queue = nil
 	clear(r.plain)
 	r.avail = nil
 	if r.err == nil {

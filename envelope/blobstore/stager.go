@@ -25,8 +25,9 @@ const changeCheckEvery = 8
 // Concurrency at a time (an errgroup with that limit), each from its own
 // buffer. Buffers are reused: there are at most Concurrency + 1 of them,
 // one being filled and the others being sent, so an upload's memory does
-// not depend on its length. The first failure cancels the other requests
-// and makes every later Write fail.
+// not depend on its length; they come from the Client's pool and go back
+// to it at the end. The first failure cancels the other requests and makes
+// every later Write fail.
 type stager struct {
 	ctx    context.Context // the group's: done at the first failure
 	cancel context.CancelCauseFunc
@@ -45,14 +46,16 @@ type stager struct {
 	free    chan []byte // buffers not in use
 	nbufs   int         // buffers allocated and not dropped
 	maxBufs int         // Concurrency + 1
+	pool    *bufferPool
 
 	mu       sync.Mutex // guards staged and serializes progress calls
 	staged   int64
 	progress func(int64)
 }
 
-func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploadPlan, opts *UploadOptions) *stager {
+func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploadPlan, opts *UploadOptions, pool *bufferPool) *stager {
 	s := &stager{
+		pool:     pool,
 		bb:       bb,
 		pin:      pin,
 		sizer:    plan.sizer,
@@ -77,6 +80,7 @@ func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploa
 // context.
 func (s *stager) run(header []byte, body func(io.Writer) error) error {
 	defer s.cancel(nil)
+	defer s.recycle()
 	s.send(header)
 	err := body(s)
 	if err == nil {
@@ -88,6 +92,23 @@ func (s *stager) run(header []byte, body func(io.Writer) error) error {
 		return err
 	}
 	return s.g.Wait()
+}
+
+// recycle gives the buffers back to the pool, once every request is done
+// with them.
+func (s *stager) recycle() {
+	if s.cur != nil {
+		s.pool.put(s.cur)
+		s.cur = nil
+	}
+	for {
+		select {
+		case b := <-s.free:
+			s.pool.put(b)
+		default:
+			return
+		}
+	}
 }
 
 // Write copies p into blocks, staging each one as it fills. A p that
@@ -155,7 +176,8 @@ func (s *stager) buffer(size int64) ([]byte, error) {
 		default:
 			if s.nbufs < s.maxBufs {
 				s.nbufs++
-				return make([]byte, 0, size), nil
+				// The block is cut at its capacity.
+				return s.pool.get(int(size))[:0:size], nil
 			}
 			select {
 			case b = <-s.free:
@@ -167,6 +189,7 @@ func (s *stager) buffer(size int64) ([]byte, error) {
 			return b[:0], nil
 		}
 		s.nbufs-- // the block size changed: let it go
+		s.pool.put(b)
 	}
 }
 

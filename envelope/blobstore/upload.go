@@ -203,7 +203,7 @@ func (c *Client) put(ctx context.Context, t uploadTarget, r io.Reader, opts *Upl
 	defer body.Zero()
 	body.Options.Concurrency = cryptoConcurrency(plan.concurrency)
 
-	st := newStager(ctx, bb, pin, plan, opts)
+	st := newStager(ctx, bb, pin, plan, opts, &c.buffers)
 	src := &countingReader{r: r, ctx: st.ctx}
 	err = st.run(header, func(dst io.Writer) error {
 		sw, err := stream.NewWriter(dst, body.Key, &body.Options)
