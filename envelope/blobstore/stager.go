@@ -80,7 +80,6 @@ func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploa
 // context.
 func (s *stager) run(header []byte, body func(io.Writer) error) error {
 	defer s.cancel(nil)
-	defer s.recycle()
 	s.send(header)
 	err := body(s)
 	if err == nil {
@@ -91,11 +90,18 @@ func (s *stager) run(header []byte, body func(io.Writer) error) error {
 		s.g.Wait()
 		return err
 	}
-	return s.g.Wait()
+	if err := s.g.Wait(); err != nil {
+		return err
+	}
+	s.recycle()
+	return nil
 }
 
-// recycle gives the buffers back to the pool, once every request is done
-// with them.
+// recycle gives the buffers back to the pool once every request has
+// succeeded. After a failure they are left to the collector: net/http may
+// still be reading the body of a cancelled request after StageBlock
+// returned (RoundTrip may close it in another goroutine), and the next
+// upload must not write into a buffer that is still being sent.
 func (s *stager) recycle() {
 	if s.cur != nil {
 		s.pool.put(s.cur)
