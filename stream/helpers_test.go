@@ -56,7 +56,15 @@ func (o onlyReader) Read(p []byte) (int, error) {
 func encrypt(t testing.TB, pt, key []byte, opts *Options, mode writeMode) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, key, opts)
+	encryptTo(t, &buf, pt, key, opts, mode)
+	return buf.Bytes()
+}
+
+// encryptTo writes the stream of pt to dst, feeding the Writer as mode
+// says.
+func encryptTo(t testing.TB, dst io.Writer, pt, key []byte, opts *Options, mode writeMode) {
+	t.Helper()
+	w, err := NewWriter(dst, key, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +89,6 @@ func encrypt(t testing.TB, pt, key []byte, opts *Options, mode writeMode) []byte
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
 }
 
 // readMode is how a test drains a Reader.

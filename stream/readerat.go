@@ -38,7 +38,7 @@ func NewReaderAt(src io.ReaderAt, size int64, key []byte, opts *Options) (*Reade
 	}
 	c := r.getChunk()
 	defer r.bufs.Put(c)
-	if _, err := r.openChunkInto(c, r.chunks-1, nil); err != nil {
+	if _, err := r.openChunkInto(c, r.chunks-1, nil, nil); err != nil {
 		return nil, err
 	}
 	clear(c.pt)
@@ -77,6 +77,31 @@ func (r *ReaderAt) Size() int64 { return r.size }
 // returns a *ChunkError, and n counts only bytes of chunks before it, all
 // authentic.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	return r.readAt(p, off, nil)
+}
+
+// OpenAt is ReadAt for a caller that has the ciphertext at hand already
+// (fetched it for this read, say): it opens the chunks the range covers
+// where they lie in ciphertext, without reading src or copying them.
+// ciphertext holds the stream from the first byte of the chunk that holds
+// off (chunk i at ciphertext[(i - off/ChunkSize) × (ChunkSize + overhead):],
+// the final chunk shorter) and must hold every chunk the range covers,
+// within Size; more is ignored. It must not change during the call, nor
+// overlap p. Errors are those of ReadAt, and a descriptive one for a
+// ciphertext that is too short.
+func (r *ReaderAt) OpenAt(p []byte, off int64, ciphertext []byte) (int, error) {
+	if anyOverlap(p, ciphertext) {
+		return 0, errors.New("stream: OpenAt: p overlaps the ciphertext")
+	}
+	if ciphertext == nil {
+		ciphertext = []byte{} // nil means: read from src
+	}
+	return r.readAt(p, off, ciphertext)
+}
+
+// readAt is ReadAt, and OpenAt when held is not nil: then the chunks are
+// those in held, from the one that holds off.
+func (r *ReaderAt) readAt(p []byte, off int64, held []byte) (int, error) {
 	if off < 0 {
 		return 0, errors.New("stream: ReadAt: negative offset")
 	}
@@ -103,7 +128,14 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 			// failure Open clears what it wrote, and n excludes it.
 			dst = p[n : n : n+int(cs)]
 		}
-		pt, err := r.openChunkInto(c, uint64(i), dst)
+		var ct []byte
+		if held != nil {
+			var err error
+			if ct, err = r.heldChunk(held, off/cs, uint64(i)); err != nil {
+				return n, err
+			}
+		}
+		pt, err := r.openChunkInto(c, uint64(i), ct, dst)
 		if err != nil {
 			return n, err
 		}
@@ -119,26 +151,43 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// heldChunk returns chunk i from held, which starts with chunk first.
+func (r *ReaderAt) heldChunk(held []byte, first int64, i uint64) ([]byte, error) {
+	enc := int64(r.cfg.encChunkSize())
+	lo := (int64(i) - first) * enc
+	hi := lo + r.encLen(i)
+	if hi > int64(len(held)) {
+		return nil, fmt.Errorf("stream: OpenAt: %d bytes of ciphertext from chunk %d do not hold chunk %d", len(held), first, i)
+	}
+	return held[lo:hi], nil
+}
+
+// encLen is the encrypted size of chunk i.
+func (r *ReaderAt) encLen(i uint64) int64 {
+	if i == r.chunks-1 {
+		return int64(r.lastEnc)
+	}
+	return int64(r.cfg.encChunkSize())
+}
+
 func (r *ReaderAt) getChunk() *chunk { return r.bufs.Get().(*chunk) }
 
-// openChunkInto reads chunk i with c's buffers and opens it into dst, or
-// into c.pt if dst is nil.
-func (r *ReaderAt) openChunkInto(c *chunk, i uint64, dst []byte) ([]byte, error) {
-	encLen := r.cfg.encChunkSize()
-	if i == r.chunks-1 {
-		encLen = r.lastEnc
-	}
-	buf := c.ct[:encLen]
-	m, err := r.src.ReadAt(buf, int64(i)*int64(r.cfg.encChunkSize()))
-	if m < len(buf) {
-		if err == nil || err == io.EOF {
-			// src is shorter than the size it was opened with.
-			return nil, &ChunkError{Index: i, Err: ErrTruncated}
+// openChunkInto opens chunk i into dst, or into c.pt if dst is nil. Its
+// ciphertext is ct, or, if ct is nil, read from src into c's buffer.
+func (r *ReaderAt) openChunkInto(c *chunk, i uint64, ct, dst []byte) ([]byte, error) {
+	if ct == nil {
+		ct = c.ct[:r.encLen(i)]
+		m, err := r.src.ReadAt(ct, int64(i)*int64(r.cfg.encChunkSize()))
+		if m < len(ct) {
+			if err == nil || err == io.EOF {
+				// src is shorter than the size it was opened with.
+				return nil, &ChunkError{Index: i, Err: ErrTruncated}
+			}
+			return nil, fmt.Errorf("stream: reading chunk %d: %w", i, err)
 		}
-		return nil, fmt.Errorf("stream: reading chunk %d: %w", i, err)
 	}
-	c.index, c.final, c.in = i, i == r.chunks-1, buf
-	c.full = encLen == r.cfg.encChunkSize()
+	c.index, c.final, c.in = i, i == r.chunks-1, ct
+	c.full = len(ct) == r.cfg.encChunkSize()
 	if dst == nil {
 		dst = c.pt[:0]
 	}

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -89,6 +90,18 @@ func TestReaderAtRandomRanges(t *testing.T) {
 						if chunks := src.take(); !slices.Equal(chunks, needed) {
 							t.Fatalf("ReadAt(%d bytes, %d) read chunks %v, want %v", n, off, chunks, needed)
 						}
+
+						// OpenAt, given the ciphertext from the chunk that
+						// holds off, returns the same without reading src.
+						held := ct[min(off/int64(cs)*src.encCS, int64(len(ct))):]
+						q := make([]byte, n)
+						got2, err2 := ra.OpenAt(q, off, held)
+						if got2 != got || err2 != err || !bytes.Equal(q, p) {
+							t.Fatalf("OpenAt(%d bytes, %d) = %d, %v; ReadAt gave %d, %v", n, off, got2, err2, got, err)
+						}
+						if chunks := src.take(); len(chunks) != 0 {
+							t.Fatalf("OpenAt(%d bytes, %d) read chunks %v from src", n, off, chunks)
+						}
 					}
 				})
 			}
@@ -149,4 +162,44 @@ func TestReaderAtConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestOpenAtRefuses checks OpenAt's failures: a ciphertext that lacks a
+// chunk of the range, a tampered chunk, a p that overlaps the ciphertext.
+// Each returns only the authentic bytes of the chunks before it.
+func TestOpenAtRefuses(t *testing.T) {
+	const cs = MinChunkSize
+	opts := &Options{ChunkSize: cs}
+	pt := plaintext(5*cs+100, 4)
+	ct := encrypt(t, pt, testKey(2), opts, oneWrite)
+	enc := int64(cs + 28)
+	ra, err := NewReaderAt(bytes.NewReader(ct), int64(len(ct)), testKey(2), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 3*cs)
+
+	// From chunk 1, three chunks wanted, two and a half given.
+	n, err := ra.OpenAt(p, cs, ct[enc:enc+2*enc+enc/2])
+	if n != 2*cs || err == nil || err == io.EOF || !bytes.Equal(p[:n], pt[cs:cs+n]) {
+		t.Errorf("OpenAt with a chunk missing = %d, %v; want %d authentic bytes and an error", n, err, 2*cs)
+	}
+
+	// Chunk 2 tampered with.
+	bad := bytes.Clone(ct[enc : 4*enc])
+	bad[enc+100] ^= 1
+	n, err = ra.OpenAt(p, cs, bad)
+	var ce *ChunkError
+	if n != cs || !errors.As(err, &ce) || ce.Index != 2 || !errors.Is(err, ErrAuthentication) {
+		t.Errorf("OpenAt with chunk 2 tampered = %d, %v; want %d bytes and ErrAuthentication at chunk 2", n, err, cs)
+	}
+	if !bytes.Equal(p[:cs], pt[cs:2*cs]) || !bytes.Equal(p[cs:2*cs], make([]byte, cs)) {
+		t.Errorf("OpenAt with chunk 2 tampered left unauthenticated bytes in p")
+	}
+
+	// p inside the ciphertext.
+	held := bytes.Clone(ct)
+	if n, err := ra.OpenAt(held[len(held)-10:], 0, held); n != 0 || err == nil {
+		t.Errorf("OpenAt into its own ciphertext = %d, %v; want an error", n, err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+	"unsafe"
 
 	"github.com/geoseal/geoseal/internal/fips"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -380,14 +381,31 @@ func (c *chunk) setAAD(final bool) {
 }
 
 // run seals or opens in, out of place (in-place use of the random-nonce
-// AEADs costs a copy, and for GCM an allocation, per chunk).
+// AEADs costs a copy, and for GCM an allocation, per chunk), into the
+// chunk's own buffers.
 func (c *chunk) run() {
 	if c.seal {
-		c.setAAD(c.final)
-		c.out = c.aead.Seal(c.ct[:0], nil, c.in, c.aad)
+		c.sealInto(c.ct[:0])
 		return
 	}
 	c.open(c.pt[:0])
+}
+
+// sealInto seals c.in as chunk c.index and appends it to dst, which must
+// not overlap c.in, and sets c.out to the result.
+func (c *chunk) sealInto(dst []byte) {
+	c.setAAD(c.final)
+	c.out = c.aead.Seal(dst, nil, c.in, c.aad)
+}
+
+// anyOverlap reports whether x and y share memory (as
+// crypto/internal/alias.AnyOverlap, which is internal): a Writer must not
+// seal into a buffer that holds the plaintext, and a ReaderAt must not open
+// into the ciphertext.
+func anyOverlap(x, y []byte) bool {
+	return len(x) > 0 && len(y) > 0 &&
+		uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
+		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
 }
 
 // open authenticates and decrypts c.in into dst (which must not overlap it)

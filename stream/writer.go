@@ -34,12 +34,23 @@ var errWriterClosed = fmt.Errorf("stream: Writer is closed: %w", fs.ErrClosed)
 // The returned WriteCloser also implements io.ReaderFrom, which io.Copy
 // uses to read straight into chunk buffers. It is not safe for concurrent
 // use.
+//
+// Copies are avoided where the other side allows. A Write of more than a
+// chunk seals its full chunks straight from p (so io.Copy from a
+// *bytes.Reader, which hands over all its bytes in one Write, copies no
+// plaintext). If dst has an AvailableBuffer method, as *bufio.Writer and
+// *bytes.Buffer do, chunks sealed in the calling goroutine go straight into
+// the buffer it returns when that has room for the whole sealed chunk, and
+// are then passed to Write, which must accept its own buffer (those types
+// do); otherwise they are sealed into the Writer's buffer and copied by
+// Write.
 func NewWriter(dst io.Writer, key []byte, opts *Options) (io.WriteCloser, error) {
 	cfg, err := newConfig(key, opts)
 	if err != nil {
 		return nil, err
 	}
 	w := &writer{cfg: cfg, dst: dst, nslots: 1}
+	w.lender, _ = dst.(bufferLender)
 	if cfg.concurrency > 1 {
 		// Concurrency chunks being sealed, one being filled and one read
 		// ahead by ReadFrom.
@@ -77,11 +88,19 @@ func (h *writerHandle) Close() error {
 	return h.w.Close()
 }
 
+// bufferLender is a destination that lends the room in its buffer
+// (bufio.Writer.AvailableBuffer, bytes.Buffer.AvailableBuffer): an empty
+// slice to append to and pass to the next Write.
+type bufferLender interface {
+	AvailableBuffer() []byte
+}
+
 type writer struct {
 	cfg    *config
 	dst    io.Writer
-	pool   *workers // nil: seal in the calling goroutine
-	nslots int      // chunks this writer may allocate
+	lender bufferLender // dst, if it lends its buffer; else nil
+	pool   *workers     // nil: seal in the calling goroutine
+	nslots int          // chunks this writer may allocate
 	nalloc int
 	free   []*chunk
 	// inflight holds submitted chunks in stream order, in parallel mode.
@@ -264,7 +283,7 @@ func (w *writer) submit(c *chunk, in []byte, final bool) {
 	c.index, c.in, c.final, c.seal = w.index, in, final, true
 	w.index++
 	if w.pool == nil {
-		c.run()
+		c.sealInto(w.sealBuffer(c))
 		c.in = nil
 		w.write(c.out)
 		c.out = nil
@@ -273,6 +292,20 @@ func (w *writer) submit(c *chunk, in []byte, final bool) {
 	}
 	w.inflight.push(c)
 	w.pool.submit(c)
+}
+
+// sealBuffer returns where to seal c in the calling goroutine: in the room
+// dst lends, if it holds the whole sealed chunk and none of the plaintext
+// (which may be the caller's), so that dst need not copy it; else in c's
+// own buffer.
+func (w *writer) sealBuffer(c *chunk) []byte {
+	if w.lender != nil {
+		b := w.lender.AvailableBuffer()
+		if cap(b) >= len(c.in)+w.cfg.overhead && !anyOverlap(b[:cap(b)], c.in) {
+			return b[:0]
+		}
+	}
+	return c.ct[:0]
 }
 
 // finish waits for the worker to seal c and writes it, unless an earlier

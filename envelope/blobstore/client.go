@@ -21,12 +21,17 @@ import (
 // ciphertext of headers and final chunks it opened, valid while the
 // blob's ETag is unchanged, which spares two GETs when a blob is opened
 // again; nothing in it is trusted without being authenticated again.
+// Besides, it keeps the ciphertext buffers of its finished calls (blocks,
+// fetched ranges; never plaintext) for the next ones, until the garbage
+// collector reclaims them, so that a service moving blob after blob does
+// not allocate tens of MiB per call.
 type Client struct {
 	container *container.Client
 	keyring   keyring.Keyring
 	guard     *region.Guard
 	opts      ClientOptions
 	opened    openCache
+	buffers   bufferPool // ciphertext buffers, reused from call to call
 	names     nameKeyCache
 	public    map[string]bool // ClientOptions.PublicTagNames
 }

@@ -193,7 +193,7 @@ func TestStagerMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStager(context.Background(), bb, pinned{}, uploadPlan{sizer: sizer, concurrency: concurrency}, &UploadOptions{})
+	s := newStager(context.Background(), bb, pinned{}, uploadPlan{sizer: sizer, concurrency: concurrency}, &UploadOptions{}, new(bufferPool))
 	data := randomBytes(40 * testBlock)
 	f.wire.Reset()
 	err = s.run([]byte("header"), func(w io.Writer) error {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -59,10 +57,11 @@ func (l layout) finalOff() int64 { return (l.chunks - 1) * l.enc }
 
 // geosealContent reads the plaintext of an opened geoseal object.
 type geosealContent struct {
-	lay layout
-	src *bodySource
-	ra  *stream.ReaderAt
-	t   transferSettings
+	lay     layout
+	src     *bodySource
+	ra      *stream.ReaderAt
+	t       transferSettings
+	buffers *bufferPool // the Client's, for the ciphertext of fetches
 	// messageID is the object's, from its authenticated header.
 	messageID [format.MessageIDSize]byte
 }
@@ -102,7 +101,7 @@ func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, 
 	props.Size = ra.Size()
 	props.Context = h.Context
 	props.WrappedKeys = h.WrappedKeys
-	return &geosealContent{lay: lay, src: src, ra: ra, t: t, messageID: h.MessageID}, nil
+	return &geosealContent{lay: lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
 }
 
 // readHeaderAndFinal fetches the header and the final chunk of the blob,
@@ -237,13 +236,12 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 	pieces := l.pieces(off, end, max(g.t.rangeSize/l.enc, 1))
 	read := func(ctx context.Context, pc *piece) error {
 		bodyOff, n := l.span(pc.lo, pc.hi)
-		ct := make([]byte, n)
+		ct := g.buffers.get(int(n))
+		defer g.buffers.put(ct)
 		if err := getRange(ctx, g.src.b, g.src.etag, ct, l.headerLen+bodyOff); err != nil {
 			return err
 		}
-		sp := g.src.add(bodyOff, ct, nil)
-		defer g.src.remove(sp)
-		_, err := g.ra.ReadAt(p[pc.lo-off:pc.hi-off], pc.lo)
+		_, err := g.ra.OpenAt(p[pc.lo-off:pc.hi-off], pc.lo, ct)
 		return err
 	}
 	if len(pieces) == 1 {
@@ -287,11 +285,10 @@ func (s *bodySource) explain(err error) error {
 }
 
 // A bodySource is the io.ReaderAt of an object's body that the
-// stream.ReaderAt reads chunks from. It holds the final chunk, which open
-// fetched, and serves the other chunks from the spans the reads
-// registered while they open them; a chunk no read registered (which the
-// planning should prevent) is fetched on the spot. Spans are immutable
-// while registered, so concurrent reads may share them.
+// stream.ReaderAt reads the final chunk from: it holds that chunk, which
+// open fetched. The reads hand the other chunks to the ReaderAt with the
+// ciphertext they fetched (OpenAt); any other range would be fetched on
+// the spot.
 type bodySource struct {
 	ctx      context.Context
 	b        *blob.Client
@@ -299,46 +296,6 @@ type bodySource struct {
 	base     int64 // blob offset of the body
 	finalOff int64 // body offset of the final chunk
 	final    []byte
-
-	mu    sync.Mutex
-	spans []*span
-}
-
-// A span is fetched ciphertext: body bytes from off. While a fetch is in
-// flight only its first filled bytes are there.
-type span struct {
-	off    int64
-	data   []byte
-	filled *atomic.Int64 // nil: all of data
-}
-
-// ready is how many bytes of the span are there.
-func (sp *span) ready() int64 {
-	if sp.filled == nil {
-		return int64(len(sp.data))
-	}
-	return sp.filled.Load()
-}
-
-// add registers data, whose first filled bytes (all of them, if filled is
-// nil) are body bytes from off.
-func (s *bodySource) add(off int64, data []byte, filled *atomic.Int64) *span {
-	sp := &span{off: off, data: data, filled: filled}
-	s.mu.Lock()
-	s.spans = append(s.spans, sp)
-	s.mu.Unlock()
-	return sp
-}
-
-func (s *bodySource) remove(sp *span) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, x := range s.spans {
-		if x == sp {
-			s.spans = append(s.spans[:i], s.spans[i+1:]...)
-			return
-		}
-	}
 }
 
 func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
@@ -349,16 +306,6 @@ func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return n, nil
 	}
-	end := off + int64(len(p))
-	s.mu.Lock()
-	for _, sp := range s.spans {
-		if off >= sp.off && end <= sp.off+sp.ready() {
-			copy(p, sp.data[off-sp.off:])
-			s.mu.Unlock()
-			return len(p), nil
-		}
-	}
-	s.mu.Unlock()
 	if err := getRange(s.ctx, s.b, s.etag, p, s.base+off); err != nil {
 		return 0, err
 	}

@@ -77,8 +77,10 @@ type Properties struct {
 // hold them. Sequential Reads ramp up, doubling each fetch and the number
 // in flight up to RangeSize × Concurrency, so that reading a whole Blob
 // runs at the speed of Download; a Seek that breaks the sequence starts
-// the ramp again. Every chunk is authenticated before any of its bytes is
-// returned, and a read that fails returns the error, never io.EOF.
+// the ramp again. A Read returns once the whole chunks it has room for
+// (those the current fetch holds) have arrived, not the first of them.
+// Every chunk is authenticated before any of its bytes is returned, and a
+// read that fails returns the error, never io.EOF.
 //
 // ReadAt is safe for concurrent use; Read and Seek share a position and
 // are not. The context given to Open governs the Blob's requests: cancel

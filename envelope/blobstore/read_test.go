@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	mathrand "math/rand/v2"
+	"net/http"
 	"testing"
 
 	"github.com/geoseal/geoseal/envelope"
@@ -166,6 +167,60 @@ func TestSequentialReads(t *testing.T) {
 	var out bytes.Buffer
 	if n, err := io.Copy(&out, b); err != nil || n != int64(len(pt)-1000) || !bytes.Equal(out.Bytes(), pt[1000:]) {
 		t.Fatalf("io.Copy after Seek: %d, %v", n, err)
+	}
+}
+
+// trickle returns at most 1000 bytes per Read, as a slow link does.
+type trickle struct{ io.ReadCloser }
+
+func (t trickle) Read(p []byte) (int, error) { return t.ReadCloser.Read(p[:min(len(p), 1000)]) }
+
+// TestReadsNotCutByArrival reads an opened blob whose responses arrive a
+// little at a time: each Read still returns all the whole chunks it has
+// room for, those of the fetch that holds them, rather than what had
+// arrived when the first chunk was there. So the reader is woken once per
+// Read, not once per piece of a response, and only the Reads that end a
+// fetch (and the one of the final chunk) come back short.
+func TestReadsNotCutByArrival(t *testing.T) {
+	f := newFixture(t, &ClientOptions{RangeSize: 256 << 10, Concurrency: 2})
+	pt := randomBytes(2<<20 + 100)
+	f.upload(t, "doc", pt, &UploadOptions{ChunkSize: testChunk})
+	f.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		resp, err := send(req)
+		if err == nil && req.Method == http.MethodGet {
+			resp.Body = trickle{resp.Body}
+		}
+		return resp, err
+	})
+	defer f.wire.Intercept(nil)
+	b, err := f.client.Open(context.Background(), "doc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f.wire.Reset()
+	var got bytes.Buffer
+	p := make([]byte, 8*testChunk)
+	reads, short := 0, 0
+	for {
+		n, err := b.Read(p)
+		got.Write(p[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads++
+		if n < len(p) {
+			short++
+		}
+	}
+	if !bytes.Equal(got.Bytes(), pt) {
+		t.Fatal("the Reads do not return the plaintext")
+	}
+	if gets := int(f.wire.Gets.Load()); short > gets+1 {
+		t.Errorf("%d of %d Reads came back short, for %d fetches: want at most one per fetch and the final chunk", short, reads, gets)
 	}
 }
 

@@ -12,9 +12,12 @@ import (
 // A seqReader reads the plaintext of [pos, end) of a geoseal object in
 // order. Ranged GETs of whole chunks run ahead of the reader, in an
 // errgroup that bounds them to Concurrency, and each makes its bytes
-// available as they arrive: the reader opens a chunk (stream.ReaderAt) as
-// soon as all of it is there, straight into the caller's buffer when the
-// read covers whole chunks, while the fetches behind it keep streaming.
+// available as they arrive: a Read waits until the chunks it can take
+// from the head fetch are there (as many as p holds, so that it is woken
+// once rather than for every piece of the response) and opens them where
+// they lie (stream.ReaderAt.OpenAt), straight into p when the read covers
+// whole chunks, while the fetches behind it keep streaming. Their buffers
+// come from the Client's pool and go back to it.
 //
 // Fetches ramp up: the first is sized to the first read (the chunks that
 // hold it), each next one is twice the previous up to RangeSize, and one
@@ -35,7 +38,6 @@ type seqReader struct {
 	maxChunks int64 // chunks in a fetch of RangeSize
 	window    int   // fetches allowed in flight
 	queue     []*fetch
-	free      [][]byte
 
 	plain []byte // one chunk of plaintext, for reads of part of a chunk
 	avail []byte // the part of plain not yet returned
@@ -43,15 +45,31 @@ type seqReader struct {
 }
 
 // A fetch is a ranged GET of chunks [first, first+n) of the body into buf,
-// registered as a span whose filled part grows as the response arrives.
+// whose filled part grows as the response arrives.
 type fetch struct {
 	first, n int64
 	buf      []byte
-	sp       *span
-	filled   atomic.Int64  // bytes of buf received
-	progress chan struct{} // signalled (without blocking) when filled grows
-	err      error         // set before done is closed
+	filled   atomic.Int64 // bytes of buf received
+	// want is how many bytes of buf the reader waits for: progress is
+	// signalled (without blocking) once filled reaches it.
+	want     atomic.Int64
+	progress chan struct{}
+	err      error // set before done is closed
 	done     chan struct{}
+}
+
+// received records that got bytes of f.buf have arrived, and wakes the
+// reader if it waits for no more. The reader publishes want before it
+// checks filled again and sleeps, and received stores filled before it
+// checks want, so one of them sees the other's store: no wake-up is lost.
+func (f *fetch) received(got int) {
+	f.filled.Store(int64(got))
+	if w := f.want.Load(); w > 0 && int64(got) >= w {
+		select {
+		case f.progress <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (g *geosealContent) reader(off, end int64, first int) (seqSource, error) {
@@ -85,72 +103,57 @@ func (r *seqReader) fill() {
 	l := r.g.lay
 	for len(r.queue) < r.window && r.next < r.stop {
 		n := min(r.size, r.stop-r.next)
-		f := &fetch{first: r.next, n: n, buf: r.buffer(n * l.enc), progress: make(chan struct{}, 1), done: make(chan struct{})}
-		f.sp = r.g.src.add(f.first*l.enc, f.buf, &f.filled)
+		f := &fetch{first: r.next, n: n, buf: r.g.buffers.get(int(n * l.enc)), progress: make(chan struct{}, 1), done: make(chan struct{})}
 		r.next += n
 		r.size = min(2*r.size, r.maxChunks)
 		r.queue = append(r.queue, f)
 		r.eg.Go(func() error {
 			defer close(f.done)
-			f.err = fetchRange(r.ctx, r.g.src.b, r.g.src.etag, f.buf, l.headerLen+f.first*l.enc, func(n int) {
-				f.filled.Store(int64(n))
-				select {
-				case f.progress <- struct{}{}:
-				default:
-				}
-			})
+			f.err = fetchRange(r.ctx, r.g.src.b, r.g.src.etag, f.buf, l.headerLen+f.first*l.enc, f.received)
 			return f.err
 		})
 	}
 }
 
-// buffer returns a ciphertext buffer of n bytes, reusing a free one.
-func (r *seqReader) buffer(n int64) []byte {
-	for i, b := range r.free {
-		if int64(cap(b)) >= n {
-			r.free = append(r.free[:i], r.free[i+1:]...)
-			return b[:n]
-		}
-	}
-	return make([]byte, n)
-}
-
 // release drops the head fetch, used up, and lets one more run ahead. The
-// fetch is done: its buffer is reused.
+// fetch is done with its buffer (all of it has arrived), which goes back
+// to the pool.
 func (r *seqReader) release() {
 	f := r.queue[0]
 	r.queue = r.queue[1:]
-	r.g.src.remove(f.sp)
-	r.free = append(r.free, f.buf)
-	if len(r.free) > r.window {
-		r.free = r.free[1:]
-	}
+	r.g.buffers.put(f.buf)
 	r.window = min(r.window+1, r.g.t.concurrency)
 }
 
 var errFetchShort = errors.New("blobstore: internal error: a fetch ended short without an error")
 
-// await waits until chunk ci of the head fetch has arrived, and returns
-// how many whole chunks of the fetch, from ci on, are there.
-func (r *seqReader) await(ci int64) (int64, error) {
+// await waits until chunks [ci, ci+k) of the head fetch have arrived (those
+// of them it holds), and returns its ciphertext from chunk ci to the end
+// of what has arrived, whole chunks only.
+func (r *seqReader) await(ci, k int64) ([]byte, error) {
 	f := r.queue[0]
 	enc := r.g.lay.enc
-	need := (ci - f.first + 1) * enc
+	from := (ci - f.first) * enc
+	need := from + min(k, f.first+f.n-ci)*enc
 	for {
 		if got := f.filled.Load(); got >= need {
-			return got/enc - (ci - f.first), nil
+			return f.buf[from : got/enc*enc], nil
+		}
+		f.want.Store(need)
+		if f.filled.Load() >= need {
+			continue
 		}
 		select {
 		case <-f.progress:
 		case <-f.done:
 			if f.err != nil {
-				return 0, f.err
+				return nil, f.err
 			}
 			if f.filled.Load() < need {
-				return 0, errFetchShort
+				return nil, errFetchShort
 			}
 		case <-r.ctx.Done():
-			return 0, context.Cause(r.ctx)
+			return nil, context.Cause(r.ctx)
 		}
 	}
 }
@@ -173,26 +176,31 @@ func (r *seqReader) Read(p []byte) (int, error) {
 	}
 	l := r.g.lay
 	ci := r.pos / l.chunk
-	ready := int64(1) // whole chunks from ci on that are at hand
+	cstart := ci * l.chunk
+	aligned := r.pos == cstart
+	var held []byte // the ciphertext from chunk ci on that is at hand, or nil for the final chunk
 	if ci < l.chunks-1 {
 		// The head fetch must be the one holding chunk ci.
 		for len(r.queue) > 0 && r.queue[0].first+r.queue[0].n <= ci {
 			r.release()
 		}
 		r.fill()
+		want := int64(1)
+		if aligned {
+			want = max(int64(len(p))/l.chunk, 1)
+		}
 		var err error
-		if ready, err = r.await(ci); err != nil {
+		if held, err = r.await(ci, want); err != nil {
 			r.err = r.g.src.explain(err)
 			return 0, r.err
 		}
 	}
 	// Whole chunks straight into p: from a chunk boundary, those at hand,
 	// not past the end (the final chunk goes through plain).
-	cstart := ci * l.chunk
-	if r.pos == cstart && int64(len(p)) >= l.chunk && ci < l.chunks-1 {
-		k := min(int64(len(p))/l.chunk, ready, r.end/l.chunk-ci)
+	if aligned && int64(len(p)) >= l.chunk && held != nil {
+		k := min(int64(len(p))/l.chunk, int64(len(held))/l.enc, r.end/l.chunk-ci)
 		if k > 0 {
-			n, err := r.g.ra.ReadAt(p[:k*l.chunk], r.pos)
+			n, err := r.g.ra.OpenAt(p[:k*l.chunk], r.pos, held)
 			r.pos += int64(n)
 			if err != nil {
 				r.err = r.g.src.explain(err)
@@ -206,7 +214,14 @@ func (r *seqReader) Read(p []byte) (int, error) {
 	if r.plain == nil {
 		r.plain = make([]byte, l.chunk)
 	}
-	if m, err := r.g.ra.ReadAt(r.plain[:clen], cstart); int64(m) < clen {
+	var m int
+	var err error
+	if held != nil {
+		m, err = r.g.ra.OpenAt(r.plain[:clen], cstart, held)
+	} else {
+		m, err = r.g.ra.ReadAt(r.plain[:clen], cstart) // the final chunk, which open holds
+	}
+	if int64(m) < clen {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -221,9 +236,10 @@ func (r *seqReader) Read(p []byte) (int, error) {
 }
 
 // WriteTo writes the rest of the range to w, opening whole chunks into a
-// buffer of up to 16 chunks.
+// buffer of up to 16 chunks, cleared when it returns.
 func (r *seqReader) WriteTo(w io.Writer) (int64, error) {
 	buf := make([]byte, min(max(r.end-r.pos, 1), 16*r.g.lay.chunk))
+	defer clear(buf)
 	var total int64
 	for {
 		n, err := r.Read(buf)
@@ -248,9 +264,9 @@ func (r *seqReader) Close() error {
 	r.cancel()
 	r.eg.Wait()
 	for _, f := range r.queue {
-		r.g.src.remove(f.sp)
+		r.g.buffers.put(f.buf)
 	}
-	r.queue, r.free = nil, nil
+	r.queue = nil
 	clear(r.plain)
 	r.avail = nil
 	if r.err == nil {

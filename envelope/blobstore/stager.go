@@ -25,8 +25,9 @@ const changeCheckEvery = 8
 // Concurrency at a time (an errgroup with that limit), each from its own
 // buffer. Buffers are reused: there are at most Concurrency + 1 of them,
 // one being filled and the others being sent, so an upload's memory does
-// not depend on its length. The first failure cancels the other requests
-// and makes every later Write fail.
+// not depend on its length; they come from the Client's pool and go back
+// to it at the end. The first failure cancels the other requests and makes
+// every later Write fail.
 type stager struct {
 	ctx    context.Context // the group's: done at the first failure
 	cancel context.CancelCauseFunc
@@ -45,14 +46,16 @@ type stager struct {
 	free    chan []byte // buffers not in use
 	nbufs   int         // buffers allocated and not dropped
 	maxBufs int         // Concurrency + 1
+	pool    *bufferPool
 
 	mu       sync.Mutex // guards staged and serializes progress calls
 	staged   int64
 	progress func(int64)
 }
 
-func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploadPlan, opts *UploadOptions) *stager {
+func newStager(ctx context.Context, bb *blockblob.Client, pin pinned, plan uploadPlan, opts *UploadOptions, pool *bufferPool) *stager {
 	s := &stager{
+		pool:     pool,
 		bb:       bb,
 		pin:      pin,
 		sizer:    plan.sizer,
@@ -87,24 +90,47 @@ func (s *stager) run(header []byte, body func(io.Writer) error) error {
 		s.g.Wait()
 		return err
 	}
-	return s.g.Wait()
+	if err := s.g.Wait(); err != nil {
+		return err
+	}
+	s.recycle()
+	return nil
 }
 
-// Write copies p into blocks, staging each one as it fills.
+// recycle gives the buffers back to the pool once every request has
+// succeeded. After a failure they are left to the collector: net/http may
+// still be reading the body of a cancelled request after StageBlock
+// returned (RoundTrip may close it in another goroutine), and the next
+// upload must not write into a buffer that is still being sent.
+func (s *stager) recycle() {
+	if s.cur != nil {
+		s.pool.put(s.cur)
+		s.cur = nil
+	}
+	for {
+		select {
+		case b := <-s.free:
+			s.pool.put(b)
+		default:
+			return
+		}
+	}
+}
+
+// Write copies p into blocks, staging each one as it fills. A p that
+// starts the room AvailableBuffer lent is in the block already: nothing
+// is copied.
 func (s *stager) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		if err := context.Cause(s.ctx); err != nil {
+		if err := s.startBlock(); err != nil {
 			return n, err
 		}
-		if s.cur == nil {
-			buf, err := s.buffer(s.sizer.next(s.body))
-			if err != nil {
-				return n, err
-			}
-			s.cur = buf
+		room := s.cur[len(s.cur):cap(s.cur)]
+		m := min(len(p), len(room))
+		if &room[0] != &p[0] {
+			copy(room, p)
 		}
-		m := copy(s.cur[len(s.cur):cap(s.cur)], p)
 		s.cur = s.cur[:len(s.cur)+m]
 		p = p[m:]
 		n += m
@@ -115,6 +141,34 @@ func (s *stager) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// AvailableBuffer lends the room left in the block being filled, as
+// bufio.Writer does: the stream.Writer seals chunks that fit straight
+// into it and passes them to Write, which then copies nothing. It is empty
+// if no block can be had (Write reports why).
+func (s *stager) AvailableBuffer() []byte {
+	if err := s.startBlock(); err != nil {
+		return nil
+	}
+	return s.cur[len(s.cur):]
+}
+
+// startBlock makes sure there is a block being filled, with room left,
+// unless the upload has failed.
+func (s *stager) startBlock() error {
+	if err := context.Cause(s.ctx); err != nil {
+		return err
+	}
+	if s.cur != nil {
+		return nil
+	}
+	buf, err := s.buffer(s.sizer.next(s.body))
+	if err != nil {
+		return err
+	}
+	s.cur = buf
+	return nil
 }
 
 // buffer returns an empty block buffer of capacity size: a free one, a new
@@ -128,7 +182,8 @@ func (s *stager) buffer(size int64) ([]byte, error) {
 		default:
 			if s.nbufs < s.maxBufs {
 				s.nbufs++
-				return make([]byte, 0, size), nil
+				// The block is cut at its capacity.
+				return s.pool.get(int(size))[:0:size], nil
 			}
 			select {
 			case b = <-s.free:
@@ -140,6 +195,7 @@ func (s *stager) buffer(size int64) ([]byte, error) {
 			return b[:0], nil
 		}
 		s.nbufs-- // the block size changed: let it go
+		s.pool.put(b)
 	}
 }
 

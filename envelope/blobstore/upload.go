@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,7 +203,7 @@ func (c *Client) put(ctx context.Context, t uploadTarget, r io.Reader, opts *Upl
 	defer body.Zero()
 	body.Options.Concurrency = cryptoConcurrency(plan.concurrency)
 
-	st := newStager(ctx, bb, pin, plan, opts)
+	st := newStager(ctx, bb, pin, plan, opts, &c.buffers)
 	src := &countingReader{r: r, ctx: st.ctx}
 	err = st.run(header, func(dst io.Writer) error {
 		sw, err := stream.NewWriter(dst, body.Key, &body.Options)
@@ -210,7 +211,7 @@ func (c *Client) put(ctx context.Context, t uploadTarget, r io.Reader, opts *Upl
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(sw, src); err != nil {
+		if err := src.copyTo(sw); err != nil {
 			sw.Close() // stops the sealing goroutines
 			return err
 		}
@@ -346,6 +347,26 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// copyTo copies the source to sw, a stream.Writer. A source in memory
+// (*bytes.Reader, *bytes.Buffer) hands all its bytes over in one Write,
+// whose chunks the Writer seals where they lie, without copying them into
+// its buffers first; at cancellation the stager refuses the next chunk.
+// Any other source is read straight into the Writer's chunk buffers
+// (io.Copy uses its ReadFrom), and not read again once ctx is done.
+func (c *countingReader) copyTo(sw io.Writer) error {
+	if err := context.Cause(c.ctx); err != nil {
+		return err
+	}
+	switch r := c.r.(type) {
+	case *bytes.Reader, *bytes.Buffer:
+		n, err := r.(io.WriterTo).WriteTo(sw)
+		c.n += n
+		return err
+	}
+	_, err := io.Copy(sw, c)
+	return err
 }
 
 // pinned is the state of the blob an upload replaces, as noted before it
