@@ -372,6 +372,12 @@ func TestParseEncryptionDataErrors(t *testing.T) {
 		{"trailing", `"FullBlob"}`, `"FullBlob"} {}`, ErrInvalidEncryptionData},
 		{"not object", good, `[]`, ErrInvalidEncryptionData},
 		{"metadata not strings", `"EncryptionLibrary":"x"`, `"EncryptionLibrary":1`, ErrInvalidEncryptionData},
+		// Malformed JSON inside an array or object: the member-name check
+		// once looped for ever on these (the fuzzer found the first).
+		{"malformed in array", good, `["":{""""`, ErrInvalidEncryptionData},
+		{"malformed member", `"KeyId":"k"`, `"KeyId" "k"`, ErrInvalidEncryptionData},
+		{"malformed element", `{"EncryptionLibrary":"x"}`, `[1 2]`, ErrInvalidEncryptionData},
+		{"unclosed", `"FullBlob"}`, `"FullBlob"`, ErrInvalidEncryptionData},
 	} {
 		in := strings.Replace(good, c.old, c.new, 1)
 		if _, err := ParseEncryptionData([]byte(in)); !errors.Is(err, c.want) {

@@ -3,6 +3,7 @@ package csev2
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -172,13 +173,24 @@ var memberNames = map[string][]string{
 // only without regard to case. Malformed JSON is left to the decoder.
 func checkMemberNames(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
+	// The walk stops at the first syntax error (the decoder reports it).
+	// It must not go on: after an error Token consumes nothing and More
+	// may still say true, so a loop over an object or array would never
+	// end.
+	token := func() (json.Token, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, errMalformedJSON
+		}
+		return t, nil
+	}
 	// walk reads one value; object is the name memberNames knows it by, or
 	// "-" when it is no object this package reads.
 	var walk func(object string) error
 	walk = func(object string) error {
-		tok, err := dec.Token()
+		tok, err := token()
 		if err != nil {
-			return nil // the decoder reports it
+			return err
 		}
 		switch tok {
 		case json.Delim('['):
@@ -187,13 +199,15 @@ func checkMemberNames(b []byte) error {
 					return err
 				}
 			}
-			dec.Token()
+			if _, err := token(); err != nil {
+				return err
+			}
 		case json.Delim('{'):
 			seen := make(map[string]bool)
 			for dec.More() {
-				t, err := dec.Token()
+				t, err := token()
 				if err != nil {
-					return nil
+					return err
 				}
 				name, _ := t.(string)
 				if seen[name] {
@@ -213,9 +227,17 @@ func checkMemberNames(b []byte) error {
 					return err
 				}
 			}
-			dec.Token()
+			if _, err := token(); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
-	return walk("")
+	if err := walk(""); err != errMalformedJSON {
+		return err
+	}
+	return nil
 }
+
+// errMalformedJSON ends checkMemberNames' walk; it never leaves it.
+var errMalformedJSON = errors.New("csev2: malformed JSON")
