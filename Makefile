@@ -71,7 +71,7 @@ demo: deps
 bench: deps
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'RawGCM|Geoseal|Tink|Sio|Age' -benchtime 3x -count 3 .
 	@cd internal/benchcmp && $(GO) run ./cmd/rss
-	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Blob' -benchtime 2x -count 1 .
+	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Blob' -benchtime 6x -count 1 .
 	@cd internal/benchcmp && $(GO) test -run '^$$' -bench 'Walk' -benchtime 1x -count 1 -timeout 40m .
 
 clean:
