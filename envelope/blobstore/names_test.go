@@ -360,6 +360,8 @@ func TestSealedNamesRefusedBeforeAnyRequest(t *testing.T) {
 		{"Content-Encoding", sealedName, &UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentEncoding: to.Ptr("gzip")}}, ErrClearHTTPHeader},
 		{"Content-MD5", sealedName, &UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: make([]byte, 16)}}, ErrClearHTTPHeader},
 		{"Cache-Control with text", sealedName, &UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobCacheControl: to.Ptr(`private="x57 wing"`)}}, ErrClearHTTPHeader},
+		{"Cache-Control with a form feed", sealedName, &UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobCacheControl: to.Ptr("\fno-store")}}, ErrClearHTTPHeader},
+		{"Cache-Control with a Unicode space", sealedName, &UploadOptions{HTTPHeaders: &blob.HTTPHeaders{BlobCacheControl: to.Ptr("private,\u00a0max-age=60")}}, ErrClearHTTPHeader},
 		{"metadata too large", sealedName, &UploadOptions{Metadata: map[string]*string{"big": to.Ptr(strings.Repeat("v", names.MaxMetadataSize))}}, nil},
 		{"metadata without a value", sealedName, &UploadOptions{Metadata: map[string]*string{"empty": nil}}, nil},
 		{"reserved metadata", sealedName, &UploadOptions{Metadata: map[string]*string{"geosealname": to.Ptr("x")}}, nil},

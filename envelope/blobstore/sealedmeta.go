@@ -96,10 +96,12 @@ func checkSealedHTTPHeaders(h *blob.HTTPHeaders) error {
 
 // standardCacheControl reports whether v is made only of the standard
 // Cache-Control directives (RFC 9111, RFC 8246, RFC 5861), with numbers
-// as arguments: nothing a user could write a name into.
+// as arguments: nothing a user could write a name into. Only HTTP's
+// optional whitespace (space, tab) may surround a directive; TrimSpace
+// would also let through form feeds, vertical tabs and Unicode spaces.
 func standardCacheControl(v string) bool {
 	for d := range strings.SplitSeq(v, ",") {
-		name, arg, hasArg := strings.Cut(strings.TrimSpace(d), "=")
+		name, arg, hasArg := strings.Cut(strings.Trim(d, " \t"), "=")
 		switch strings.ToLower(name) {
 		case "no-cache", "no-store", "no-transform", "must-revalidate", "proxy-revalidate",
 			"must-understand", "private", "public", "immutable":
