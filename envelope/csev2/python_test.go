@@ -13,21 +13,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/geoseal/geoseal/internal/testenv"
+	"github.com/geoseal/geoseal/internal/pysdk"
 )
-
-// pythonPeer is Debian's python3 with azure-storage-blob 12.15.0b1 (package
-// python3-azure-storage) and cryptography, the real CSE v2 peer.
-const pythonPeer = "/usr/bin/python3"
-
-func requirePython(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(pythonPeer, "-c", "import azure.storage.blob, cryptography; from azure.storage.blob._encryption import _ENCRYPTION_PROTOCOL_V2").CombinedOutput()
-	if err != nil {
-		testenv.Missing(t, "Python azure-storage-blob with CSE v2", fmt.Errorf("%v: %s", err, out),
-			"apt-get install python3-azure-storage python3-cryptography")
-	}
-}
 
 type pyKEK struct {
 	spec, alg, kid string
@@ -57,7 +44,7 @@ func pythonKEKs(t *testing.T) []pyKEK {
 
 func runPython(t *testing.T, args ...string) {
 	t.Helper()
-	cmd := exec.Command(pythonPeer, append([]string{"testdata/interop.py"}, args...)...)
+	cmd := exec.Command(pysdk.Python, append([]string{"testdata/interop.py"}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("interop.py %s: %v\n%s", args[0], err, out)
 	}
@@ -66,7 +53,7 @@ func runPython(t *testing.T, args ...string) {
 // TestPythonWritesGeosealReads: the Python SDK uploads CSE v2 (single-shot
 // and chunked) and geoseal downloads it whole and by ranges.
 func TestPythonWritesGeosealReads(t *testing.T) {
-	requirePython(t)
+	pysdk.Require(t)
 	e := newBlobEnv(t)
 	ctx := context.Background()
 	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
@@ -117,7 +104,7 @@ func TestPythonWritesGeosealReads(t *testing.T) {
 // downloads it whole and by a range. In FIPS 140-only mode geoseal refuses to
 // write, which is checked instead.
 func TestGeosealWritesPythonReads(t *testing.T) {
-	requirePython(t)
+	pysdk.Require(t)
 	e := newBlobEnv(t)
 	ctx := context.Background()
 	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
@@ -168,7 +155,7 @@ func TestGeosealWritesPythonReads(t *testing.T) {
 // FIPS 140-only mode only the RSA-OAEP-256 blobs can be read (local A256KW
 // and RSA-OAEP with SHA-1 are refused), which is checked instead.
 func TestPythonWritesV1GeosealReads(t *testing.T) {
-	requirePython(t)
+	pysdk.Require(t)
 	e := newBlobEnv(t)
 	ctx := context.Background()
 	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
