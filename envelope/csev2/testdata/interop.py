@@ -15,51 +15,16 @@ stderr.
     interop.py upload-v1 CONN CONTAINER BLOB KEK ALG KID IN [MAX_SINGLE_PUT MAX_BLOCK]
 """
 
+import os
 import sys
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
 from azure.storage.blob import BlobServiceClient
 
-
-class KeyEncryptionKey:
-    """The SDK's key_encryption_key interface (wrap_key, unwrap_key, get_kid,
-    get_key_wrap_algorithm), backed by cryptography."""
-
-    def __init__(self, spec, alg, kid):
-        kind, _, value = spec.partition(":")
-        self.alg, self.kid = alg, kid
-        if kind == "aes":
-            self.aes = bytes.fromhex(value)
-            assert len(self.aes) == 32 and alg == "A256KW"
-        else:
-            with open(value, "rb") as f:
-                self.rsa = serialization.load_pem_private_key(f.read(), password=None)
-            assert alg in ("RSA-OAEP", "RSA-OAEP-256", "RSA")
-
-    def _oaep(self, alg):
-        h = hashes.SHA256() if alg == "RSA-OAEP-256" else hashes.SHA1()
-        return padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
-
-    def wrap_key(self, key):
-        if self.alg == "A256KW":
-            return aes_key_wrap(self.aes, key)
-        return self.rsa.public_key().encrypt(key, self._oaep(self.alg))
-
-    def unwrap_key(self, key, algorithm):
-        if algorithm != self.alg:
-            raise ValueError("unexpected key wrap algorithm " + algorithm)
-        if algorithm == "A256KW":
-            return aes_key_unwrap(self.aes, key)
-        return self.rsa.decrypt(key, self._oaep(algorithm))
-
-    def get_kid(self):
-        return self.kid
-
-    def get_key_wrap_algorithm(self):
-        return self.alg
+# The SDK's key_encryption_key, as internal/pysdk's script gives it to the
+# SDK. No bytecode is written into the source tree when a test imports it.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "internal", "pysdk"))
+from cse_container import KeyEncryptionKey  # noqa: E402
 
 
 def main(argv):
