@@ -169,71 +169,61 @@ func TestPythonWritesV1GeosealReads(t *testing.T) {
 	e := newBlobEnv(t)
 	ctx := context.Background()
 	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
-	dir := t.TempDir()
-	pem, err := filepath.Abs("testdata/rsa2048.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
 	aesKey := bytes.Repeat([]byte{0x24}, 32)
 	aes, _ := LocalAESKEK("local:py-v1-aes", aesKey)
-	rsa, _ := LocalRSAKEK("local:py-v1-rsa", loadRSAKey(t), nil)
+	priv := loadRSAKey(t)
+	rsa, _ := LocalRSAKEK("local:py-v1-rsa", priv, nil)
 	kr := Keys(aes, rsa)
-	chunked := []string{"16", strconv.Itoa(64 << 10)}
-	type blob struct {
-		spec, alg, kid string
-		size           int
-		chunked        bool
+	sdkAES := pysdk.AESKEK(aes.KeyID(), aesKey)
+	sdkRSA := func(alg string) pysdk.KEK { return pysdk.RSAKEK(t, rsa.KeyID(), alg, priv) }
+	// One Python process uploads them all, chunked as pysdk.Blob.Chunked
+	// says: from 16 bytes of padded ciphertext up, in 64 KiB blocks.
+	var blobs []pysdk.Blob
+	add := func(kek pysdk.KEK, size int, chunked bool) {
+		blobs = append(blobs, pysdk.Blob{
+			Name:      fmt.Sprintf("py-v1-%s-%d-%v", kek.Algorithm(), size, chunked),
+			Plaintext: testPlaintext(size),
+			Version:   pysdk.V1, KEK: kek, Chunked: chunked,
+		})
 	}
-	var blobs []blob
 	// Every size with A256KW, a few with RSA-OAEP: the wrap does not change
 	// the body. (testdata/v1_vectors.json has every size with both.)
 	for _, k := range []struct {
-		b     blob
+		kek   pysdk.KEK
 		sizes []int
 	}{
-		{blob{spec: "aes:" + hex.EncodeToString(aesKey), alg: AlgorithmA256KW, kid: aes.KeyID()}, []int{0, 1, 15, 16, 17, 100000, 4<<20 + 1}},
-		{blob{spec: "rsa:" + pem, alg: AlgorithmRSAOAEP, kid: rsa.KeyID()}, []int{17, 100000}},
+		{sdkAES, []int{0, 1, 15, 16, 17, 100000, 4<<20 + 1}},
+		{sdkRSA(AlgorithmRSAOAEP), []int{17, 100000}},
 	} {
 		for _, n := range k.sizes {
 			for _, ch := range []bool{false, true} {
-				b := k.b
-				b.size, b.chunked = n, ch
-				blobs = append(blobs, b)
+				add(k.kek, n, ch)
 			}
 		}
 	}
-	blobs = append(blobs,
-		blob{"rsa:" + pem, AlgorithmRSAOAEP256, rsa.KeyID(), 100000, true},
-		blob{"rsa:" + pem, AlgorithmRSAOAEP256, rsa.KeyID(), 17, false},
-		blob{"rsa:" + pem, algorithmRSA, rsa.KeyID(), 17, true})
-	for _, c := range blobs {
-		name := fmt.Sprintf("py-v1-%s-%d-%v", c.alg, c.size, c.chunked)
-		pt := testPlaintext(c.size)
-		in := filepath.Join(dir, name)
-		if err := os.WriteFile(in, pt, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"upload-v1", e.srv.ConnectionString(), cname, name, c.spec, c.alg, c.kid, in}
-		if c.chunked {
-			args = append(args, chunked...)
-		}
-		runPython(t, args...)
+	add(sdkRSA(AlgorithmRSAOAEP256), 100000, true)
+	add(sdkRSA(AlgorithmRSAOAEP256), 17, false)
+	add(sdkRSA(algorithmRSA), 17, true)
+	pysdk.Upload(t, e.srv.ConnectionString(), cname, blobs)
 
+	for _, c := range blobs {
+		name, pt, alg := c.Name, c.Plaintext, c.KEK.Algorithm()
 		b := e.container.NewBlobClient(name)
 		if _, err := Download(ctx, b, kr, nil); !errors.Is(err, ErrUnsupportedProtocol) {
 			t.Fatalf("%s: Download without ReadCSEv1: %v, want ErrUnsupportedProtocol", name, err)
 		}
 		opts := &DownloadOptions{Reader: &ReaderOptions{ReadCSEv1: true}}
 		got, err := readAllClose(Download(ctx, b, kr, opts))
-		if c.alg != AlgorithmRSAOAEP256 && fips140.Enforced() {
+		if alg != AlgorithmRSAOAEP256 && fips140.Enforced() {
 			if !errors.Is(err, ErrNotApproved) {
-				t.Fatalf("%s: %s in FIPS 140-only mode: %v, want ErrNotApproved", name, c.alg, err)
+				t.Fatalf("%s: %s in FIPS 140-only mode: %v, want ErrNotApproved", name, alg, err)
 			}
 			continue
 		}
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("%s: Download: %v (%d bytes, want %d)", name, err, len(got), len(pt))
 		}
-		checkRanges(t, name, b, pt, [][2]int64{{0, 10}, {15, 2}, {65530, 20}, {int64(c.size) - 3, 3}, {int64(c.size) - 17, 0}}, kr, opts)
+		size := int64(len(pt))
+		checkRanges(t, name, b, pt, [][2]int64{{0, 10}, {15, 2}, {65530, 20}, {size - 3, 3}, {size - 17, 0}}, kr, opts)
 	}
 }

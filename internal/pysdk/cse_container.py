@@ -12,7 +12,7 @@ MANIFEST is a JSON file:
     {"connection_string": "...", "container": "...",
      "blobs": [{"name": "...", "in": "PLAINTEXT FILE",
                 "version": "1.0" | "2.0" | null (no encryption),
-                "kek": "aes:HEX" | "rsa:PEMFILE", "alg": "A256KW" | "RSA-OAEP" | "RSA-OAEP-256",
+                "kek": "aes:HEX" | "rsa:PEMFILE", "alg": "A256KW" | "RSA-OAEP" | "RSA-OAEP-256" | "RSA",
                 "kid": "...",
                 "chunked": false | true,
                 "metadata": {...}, "tags": {...}}]}

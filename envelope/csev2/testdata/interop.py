@@ -7,12 +7,10 @@
 KEK is "aes:HEX" (a 32-byte key for A256KW) or "rsa:PEMFILE" (an RSA private
 key, for RSA-OAEP, RSA-OAEP-256, or RSA: RSA-OAEP with SHA-1 under the name
 the SDK's own test helper RSAKeyWrapper writes). Uploads use
-encryption_version "2.0", or the SDK's default "1.0" (AES-CBC, no integrity)
-with upload-v1; downloads set require_encryption, so an unencrypted or
-undecryptable blob is an error. Exit status 0 on success; errors go to
-stderr.
-
-    interop.py upload-v1 CONN CONTAINER BLOB KEK ALG KID IN [MAX_SINGLE_PUT MAX_BLOCK]
+encryption_version "2.0"; downloads set require_encryption, so an
+unencrypted or undecryptable blob is an error. Exit status 0 on success;
+errors go to stderr. (CSE v1 blobs the SDK writes come from
+internal/pysdk's cse_container.py.)
 """
 
 import os
@@ -34,19 +32,10 @@ def main(argv):
     if cmd == "upload" and len(argv) > 9:
         kwargs["max_single_put_size"] = int(argv[9])
         kwargs["max_block_size"] = int(argv[9])
-    if cmd == "upload-v1" and len(argv) > 10:
-        kwargs["max_single_put_size"] = int(argv[9])
-        kwargs["max_block_size"] = int(argv[10])
     service = BlobServiceClient.from_connection_string(conn, **kwargs)
     client = service.get_blob_client(container, blob)
     client.require_encryption = True
     client.key_encryption_key = kek
-    if cmd == "upload-v1":
-        # The SDK's default encryption_version, "1.0", left as it is.
-        assert client.encryption_version == "1.0"
-        with open(path, "rb") as f:
-            client.upload_blob(f, overwrite=True)
-        return
     client.encryption_version = "2.0"
     if cmd == "upload":
         with open(path, "rb") as f:
