@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/fips140"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,9 +16,11 @@ import (
 	"github.com/geoseal/geoseal/internal/pysdk"
 )
 
+// A pyKEK is one key-encryption key as the Python SDK and as geoseal hold
+// it.
 type pyKEK struct {
-	spec, alg, kid string
-	kek            KeyEncryptionKey
+	sdk pysdk.KEK
+	kek KeyEncryptionKey
 }
 
 func pythonKEKs(t *testing.T) []pyKEK {
@@ -28,26 +29,24 @@ func pythonKEKs(t *testing.T) []pyKEK {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := filepath.Abs("testdata/rsa2048.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsa, err := LocalRSAKEK("local:py-rsa", loadRSAKey(t), nil)
+	priv := loadRSAKey(t)
+	rsa, err := LocalRSAKEK("local:py-rsa", priv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return []pyKEK{
-		{"aes:" + hex.EncodeToString(aesKey), AlgorithmA256KW, "local:py-aes", aes},
-		{"rsa:" + pem, AlgorithmRSAOAEP256, "local:py-rsa", rsa},
-		{"rsa:" + pem, AlgorithmRSAOAEP, "local:py-rsa", rsa},
+		{pysdk.AESKEK(aes.KeyID(), aesKey), aes},
+		{pysdk.RSAKEK(t, rsa.KeyID(), AlgorithmRSAOAEP256, priv), rsa},
+		{pysdk.RSAKEK(t, rsa.KeyID(), AlgorithmRSAOAEP, priv), rsa},
 	}
 }
 
-func runPython(t *testing.T, args ...string) {
+// runPython runs interop.py's cmd on blob name with the key k, then args.
+func runPython(t *testing.T, cmd, conn, container, name string, k pysdk.KEK, path string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(pysdk.Python, append([]string{"testdata/interop.py"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("interop.py %s: %v\n%s", args[0], err, out)
+	argv := append([]string{"testdata/interop.py", cmd, conn, container, name, k.Spec(), k.Algorithm(), k.KeyID(), path}, args...)
+	if out, err := exec.Command(pysdk.Python, argv...).CombinedOutput(); err != nil {
+		t.Fatalf("interop.py %s: %v\n%s", cmd, err, out)
 	}
 }
 
@@ -80,24 +79,25 @@ func TestPythonWritesGeosealReads(t *testing.T) {
 		for _, c := range []struct {
 			size, maxPut int
 		}{{0, 0}, {1000, 0}, {DefaultRegionLength + 999, 1 << 20}} {
-			name := fmt.Sprintf("py-%s-%d", k.alg, c.size)
+			alg := k.sdk.Algorithm()
+			name := fmt.Sprintf("py-%s-%d", alg, c.size)
 			pt := testPlaintext(c.size)
 			in := filepath.Join(dir, name)
 			if err := os.WriteFile(in, pt, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"upload", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, in}
+			var maxPut []string
 			if c.maxPut > 0 {
-				args = append(args, strconv.Itoa(c.maxPut))
+				maxPut = []string{strconv.Itoa(c.maxPut)}
 			}
-			runPython(t, args...)
+			runPython(t, "upload", e.srv.ConnectionString(), cname, name, k.sdk, in, maxPut...)
 
 			b := e.container.NewBlobClient(name)
 			got, err := readAllClose(Download(ctx, b, Keys(k.kek), nil))
-			if k.alg != AlgorithmRSAOAEP256 && fips140.Enforced() {
+			if alg != AlgorithmRSAOAEP256 && fips140.Enforced() {
 				// Local A256KW and RSA-OAEP (SHA-1) are not run in this mode.
 				if !errors.Is(err, ErrNotApproved) {
-					t.Fatalf("%s: %s in FIPS 140-only mode: %v", name, k.alg, err)
+					t.Fatalf("%s: %s in FIPS 140-only mode: %v", name, alg, err)
 				}
 				continue
 			}
@@ -120,16 +120,17 @@ func TestGeosealWritesPythonReads(t *testing.T) {
 	cname := e.container.URL()[len(e.srv.BlobEndpoint)+1:]
 	dir := t.TempDir()
 	for _, k := range pythonKEKs(t) {
+		alg := k.sdk.Algorithm()
 		for _, scheme := range []NonceScheme{NonceJava, NoncePython, NonceDotNet} {
 			for _, size := range []int{0, 1, DefaultRegionLength + 1} {
-				if size > 1 && k.alg != AlgorithmA256KW {
+				if size > 1 && alg != AlgorithmA256KW {
 					continue // one big blob per scheme is enough
 				}
-				name := fmt.Sprintf("go-%s-%v-%d", k.alg, scheme, size)
+				name := fmt.Sprintf("go-%s-%v-%d", alg, scheme, size)
 				pt := testPlaintext(size)
 				bb := e.container.NewBlockBlobClient(name)
 				_, err := Upload(ctx, bb, bytes.NewReader(pt), k.kek, &UploadOptions{
-					Encryption: &WriterOptions{NonceScheme: scheme, KeyWrapAlgorithm: k.alg},
+					Encryption: &WriterOptions{NonceScheme: scheme, KeyWrapAlgorithm: alg},
 				})
 				if fips140.Enforced() {
 					if !errors.Is(err, ErrNotApproved) {
@@ -141,14 +142,14 @@ func TestGeosealWritesPythonReads(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := filepath.Join(dir, name)
-				runPython(t, "download", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, out)
+				runPython(t, "download", e.srv.ConnectionString(), cname, name, k.sdk, out)
 				got, err := os.ReadFile(out)
 				if err != nil || !bytes.Equal(got, pt) {
 					t.Fatalf("%s: Python read %d bytes, want %d (%v)", name, len(got), len(pt), err)
 				}
 				if size > 10 {
 					off := DefaultRegionLength - 4
-					runPython(t, "download", e.srv.ConnectionString(), cname, name, k.spec, k.alg, k.kid, out, strconv.Itoa(off), "5")
+					runPython(t, "download", e.srv.ConnectionString(), cname, name, k.sdk, out, strconv.Itoa(off), "5")
 					got, _ := os.ReadFile(out)
 					if !bytes.Equal(got, pt[off:off+5]) {
 						t.Fatalf("%s: Python ranged read %x, want %x", name, got, pt[off:off+5])

@@ -157,5 +157,10 @@ func (k KEK) File() string {
 	return ""
 }
 
+// Spec is the key as the Python scripts take it, "aes:HEX" or
+// "rsa:PEMFILE": the KeyEncryptionKey of cse_container.py, which
+// envelope/csev2's testdata/interop.py imports.
+func (k KEK) Spec() string { return k.spec }
+
 // KeyID is the key id the SDK writes in the metadata.
 func (k KEK) KeyID() string { return k.keyID }
