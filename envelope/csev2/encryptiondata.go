@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/geoseal/geoseal/internal/keyfile"
 )
 
 // MaxEncryptionDataSize bounds the JSON encryption data ParseEncryptionData
 // accepts. Azure limits all of a blob's metadata to 8 KiB together.
 const MaxEncryptionDataSize = 8 << 10
 
-// maxWrappedKeySize bounds the wrapped content key: an RSA-OAEP wrap under a
-// 16384-bit key is 2048 bytes, and nothing legitimate is larger.
-const maxWrappedKeySize = 2048
+// maxWrappedKeySize bounds the wrapped content key: an RSA-OAEP wrap under
+// the largest RSA key accepted (keyfile.MaxRSABits, 16384 bits) is 2048
+// bytes, and nothing legitimate is larger.
+const maxWrappedKeySize = keyfile.MaxRSABits / 8
 
 // EncryptionData is the content of a blob's "encryptiondata" metadata entry:
 // what a reader needs, besides the key-encryption key, to decrypt the blob.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/keyring"
 )
@@ -34,7 +35,7 @@ func TestRSAKeySize(t *testing.T) {
 			t.Errorf("LocalRSAKEK accepted a %d-bit public key", bits)
 		}
 	}
-	if _, err := LocalRSAKEK("local:big", nil, weakPublicKey(maxRSABits+1)); err == nil {
+	if _, err := LocalRSAKEK("local:big", nil, weakPublicKey(keyfile.MaxRSABits+1)); err == nil {
 		t.Error("LocalRSAKEK accepted a key whose wraps exceed the metadata bound")
 	}
 	if _, err := LocalRSAKEK("local:ok", nil, weakPublicKey(keyring.MinRSABits)); err != nil {

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"hash"
 
+	"github.com/geoseal/geoseal/internal/keyfile"
 	"github.com/geoseal/geoseal/internal/keywrap"
-	"github.com/geoseal/geoseal/keyring"
 )
 
 // Key wrap algorithm names, as Azure Key Vault and the SDKs spell them.
@@ -140,18 +140,14 @@ func LocalRSAKEK(keyID string, priv *rsa.PrivateKey, pub *rsa.PublicKey) (KeyEnc
 	return &rsaKEK{id: keyID, priv: priv, pub: pub}, nil
 }
 
-// maxRSABits is the largest RSA key accepted: its wraps fill maxWrappedKeySize.
-const maxRSABits = 8 * maxWrappedKeySize
-
 // checkRSABits holds every RSA key that enters this package, local or in a
-// vault, to keyring.MinRSABits: below 2048 bits RSA is not approved for key
-// transport (NIST SP 800-131A).
+// vault, to geoseal's one rule for RSA sizes (keyfile.CheckRSABits): at least
+// keyring.MinRSABits, as below 2048 bits RSA is not approved for key
+// transport (NIST SP 800-131A), and at most keyfile.MaxRSABits, whose wraps
+// fill maxWrappedKeySize.
 func checkRSABits(bits int) error {
-	switch {
-	case bits < keyring.MinRSABits:
-		return fmt.Errorf("csev2: RSA key of %d bits, at least %d required", bits, keyring.MinRSABits)
-	case bits > maxRSABits:
-		return fmt.Errorf("csev2: RSA key of %d bits, at most %d accepted", bits, maxRSABits)
+	if err := keyfile.CheckRSABits(bits); err != nil {
+		return fmt.Errorf("csev2: %w", err)
 	}
 	return nil
 }

@@ -82,11 +82,10 @@ func NewReader(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyRes
 	return newReaderFrom(ctx, src, ed, kr, 0, opts)
 }
 
-// newReaderFrom decrypts src, whose first region is region first of the blob.
+// newReaderFrom decrypts src, whose first region is region first of the blob
+// the validated v2 ed describes (NewReader validates it; DownloadRange has it
+// from EncryptionDataFromMetadata, which does).
 func newReaderFrom(ctx context.Context, src io.Reader, ed *EncryptionData, kr KeyResolver, first int64, opts *ReaderOptions) (*Reader, error) {
-	if err := ed.validate(); err != nil {
-		return nil, err
-	}
 	o, err := unwrapOpener(ctx, ed, kr, opts)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ MANIFEST is a JSON file:
     {"connection_string": "...", "container": "...",
      "blobs": [{"name": "...", "in": "PLAINTEXT FILE",
                 "version": "1.0" | "2.0" | null (no encryption),
-                "kek": "aes:HEX" | "rsa:PEMFILE", "alg": "A256KW" | "RSA-OAEP" | "RSA-OAEP-256",
+                "kek": "aes:HEX" | "rsa:PEMFILE", "alg": "A256KW" | "RSA-OAEP" | "RSA-OAEP-256" | "RSA",
                 "kid": "...",
                 "chunked": false | true,
                 "metadata": {...}, "tags": {...}}]}
@@ -39,7 +39,13 @@ CHUNKED = {"max_single_put_size": 16, "max_block_size": 64 << 10}
 
 
 class KeyEncryptionKey:
-    """The SDK's key_encryption_key interface, backed by cryptography."""
+    """The SDK's key_encryption_key interface (wrap_key, unwrap_key, get_kid,
+    get_key_wrap_algorithm), backed by cryptography. envelope/csev2's
+    testdata/interop.py imports it from here.
+
+    spec is "aes:HEX" (a 32-byte key for A256KW) or "rsa:PEMFILE" (an RSA
+    private key, for RSA-OAEP, RSA-OAEP-256, or RSA: RSA-OAEP with SHA-1
+    under the name the SDK's own test helper RSAKeyWrapper writes)."""
 
     def __init__(self, spec, alg, kid):
         kind, _, value = spec.partition(":")
@@ -50,7 +56,7 @@ class KeyEncryptionKey:
         else:
             with open(value, "rb") as f:
                 self.rsa = serialization.load_pem_private_key(f.read(), password=None)
-            assert alg in ("RSA-OAEP", "RSA-OAEP-256")
+            assert alg in ("RSA-OAEP", "RSA-OAEP-256", "RSA")
 
     def _oaep(self, alg):
         h = hashes.SHA256() if alg == "RSA-OAEP-256" else hashes.SHA1()
@@ -62,6 +68,8 @@ class KeyEncryptionKey:
         return self.rsa.public_key().encrypt(key, self._oaep(self.alg))
 
     def unwrap_key(self, key, algorithm):
+        if algorithm != self.alg:
+            raise ValueError("unexpected key wrap algorithm " + algorithm)
         if algorithm == "A256KW":
             return aes_key_unwrap(self.aes, key)
         return self.rsa.decrypt(key, self._oaep(algorithm))

@@ -52,8 +52,9 @@ func AESKEK(keyID string, key []byte) KEK {
 	return KEK{spec: "aes:" + hex.EncodeToString(key), algorithm: "A256KW", keyID: keyID}
 }
 
-// RSAKEK is an RSA key the SDK wraps with algorithm ("RSA-OAEP-256" or
-// "RSA-OAEP", SHA-1). The private key is written, for the SDK, to a file
+// RSAKEK is an RSA key the SDK wraps with algorithm ("RSA-OAEP-256", or
+// "RSA-OAEP" with SHA-1; "RSA" is RSA-OAEP under the name the SDK's own test
+// helper RSAKeyWrapper writes). The private key is written, for the SDK, to a file
 // in the test's temporary directory.
 func RSAKEK(t testing.TB, keyID, algorithm string, priv *rsa.PrivateKey) KEK {
 	t.Helper()
@@ -155,6 +156,11 @@ func (k KEK) File() string {
 	}
 	return ""
 }
+
+// Spec is the key as the Python scripts take it, "aes:HEX" or
+// "rsa:PEMFILE": the KeyEncryptionKey of cse_container.py, which
+// envelope/csev2's testdata/interop.py imports.
+func (k KEK) Spec() string { return k.spec }
 
 // KeyID is the key id the SDK writes in the metadata.
 func (k KEK) KeyID() string { return k.keyID }
