@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Verdict is the decision about one region that holds a copy of the data
@@ -463,12 +465,14 @@ func safeArg(s string) string {
 	return s
 }
 
-// quoteOr quotes an untrusted name for error text, or returns def for "".
+// quoteOr quotes an untrusted name (a resource id ARM reported) for error
+// text as internal/untrusted does for all such strings, or returns def
+// for "".
 func quoteOr(s, def string) string {
 	if s == "" {
 		return def
 	}
-	return fmt.Sprintf("%q", s)
+	return untrusted.Quote(s)
 }
 
 func (d *Decision) refuse(rule Rule, citation, reason string) {
