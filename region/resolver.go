@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 )
 
@@ -245,7 +246,7 @@ func (a *armResolver) accountLocation(ctx context.Context, client *armstorage.Ac
 		// Failover statistics exist only for a geo-replicated account, and
 		// asking for them costs ARM a round trip to the secondary.
 		resp, err := client.GetProperties(ctx, group, name, &armstorage.AccountsClientGetPropertiesOptions{
-			Expand: toPtr(armstorage.StorageAccountExpandGeoReplicationStats)})
+			Expand: to.Ptr(armstorage.StorageAccountExpandGeoReplicationStats)})
 		if err != nil {
 			return Location{}, fmt.Errorf("region: ARM GetProperties %s/%s (geoReplicationStats): %w", group, name, err)
 		}
@@ -258,8 +259,6 @@ func (a *armResolver) accountLocation(ctx context.Context, client *armstorage.Ac
 	}
 	return loc, nil
 }
-
-func toPtr[T any](v T) *T { return &v }
 
 // locationOf turns ARM's account properties into a Location.
 func locationOf(acct armstorage.Account, group, name string) (Location, error) {
@@ -295,7 +294,7 @@ func locationOf(acct armstorage.Account, group, name string) (Location, error) {
 			}
 		}
 		if p.AllowCrossTenantReplication != nil {
-			loc.AllowCrossTenantReplication = toPtr(*p.AllowCrossTenantReplication)
+			loc.AllowCrossTenantReplication = to.Ptr(*p.AllowCrossTenantReplication)
 		}
 		loc.Endpoints = blobEndpoints(p.PrimaryEndpoints, p.SecondaryEndpoints)
 	}
