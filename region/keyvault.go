@@ -68,7 +68,7 @@ func KeyVaultARM(cred azcore.TokenCredential, subscriptionID, keyURL string, opt
 		if opts.TTL != 0 {
 			r.ttl = opts.TTL
 		}
-		r.clientOptions = opts
+		r.clientOptions = opts.ClientOptions
 	}
 	return r
 }
@@ -81,7 +81,7 @@ type keyVaultResolver struct {
 	subscription  string
 	keyURL        string
 	ttl           time.Duration
-	clientOptions *ARMOptions
+	clientOptions *arm.ClientOptions
 
 	mu      sync.Mutex
 	cached  Location
@@ -127,7 +127,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	}
 	var loc Location
 	if hsm {
-		client, cerr := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		client, cerr := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, k.clientOptions)
 		if cerr != nil {
 			return Location{}, cerr
 		}
@@ -143,7 +143,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 			},
 			hsmLocation)
 	} else {
-		client, cerr := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		client, cerr := armkeyvault.NewVaultsClient(k.subscription, k.cred, k.clientOptions)
 		if cerr != nil {
 			return Location{}, cerr
 		}
@@ -234,11 +234,4 @@ func hsmLocation(h *armkeyvault.ManagedHsm) Location {
 func sameHost(uri, host string) bool {
 	u, err := url.Parse(uri)
 	return err == nil && strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), host)
-}
-
-func armOptionsOf(o *ARMOptions) *arm.ClientOptions {
-	if o == nil {
-		return nil
-	}
-	return o.ClientOptions
 }
