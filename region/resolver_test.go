@@ -479,6 +479,33 @@ func TestKeyVaultListingFails(t *testing.T) {
 	}
 }
 
+// TestKeyVaultARMCache: a vault's location is reused for the TTL (a vault
+// cannot move), and listed anew on every Resolve with caching disabled.
+func TestKeyVaultARMCache(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ttl       time.Duration
+		wantLists int32
+	}{
+		{"default TTL", 0, 1},
+		{"caching disabled", -1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeARM()
+			f.addVault("kv1", "eastus")
+			r := KeyVaultARM(&azfake.TokenCredential{}, fakeSub, "https://kv1.vault.azure.net/keys/k", &ARMOptions{TTL: tc.ttl, ClientOptions: f.options()})
+			for range 3 {
+				if loc, err := r.Resolve(t.Context()); err != nil || loc.Primary != "eastus" {
+					t.Fatalf("Resolve = %+v, %v", loc, err)
+				}
+			}
+			if n := f.vaultLists.Load(); n != tc.wantLists {
+				t.Fatalf("%d vault listings for 3 Resolves; want %d", n, tc.wantLists)
+			}
+		})
+	}
+}
+
 func TestKeyVaultURLs(t *testing.T) {
 	for _, bad := range []string{"http://kv.vault.azure.net/keys/k", "https://kv.example.com/keys/k", "https://kv.vault.azure.net/secrets/s", "::"} {
 		if _, err := KeyVaultARM(&azfake.TokenCredential{}, fakeSub, bad, nil).Resolve(t.Context()); err == nil {
