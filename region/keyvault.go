@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
@@ -63,11 +61,8 @@ func StaticKeyVault(region string) Resolver {
 // opts.ClientOptions configure the armkeyvault clients; the answer is
 // cached for opts.TTL (a vault cannot move to another region).
 func KeyVaultARM(cred azcore.TokenCredential, subscriptionID, keyURL string, opts *ARMOptions) Resolver {
-	r := &keyVaultResolver{cred: cred, subscription: subscriptionID, keyURL: keyURL, ttl: DefaultARMTTL}
+	r := &keyVaultResolver{cred: cred, subscription: subscriptionID, keyURL: keyURL, cache: newAnswerCache(opts)}
 	if opts != nil {
-		if opts.TTL != 0 {
-			r.ttl = opts.TTL
-		}
 		r.clientOptions = opts.ClientOptions
 	}
 	return r
@@ -80,12 +75,8 @@ type keyVaultResolver struct {
 	cred          azcore.TokenCredential
 	subscription  string
 	keyURL        string
-	ttl           time.Duration
 	clientOptions *arm.ClientOptions
-
-	mu      sync.Mutex
-	cached  Location
-	expires time.Time
+	cache         *answerCache
 }
 
 // keyVaultHost parses a key URL into its vault host and whether it is a
@@ -110,13 +101,8 @@ func keyVaultHost(keyURL string) (host string, hsm bool, err error) {
 }
 
 func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
-	if k.ttl > 0 {
-		k.mu.Lock()
-		loc, exp := k.cached, k.expires
-		k.mu.Unlock()
-		if time.Now().Before(exp) {
-			return loc, nil
-		}
+	if loc, ok := k.cache.get(); ok {
+		return loc, nil
 	}
 	host, hsm, err := keyVaultHost(k.keyURL)
 	if err != nil {
@@ -160,11 +146,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	if err != nil {
 		return Location{}, err
 	}
-	if k.ttl > 0 {
-		k.mu.Lock()
-		k.cached, k.expires = loc, time.Now().Add(k.ttl)
-		k.mu.Unlock()
-	}
+	k.cache.put(loc)
 	return loc, nil
 }
 

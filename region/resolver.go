@@ -169,26 +169,61 @@ const (
 // reused for opts.TTL, and only while the account's location, SKU and
 // LastGeoFailoverTime are unchanged. Errors are not cached.
 func ARM(client *armstorage.AccountsClient, resourceGroup, account string, opts *ARMOptions) Resolver {
-	r := &armResolver{client: client, group: resourceGroup, account: account, ttl: DefaultARMTTL}
+	r := &armResolver{client: client, group: resourceGroup, account: account, cache: newAnswerCache(opts)}
 	if opts != nil {
-		if opts.TTL != 0 {
-			r.ttl = opts.TTL
-		}
 		r.cred, r.clientOptions = opts.Credential, opts.ClientOptions
 	}
 	return r
 }
 
+// answerCache keeps a resolver's last answer for ARMOptions.TTL. It is
+// safe for concurrent use; errors are never put in it.
+type answerCache struct {
+	ttl time.Duration // <= 0: nothing is kept
+
+	mu      sync.Mutex
+	loc     Location
+	expires time.Time
+}
+
+// newAnswerCache returns the cache opts asks for: DefaultARMTTL for a nil
+// opts or a zero TTL, none for a negative one.
+func newAnswerCache(opts *ARMOptions) *answerCache {
+	c := &answerCache{ttl: DefaultARMTTL}
+	if opts != nil && opts.TTL != 0 {
+		c.ttl = opts.TTL
+	}
+	return c
+}
+
+// get returns the kept answer while it is fresh.
+func (c *answerCache) get() (Location, bool) {
+	if c.ttl <= 0 {
+		return Location{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loc, time.Now().Before(c.expires)
+}
+
+// put keeps loc for the cache's TTL.
+func (c *answerCache) put(loc Location) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.loc, c.expires = loc, time.Now().Add(c.ttl)
+	c.mu.Unlock()
+}
+
 type armResolver struct {
 	client         *armstorage.AccountsClient
 	group, account string
-	ttl            time.Duration
 	cred           azcore.TokenCredential
 	clientOptions  *arm.ClientOptions
-
-	mu      sync.Mutex
-	cached  Location // with ReplicatesTo; the key is cached minus replication
-	expires time.Time
+	// cache holds the last answer with its ReplicatesTo, reused while
+	// sameAccountState holds.
+	cache *answerCache
 }
 
 func (a *armResolver) Resolve(ctx context.Context) (Location, error) {
@@ -199,24 +234,15 @@ func (a *armResolver) Resolve(ctx context.Context) (Location, error) {
 	if err != nil {
 		return Location{}, err
 	}
-	if a.ttl > 0 {
-		a.mu.Lock()
-		cached, exp := a.cached, a.expires
-		a.mu.Unlock()
-		if time.Now().Before(exp) && sameAccountState(cached, loc) {
-			return cached, nil
-		}
+	if cached, ok := a.cache.get(); ok && sameAccountState(cached, loc) {
+		return cached, nil
 	}
 	w := &replicationWalk{r: a, seen: map[string]bool{normID(loc.Account): true}}
 	full, err := w.replicas(ctx, loc, a.group, a.account, 0)
 	if err != nil {
 		return Location{}, err
 	}
-	if a.ttl > 0 {
-		a.mu.Lock()
-		a.cached, a.expires = full, time.Now().Add(a.ttl)
-		a.mu.Unlock()
-	}
+	a.cache.put(full)
 	return full, nil
 }
 
