@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
@@ -440,16 +441,21 @@ func lookedUp(loc Location) bool {
 }
 
 // accountName returns the account and resource group of a storage account
-// resource id, or placeholders.
+// resource id (parsed as the resolver parses it, with arm.ParseResourceID),
+// or placeholders for what the id does not name.
 func accountName(id string) (name, group string) {
 	name, group = "ACCOUNT", "RESOURCE-GROUP"
-	parts := strings.Split(strings.Trim(id, "/"), "/")
-	for i := 0; i+1 < len(parts); i++ {
-		switch strings.ToLower(parts[i]) {
-		case "resourcegroups":
-			group = parts[i+1]
-		case "storageaccounts":
-			name = parts[i+1]
+	rid, err := arm.ParseResourceID(id)
+	if err != nil {
+		return name, group
+	}
+	if rid.ResourceGroupName != "" {
+		group = rid.ResourceGroupName
+	}
+	for ; rid != nil; rid = rid.Parent {
+		if strings.EqualFold(rid.ResourceType.String(), storageAccountType) && rid.Name != "" {
+			name = rid.Name
+			break
 		}
 	}
 	return safeArg(name), safeArg(group)

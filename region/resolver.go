@@ -134,6 +134,9 @@ type ARMOptions struct {
 // DefaultARMTTL is the ARM resolvers' default cache lifetime.
 const DefaultARMTTL = 5 * time.Minute
 
+// storageAccountType is the ARM resource type of a storage account.
+const storageAccountType = "Microsoft.Storage/storageAccounts"
+
 // Bounds on object replication chains: a hostile or broken configuration
 // must not make the resolver do unbounded work.
 const (
@@ -435,7 +438,7 @@ func (w *replicationWalk) destination(ctx context.Context, id string, depth int)
 		return &Location{Account: id, Source: SourceARM, Unknown: []string{fmt.Sprintf(format, args...)}}
 	}
 	rid, err := arm.ParseResourceID(id)
-	if err != nil || !strings.EqualFold(rid.ResourceType.String(), "Microsoft.Storage/storageAccounts") || rid.SubscriptionID == "" || rid.ResourceGroupName == "" {
+	if err != nil || !strings.EqualFold(rid.ResourceType.String(), storageAccountType) || rid.SubscriptionID == "" || rid.ResourceGroupName == "" {
 		return unresolved("the destination is not named by a storage account resource id (%q), so it cannot be located; "+
 			"a destination in another tenant is named only by account name", id), nil
 	}
