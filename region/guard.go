@@ -551,7 +551,7 @@ func (g *Guard) checkEndpoint(d *Decision, u *url.URL) {
 	if !looked {
 		return
 	}
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h := normHost(host)
 	if !slices.Contains(d.Location.Endpoints, h) {
 		own := "ARM reported no blob endpoint for it"
 		if len(d.Location.Endpoints) > 0 {
@@ -565,7 +565,7 @@ func (g *Guard) checkEndpoint(d *Decision, u *url.URL) {
 // endpointCloud maps a storage endpoint host to its cloud, or reports a
 // loopback host. Unknown hosts return "", false.
 func endpointCloud(host string) (Cloud, bool) {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h := normHost(host)
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return "", true
 	}
@@ -587,4 +587,11 @@ func endpointCloud(host string) (Cloud, bool) {
 		}
 	}
 	return "", false
+}
+
+// normHost is the form hosts are compared in: lower case, without the
+// root's trailing dot. Location.Endpoints hold hosts in this form, so that
+// checkEndpoint finds the endpoint's host among them.
+func normHost(host string) string {
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }

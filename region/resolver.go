@@ -356,7 +356,7 @@ func blobEndpoints(eps ...*armstorage.Endpoints) []string {
 		if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 			h = h[:i]
 		}
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		h = normHost(h)
 		if h != "" && !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
 		}
