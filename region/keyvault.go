@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
+	"github.com/geoseal/geoseal/internal/kvurl"
 )
 
 // Where the keys live. Whoever can use the key-encryption key can decrypt
@@ -79,22 +80,29 @@ type keyVaultResolver struct {
 	cache         *answerCache
 }
 
-// keyVaultHost parses a key URL into its vault host and whether it is a
-// Managed HSM.
+// vaultHostSuffixes are the Key Vault vault host suffixes of the clouds
+// (kvurl.IsManagedHSM knows the Managed HSM ones).
+var vaultHostSuffixes = []string{".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de"}
+
+// keyVaultHost parses a key URL with kvurl.Parse, the parser (and bounds)
+// the Key Vault keyring applies to the same URL, into its vault host and
+// whether it is a Managed HSM.
 func keyVaultHost(keyURL string) (host string, hsm bool, err error) {
-	u, err := url.Parse(keyURL)
-	if err != nil || u.Scheme != "https" || u.Hostname() == "" || !strings.HasPrefix(u.Path, "/keys/") {
-		return "", false, fmt.Errorf("region: key URL %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
+	vault, _, _, err := kvurl.Parse(keyURL)
+	if err != nil {
+		return "", false, fmt.Errorf("region: %w", err)
 	}
-	host = strings.ToLower(u.Hostname())
-	for _, s := range []string{".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de"} {
+	u, err := url.Parse(vault)
+	if err != nil {
+		return "", false, fmt.Errorf("region: key URL %q: %w", keyURL, err)
+	}
+	host = u.Hostname()
+	if kvurl.IsManagedHSM(vault) {
+		return host, true, nil
+	}
+	for _, s := range vaultHostSuffixes {
 		if strings.HasSuffix(host, s) {
 			return host, false, nil
-		}
-	}
-	for _, s := range []string{".managedhsm.azure.net", ".managedhsm.usgovcloudapi.net", ".managedhsm.azure.cn"} {
-		if strings.HasSuffix(host, s) {
-			return host, true, nil
 		}
 	}
 	return "", false, fmt.Errorf("region: key URL %q: %q is not a Key Vault or Managed HSM host of a known cloud", keyURL, host)

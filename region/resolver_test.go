@@ -512,6 +512,25 @@ func TestKeyVaultURLs(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	// What the Key Vault keyring refuses (kvurl.Parse) is refused here too,
+	// before any request.
+	for _, bad := range []string{"https://kv.vault.azure.net/keys/", "https://kv.vault.azure.net/keys/k?api-version=1", "https://kv.vault.azure.net/keys/a_b"} {
+		if host, _, err := keyVaultHost(bad); err == nil {
+			t.Errorf("keyVaultHost(%q) = %q; want an error", bad, host)
+		}
+	}
+	for _, tc := range []struct {
+		keyURL, host string
+		hsm          bool
+	}{
+		{"https://KV1.vault.azure.net/keys/k/0123", "kv1.vault.azure.net", false},
+		{"https://kv1.vault.usgovcloudapi.net:443/keys/k", "kv1.vault.usgovcloudapi.net", false},
+		{"https://hsm1.managedhsm.azure.cn/keys/k", "hsm1.managedhsm.azure.cn", true},
+	} {
+		if host, hsm, err := keyVaultHost(tc.keyURL); err != nil || host != tc.host || hsm != tc.hsm {
+			t.Errorf("keyVaultHost(%q) = %q, %v, %v; want %q, %v", tc.keyURL, host, hsm, err, tc.host, tc.hsm)
+		}
+	}
 	loc, err := StaticKeyVault("South East Asia").Resolve(t.Context())
 	if err != nil || loc.Primary != "southeastasia" || !loc.ReplicatesToPair || loc.Source != SourceStatic {
 		t.Fatalf("StaticKeyVault = %+v, %v", loc, err)
