@@ -458,6 +458,11 @@ func TestARMLocation(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Resolve = %+v\n     want %+v", got, want)
 	}
+	// The cost ARM's documentation states: one GetProperties, and one more
+	// with geoReplicationStats for a geo-replicated account.
+	if n := f.getProps.Load(); n != 2 {
+		t.Fatalf("%d GetProperties for one Resolve of an RA-GRS account; want 2", n)
+	}
 }
 
 // TestKeyVaultListingFails: when ARM will not list the vaults, the key's
