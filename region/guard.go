@@ -412,8 +412,8 @@ func (g *Guard) judgeAccount(d *Decision, loc Location, holder string) {
 			"the failover has finished and the new location can be judged", who))
 	}
 	if s := loc.GeoReplicationStatus; s != "" && !strings.EqualFold(s, "Live") && !strings.EqualFold(s, "Bootstrap") {
-		d.refuse(RuleFailover, p.Citation, fmt.Sprintf("%s reports geo-replication status %q (not Live): its secondary is unavailable, "+
-			"as while a failover is under way, so where the data will be next cannot be judged", who, s))
+		d.refuse(RuleFailover, p.Citation, fmt.Sprintf("%s reports geo-replication status %s (not Live): its secondary is unavailable, "+
+			"as while a failover is under way, so where the data will be next cannot be judged", who, untrusted.Quote(s)))
 	}
 	if loc.MigrationInProgress && loc.TargetSKU == "" {
 		d.refuse(RuleConversion, p.Citation, fmt.Sprintf("%s is being migrated to another redundancy (ARM reports AccountMigrationInProgress) "+

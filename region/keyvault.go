@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
 	"github.com/geoseal/geoseal/internal/kvurl"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Where the keys live. Whoever can use the key-encryption key can decrypt
@@ -212,8 +213,8 @@ func hsmLocation(h *armkeyvault.ManagedHsm) Location {
 			continue
 		}
 		if loc.Secondary != "" {
-			loc.Unknown = append(loc.Unknown, fmt.Sprintf("the Managed HSM reports more than one extended region (%q and %q); "+
-				"geoseal judges one", loc.Secondary, name))
+			loc.Unknown = append(loc.Unknown, fmt.Sprintf("the Managed HSM reports more than one extended region (%s and %s); "+
+				"geoseal judges one", untrusted.Quote(loc.Secondary), untrusted.Quote(name)))
 			break
 		}
 		loc.Secondary, loc.GeoReplicated, loc.SecondarySource = name, true, SecondaryARM

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Resolver finds where something keeps its data: a storage account
@@ -439,8 +440,8 @@ func (w *replicationWalk) destination(ctx context.Context, id string, depth int)
 	}
 	rid, err := arm.ParseResourceID(id)
 	if err != nil || !strings.EqualFold(rid.ResourceType.String(), storageAccountType) || rid.SubscriptionID == "" || rid.ResourceGroupName == "" {
-		return unresolved("the destination is not named by a storage account resource id (%q), so it cannot be located; "+
-			"a destination in another tenant is named only by account name", id), nil
+		return unresolved("the destination is not named by a storage account resource id (%s), so it cannot be located; "+
+			"a destination in another tenant is named only by account name", untrusted.Quote(id)), nil
 	}
 	key := normID(id)
 	if w.seen[key] {
