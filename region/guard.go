@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Verdict is the decision about one region that holds a copy of the data
@@ -409,8 +412,8 @@ func (g *Guard) judgeAccount(d *Decision, loc Location, holder string) {
 			"the failover has finished and the new location can be judged", who))
 	}
 	if s := loc.GeoReplicationStatus; s != "" && !strings.EqualFold(s, "Live") && !strings.EqualFold(s, "Bootstrap") {
-		d.refuse(RuleFailover, p.Citation, fmt.Sprintf("%s reports geo-replication status %q (not Live): its secondary is unavailable, "+
-			"as while a failover is under way, so where the data will be next cannot be judged", who, s))
+		d.refuse(RuleFailover, p.Citation, fmt.Sprintf("%s reports geo-replication status %s (not Live): its secondary is unavailable, "+
+			"as while a failover is under way, so where the data will be next cannot be judged", who, untrusted.Quote(s)))
 	}
 	if loc.MigrationInProgress && loc.TargetSKU == "" {
 		d.refuse(RuleConversion, p.Citation, fmt.Sprintf("%s is being migrated to another redundancy (ARM reports AccountMigrationInProgress) "+
@@ -438,16 +441,21 @@ func lookedUp(loc Location) bool {
 }
 
 // accountName returns the account and resource group of a storage account
-// resource id, or placeholders.
+// resource id (parsed as the resolver parses it, with arm.ParseResourceID),
+// or placeholders for what the id does not name.
 func accountName(id string) (name, group string) {
 	name, group = "ACCOUNT", "RESOURCE-GROUP"
-	parts := strings.Split(strings.Trim(id, "/"), "/")
-	for i := 0; i+1 < len(parts); i++ {
-		switch strings.ToLower(parts[i]) {
-		case "resourcegroups":
-			group = parts[i+1]
-		case "storageaccounts":
-			name = parts[i+1]
+	rid, err := arm.ParseResourceID(id)
+	if err != nil {
+		return name, group
+	}
+	if rid.ResourceGroupName != "" {
+		group = rid.ResourceGroupName
+	}
+	for ; rid != nil; rid = rid.Parent {
+		if strings.EqualFold(rid.ResourceType.String(), storageAccountType) && rid.Name != "" {
+			name = rid.Name
+			break
 		}
 	}
 	return safeArg(name), safeArg(group)
@@ -463,12 +471,14 @@ func safeArg(s string) string {
 	return s
 }
 
-// quoteOr quotes an untrusted name for error text, or returns def for "".
+// quoteOr quotes an untrusted name (a resource id ARM reported) for error
+// text as internal/untrusted does for all such strings, or returns def
+// for "".
 func quoteOr(s, def string) string {
 	if s == "" {
 		return def
 	}
-	return fmt.Sprintf("%q", s)
+	return untrusted.Quote(s)
 }
 
 func (d *Decision) refuse(rule Rule, citation, reason string) {
@@ -541,7 +551,7 @@ func (g *Guard) checkEndpoint(d *Decision, u *url.URL) {
 	if !looked {
 		return
 	}
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h := normHost(host)
 	if !slices.Contains(d.Location.Endpoints, h) {
 		own := "ARM reported no blob endpoint for it"
 		if len(d.Location.Endpoints) > 0 {
@@ -555,7 +565,7 @@ func (g *Guard) checkEndpoint(d *Decision, u *url.URL) {
 // endpointCloud maps a storage endpoint host to its cloud, or reports a
 // loopback host. Unknown hosts return "", false.
 func endpointCloud(host string) (Cloud, bool) {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	h := normHost(host)
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return "", true
 	}
@@ -577,4 +587,11 @@ func endpointCloud(host string) (Cloud, bool) {
 		}
 	}
 	return "", false
+}
+
+// normHost is the form hosts are compared in: lower case, without the
+// root's trailing dot. Location.Endpoints hold hosts in this form, so that
+// checkEndpoint finds the endpoint's host among them.
+func normHost(host string) string {
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }

@@ -282,3 +282,22 @@ func TestEmptyKeyLocationIsRefused(t *testing.T) {
 		t.Fatalf("rule %s: %v", d.Rule, err)
 	}
 }
+
+// TestAccountName pins the names the cross-tenant advice pastes into an
+// az command: those of the storage account a resource id names, quoted
+// when a shell would split them, and placeholders for what it does not
+// name.
+func TestAccountName(t *testing.T) {
+	for _, tc := range []struct{ id, name, group string }{
+		{accountID("rg", "acct"), "acct", "rg"},
+		{accountID("my-rg", "dst") + "/blobServices/default", "dst", "my-rg"},
+		{"/subscriptions/s/resourceGroups/r g/providers/Microsoft.Storage/storageAccounts/a;b", `"a;b"`, `"r g"`},
+		{"/subscriptions/s/resourceGroups/rg", "ACCOUNT", "rg"},
+		{"acct", "ACCOUNT", "RESOURCE-GROUP"},
+		{"", "ACCOUNT", "RESOURCE-GROUP"},
+	} {
+		if name, group := accountName(tc.id); name != tc.name || group != tc.group {
+			t.Errorf("accountName(%q) = %s, %s; want %s, %s", tc.id, name, group, tc.name, tc.group)
+		}
+	}
+}

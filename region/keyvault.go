@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
+	"github.com/geoseal/geoseal/internal/kvurl"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Where the keys live. Whoever can use the key-encryption key can decrypt
@@ -63,12 +63,9 @@ func StaticKeyVault(region string) Resolver {
 // opts.ClientOptions configure the armkeyvault clients; the answer is
 // cached for opts.TTL (a vault cannot move to another region).
 func KeyVaultARM(cred azcore.TokenCredential, subscriptionID, keyURL string, opts *ARMOptions) Resolver {
-	r := &keyVaultResolver{cred: cred, subscription: subscriptionID, keyURL: keyURL, ttl: DefaultARMTTL}
+	r := &keyVaultResolver{cred: cred, subscription: subscriptionID, keyURL: keyURL, cache: newAnswerCache(opts)}
 	if opts != nil {
-		if opts.TTL != 0 {
-			r.ttl = opts.TTL
-		}
-		r.clientOptions = opts
+		r.clientOptions = opts.ClientOptions
 	}
 	return r
 }
@@ -80,43 +77,41 @@ type keyVaultResolver struct {
 	cred          azcore.TokenCredential
 	subscription  string
 	keyURL        string
-	ttl           time.Duration
-	clientOptions *ARMOptions
-
-	mu      sync.Mutex
-	cached  Location
-	expires time.Time
+	clientOptions *arm.ClientOptions
+	cache         *answerCache
 }
 
-// keyVaultHost parses a key URL into its vault host and whether it is a
-// Managed HSM.
+// vaultHostSuffixes are the Key Vault vault host suffixes of the clouds
+// (kvurl.IsManagedHSM knows the Managed HSM ones).
+var vaultHostSuffixes = []string{".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de"}
+
+// keyVaultHost parses a key URL with kvurl.Parse, the parser (and bounds)
+// the Key Vault keyring applies to the same URL, into its vault host and
+// whether it is a Managed HSM.
 func keyVaultHost(keyURL string) (host string, hsm bool, err error) {
-	u, err := url.Parse(keyURL)
-	if err != nil || u.Scheme != "https" || u.Hostname() == "" || !strings.HasPrefix(u.Path, "/keys/") {
-		return "", false, fmt.Errorf("region: key URL %q: want https://VAULT/keys/NAME[/VERSION]", keyURL)
+	vault, _, _, err := kvurl.Parse(keyURL)
+	if err != nil {
+		return "", false, fmt.Errorf("region: %w", err)
 	}
-	host = strings.ToLower(u.Hostname())
-	for _, s := range []string{".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vault.microsoftazure.de"} {
+	u, err := url.Parse(vault)
+	if err != nil {
+		return "", false, fmt.Errorf("region: key URL %q: %w", keyURL, err)
+	}
+	host = u.Hostname()
+	if kvurl.IsManagedHSM(vault) {
+		return host, true, nil
+	}
+	for _, s := range vaultHostSuffixes {
 		if strings.HasSuffix(host, s) {
 			return host, false, nil
-		}
-	}
-	for _, s := range []string{".managedhsm.azure.net", ".managedhsm.usgovcloudapi.net", ".managedhsm.azure.cn"} {
-		if strings.HasSuffix(host, s) {
-			return host, true, nil
 		}
 	}
 	return "", false, fmt.Errorf("region: key URL %q: %q is not a Key Vault or Managed HSM host of a known cloud", keyURL, host)
 }
 
 func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
-	if k.ttl > 0 {
-		k.mu.Lock()
-		loc, exp := k.cached, k.expires
-		k.mu.Unlock()
-		if time.Now().Before(exp) {
-			return loc, nil
-		}
+	if loc, ok := k.cache.get(); ok {
+		return loc, nil
 	}
 	host, hsm, err := keyVaultHost(k.keyURL)
 	if err != nil {
@@ -127,7 +122,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	}
 	var loc Location
 	if hsm {
-		client, cerr := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		client, cerr := armkeyvault.NewManagedHsmsClient(k.subscription, k.cred, k.clientOptions)
 		if cerr != nil {
 			return Location{}, cerr
 		}
@@ -143,7 +138,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 			},
 			hsmLocation)
 	} else {
-		client, cerr := armkeyvault.NewVaultsClient(k.subscription, k.cred, armOptionsOf(k.clientOptions))
+		client, cerr := armkeyvault.NewVaultsClient(k.subscription, k.cred, k.clientOptions)
 		if cerr != nil {
 			return Location{}, cerr
 		}
@@ -160,11 +155,7 @@ func (k *keyVaultResolver) Resolve(ctx context.Context) (Location, error) {
 	if err != nil {
 		return Location{}, err
 	}
-	if k.ttl > 0 {
-		k.mu.Lock()
-		k.cached, k.expires = loc, time.Now().Add(k.ttl)
-		k.mu.Unlock()
-	}
+	k.cache.put(loc)
 	return loc, nil
 }
 
@@ -222,8 +213,8 @@ func hsmLocation(h *armkeyvault.ManagedHsm) Location {
 			continue
 		}
 		if loc.Secondary != "" {
-			loc.Unknown = append(loc.Unknown, fmt.Sprintf("the Managed HSM reports more than one extended region (%q and %q); "+
-				"geoseal judges one", loc.Secondary, name))
+			loc.Unknown = append(loc.Unknown, fmt.Sprintf("the Managed HSM reports more than one extended region (%s and %s); "+
+				"geoseal judges one", untrusted.Quote(loc.Secondary), untrusted.Quote(name)))
 			break
 		}
 		loc.Secondary, loc.GeoReplicated, loc.SecondarySource = name, true, SecondaryARM
@@ -234,11 +225,4 @@ func hsmLocation(h *armkeyvault.ManagedHsm) Location {
 func sameHost(uri, host string) bool {
 	u, err := url.Parse(uri)
 	return err == nil && strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), host)
-}
-
-func armOptionsOf(o *ARMOptions) *arm.ClientOptions {
-	if o == nil {
-		return nil
-	}
-	return o.ClientOptions
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
+	"github.com/geoseal/geoseal/internal/untrusted"
 )
 
 // Resolver finds where something keeps its data: a storage account
@@ -133,6 +135,9 @@ type ARMOptions struct {
 // DefaultARMTTL is the ARM resolvers' default cache lifetime.
 const DefaultARMTTL = 5 * time.Minute
 
+// storageAccountType is the ARM resource type of a storage account.
+const storageAccountType = "Microsoft.Storage/storageAccounts"
+
 // Bounds on object replication chains: a hostile or broken configuration
 // must not make the resolver do unbounded work.
 const (
@@ -168,26 +173,61 @@ const (
 // reused for opts.TTL, and only while the account's location, SKU and
 // LastGeoFailoverTime are unchanged. Errors are not cached.
 func ARM(client *armstorage.AccountsClient, resourceGroup, account string, opts *ARMOptions) Resolver {
-	r := &armResolver{client: client, group: resourceGroup, account: account, ttl: DefaultARMTTL}
+	r := &armResolver{client: client, group: resourceGroup, account: account, cache: newAnswerCache(opts)}
 	if opts != nil {
-		if opts.TTL != 0 {
-			r.ttl = opts.TTL
-		}
 		r.cred, r.clientOptions = opts.Credential, opts.ClientOptions
 	}
 	return r
 }
 
+// answerCache keeps a resolver's last answer for ARMOptions.TTL. It is
+// safe for concurrent use; errors are never put in it.
+type answerCache struct {
+	ttl time.Duration // <= 0: nothing is kept
+
+	mu      sync.Mutex
+	loc     Location
+	expires time.Time
+}
+
+// newAnswerCache returns the cache opts asks for: DefaultARMTTL for a nil
+// opts or a zero TTL, none for a negative one.
+func newAnswerCache(opts *ARMOptions) *answerCache {
+	c := &answerCache{ttl: DefaultARMTTL}
+	if opts != nil && opts.TTL != 0 {
+		c.ttl = opts.TTL
+	}
+	return c
+}
+
+// get returns the kept answer while it is fresh.
+func (c *answerCache) get() (Location, bool) {
+	if c.ttl <= 0 {
+		return Location{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loc, time.Now().Before(c.expires)
+}
+
+// put keeps loc for the cache's TTL.
+func (c *answerCache) put(loc Location) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.loc, c.expires = loc, time.Now().Add(c.ttl)
+	c.mu.Unlock()
+}
+
 type armResolver struct {
 	client         *armstorage.AccountsClient
 	group, account string
-	ttl            time.Duration
 	cred           azcore.TokenCredential
 	clientOptions  *arm.ClientOptions
-
-	mu      sync.Mutex
-	cached  Location // with ReplicatesTo; the key is cached minus replication
-	expires time.Time
+	// cache holds the last answer with its ReplicatesTo, reused while
+	// sameAccountState holds.
+	cache *answerCache
 }
 
 func (a *armResolver) Resolve(ctx context.Context) (Location, error) {
@@ -198,24 +238,15 @@ func (a *armResolver) Resolve(ctx context.Context) (Location, error) {
 	if err != nil {
 		return Location{}, err
 	}
-	if a.ttl > 0 {
-		a.mu.Lock()
-		cached, exp := a.cached, a.expires
-		a.mu.Unlock()
-		if time.Now().Before(exp) && sameAccountState(cached, loc) {
-			return cached, nil
-		}
+	if cached, ok := a.cache.get(); ok && sameAccountState(cached, loc) {
+		return cached, nil
 	}
 	w := &replicationWalk{r: a, seen: map[string]bool{normID(loc.Account): true}}
 	full, err := w.replicas(ctx, loc, a.group, a.account, 0)
 	if err != nil {
 		return Location{}, err
 	}
-	if a.ttl > 0 {
-		a.mu.Lock()
-		a.cached, a.expires = full, time.Now().Add(a.ttl)
-		a.mu.Unlock()
-	}
+	a.cache.put(full)
 	return full, nil
 }
 
@@ -245,7 +276,7 @@ func (a *armResolver) accountLocation(ctx context.Context, client *armstorage.Ac
 		// Failover statistics exist only for a geo-replicated account, and
 		// asking for them costs ARM a round trip to the secondary.
 		resp, err := client.GetProperties(ctx, group, name, &armstorage.AccountsClientGetPropertiesOptions{
-			Expand: toPtr(armstorage.StorageAccountExpandGeoReplicationStats)})
+			Expand: to.Ptr(armstorage.StorageAccountExpandGeoReplicationStats)})
 		if err != nil {
 			return Location{}, fmt.Errorf("region: ARM GetProperties %s/%s (geoReplicationStats): %w", group, name, err)
 		}
@@ -258,8 +289,6 @@ func (a *armResolver) accountLocation(ctx context.Context, client *armstorage.Ac
 	}
 	return loc, nil
 }
-
-func toPtr[T any](v T) *T { return &v }
 
 // locationOf turns ARM's account properties into a Location.
 func locationOf(acct armstorage.Account, group, name string) (Location, error) {
@@ -295,7 +324,7 @@ func locationOf(acct armstorage.Account, group, name string) (Location, error) {
 			}
 		}
 		if p.AllowCrossTenantReplication != nil {
-			loc.AllowCrossTenantReplication = toPtr(*p.AllowCrossTenantReplication)
+			loc.AllowCrossTenantReplication = to.Ptr(*p.AllowCrossTenantReplication)
 		}
 		loc.Endpoints = blobEndpoints(p.PrimaryEndpoints, p.SecondaryEndpoints)
 	}
@@ -328,7 +357,7 @@ func blobEndpoints(eps ...*armstorage.Endpoints) []string {
 		if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 			h = h[:i]
 		}
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		h = normHost(h)
 		if h != "" && !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
 		}
@@ -410,9 +439,9 @@ func (w *replicationWalk) destination(ctx context.Context, id string, depth int)
 		return &Location{Account: id, Source: SourceARM, Unknown: []string{fmt.Sprintf(format, args...)}}
 	}
 	rid, err := arm.ParseResourceID(id)
-	if err != nil || !strings.EqualFold(rid.ResourceType.String(), "Microsoft.Storage/storageAccounts") || rid.SubscriptionID == "" || rid.ResourceGroupName == "" {
-		return unresolved("the destination is not named by a storage account resource id (%q), so it cannot be located; "+
-			"a destination in another tenant is named only by account name", id), nil
+	if err != nil || !strings.EqualFold(rid.ResourceType.String(), storageAccountType) || rid.SubscriptionID == "" || rid.ResourceGroupName == "" {
+		return unresolved("the destination is not named by a storage account resource id (%s), so it cannot be located; "+
+			"a destination in another tenant is named only by account name", untrusted.Quote(id)), nil
 	}
 	key := normID(id)
 	if w.seen[key] {

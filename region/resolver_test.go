@@ -458,6 +458,11 @@ func TestARMLocation(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Resolve = %+v\n     want %+v", got, want)
 	}
+	// The cost ARM's documentation states: one GetProperties, and one more
+	// with geoReplicationStats for a geo-replicated account.
+	if n := f.getProps.Load(); n != 2 {
+		t.Fatalf("%d GetProperties for one Resolve of an RA-GRS account; want 2", n)
+	}
 }
 
 // TestKeyVaultListingFails: when ARM will not list the vaults, the key's
@@ -479,10 +484,56 @@ func TestKeyVaultListingFails(t *testing.T) {
 	}
 }
 
+// TestKeyVaultARMCache: a vault's location is reused for the TTL (a vault
+// cannot move), and listed anew on every Resolve with caching disabled.
+func TestKeyVaultARMCache(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ttl       time.Duration
+		wantLists int32
+	}{
+		{"default TTL", 0, 1},
+		{"caching disabled", -1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeARM()
+			f.addVault("kv1", "eastus")
+			r := KeyVaultARM(&azfake.TokenCredential{}, fakeSub, "https://kv1.vault.azure.net/keys/k", &ARMOptions{TTL: tc.ttl, ClientOptions: f.options()})
+			for range 3 {
+				if loc, err := r.Resolve(t.Context()); err != nil || loc.Primary != "eastus" {
+					t.Fatalf("Resolve = %+v, %v", loc, err)
+				}
+			}
+			if n := f.vaultLists.Load(); n != tc.wantLists {
+				t.Fatalf("%d vault listings for 3 Resolves; want %d", n, tc.wantLists)
+			}
+		})
+	}
+}
+
 func TestKeyVaultURLs(t *testing.T) {
 	for _, bad := range []string{"http://kv.vault.azure.net/keys/k", "https://kv.example.com/keys/k", "https://kv.vault.azure.net/secrets/s", "::"} {
 		if _, err := KeyVaultARM(&azfake.TokenCredential{}, fakeSub, bad, nil).Resolve(t.Context()); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+	// What the Key Vault keyring refuses (kvurl.Parse) is refused here too,
+	// before any request.
+	for _, bad := range []string{"https://kv.vault.azure.net/keys/", "https://kv.vault.azure.net/keys/k?api-version=1", "https://kv.vault.azure.net/keys/a_b"} {
+		if host, _, err := keyVaultHost(bad); err == nil {
+			t.Errorf("keyVaultHost(%q) = %q; want an error", bad, host)
+		}
+	}
+	for _, tc := range []struct {
+		keyURL, host string
+		hsm          bool
+	}{
+		{"https://KV1.vault.azure.net/keys/k/0123", "kv1.vault.azure.net", false},
+		{"https://kv1.vault.usgovcloudapi.net:443/keys/k", "kv1.vault.usgovcloudapi.net", false},
+		{"https://hsm1.managedhsm.azure.cn/keys/k", "hsm1.managedhsm.azure.cn", true},
+	} {
+		if host, hsm, err := keyVaultHost(tc.keyURL); err != nil || host != tc.host || hsm != tc.hsm {
+			t.Errorf("keyVaultHost(%q) = %q, %v, %v; want %q, %v", tc.keyURL, host, hsm, err, tc.host, tc.hsm)
 		}
 	}
 	loc, err := StaticKeyVault("South East Asia").Resolve(t.Context())
