@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/geoseal/geoseal/envelope/blobstore"
-	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
 
@@ -124,7 +122,7 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 		return err
 	}
 	// The client's keyring is never used: an audit unwraps nothing.
-	client, err := blobstore.NewClient(s.cc, noKeyring{}, guard, nil)
+	client, err := blobstore.NewClient(s.cc, noKeys{}, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -177,19 +175,6 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 		return report.finish(sum)
 	}
 	return nil
-}
-
-// noKeyring is the keyring of a client that must not unwrap or wrap.
-type noKeyring struct{}
-
-var errNoKeyring = errors.New("geoseal audit unwraps nothing")
-
-func (noKeyring) Wrap(context.Context, []byte, keyring.Context) ([]keyring.WrappedKey, error) {
-	return nil, errNoKeyring
-}
-
-func (noKeyring) Unwrap(context.Context, []keyring.WrappedKey, keyring.Context) ([]byte, error) {
-	return nil, errNoKeyring
 }
 
 // describeFinding is a finding on one line, the blob name quoted (whoever
