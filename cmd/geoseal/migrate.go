@@ -291,13 +291,10 @@ func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	var why string
 	if r.Err != nil && r.Err != blobstore.ErrNoIntegrity {
 		// A failure, or a problem besides.
-		be := w.store.blobError(r.Err)
-		be.blob = r.Blob
-		why, _ = describe(ctx, be)
-		why = redactSAS(why)
+		why = w.describeErr(ctx, r.Blob, r.Err)
 	}
 	if w.asJSON {
-		line := migrateLine{resultLine: resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why}}
+		line := migrateLine{resultLine: newResultLine(r, why)}
 		if noIntegrity {
 			line.Warning = migrateNoIntegrity
 		}
@@ -323,7 +320,7 @@ func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 		fmt.Fprintf(stdout, "  %s deleted: it kept the old encryption\n", name)
 	}
 	if why != "" {
-		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+		w.printFailure(name, why)
 	}
 }
 

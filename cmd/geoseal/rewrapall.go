@@ -324,16 +324,33 @@ type resultLine struct {
 	Error     string   `json:"error,omitempty"`
 }
 
+// newResultLine is r as a line of --json, why its error described.
+func newResultLine(r blobstore.WalkResult, why string) resultLine {
+	return resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why}
+}
+
+// describeErr is how err, the error of the result for blob, reads to
+// people, with any SAS signature redacted.
+func (w *resultWriter) describeErr(ctx context.Context, blob string, err error) string {
+	be := w.store.blobError(err)
+	be.blob = blob
+	why, _ := describe(ctx, be)
+	return redactSAS(why)
+}
+
+// printFailure prints why a blob (name, quoted) failed on stderr, on one
+// line.
+func (w *resultWriter) printFailure(name, why string) {
+	fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+}
+
 func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	var why string
 	if r.Err != nil {
-		be := w.store.blobError(r.Err)
-		be.blob = r.Blob
-		why, _ = describe(ctx, be)
-		why = redactSAS(why)
+		why = w.describeErr(ctx, r.Blob, r.Err)
 	}
 	if w.asJSON {
-		w.enc.Encode(resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why})
+		w.enc.Encode(newResultLine(r, why))
 		return
 	}
 	name := resultName(r)
@@ -344,7 +361,7 @@ func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 			fmt.Fprintf(stdout, "  skipped %s\n", name)
 		}
 	case blobstore.OutcomeFailed:
-		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+		w.printFailure(name, why)
 	case blobstore.OutcomeOutsideKeys:
 		fmt.Fprintf(stdout, "  %s is still wrapped for other keys (%s)\n", name, quoteUntrusted(strings.Join(r.KeyIDs, ", ")))
 	case blobstore.OutcomeDeleted:
