@@ -69,20 +69,13 @@ func (e *environment) newProgress(label, unit string, total int64) *progress {
 }
 
 // add counts n more units done.
-func (p *progress) add(n int64) { p.set(-1, n) }
-
-// set sets the count done (abs >= 0) or adds delta.
-func (p *progress) set(abs, delta int64) {
+func (p *progress) add(n int64) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if abs >= 0 {
-		p.n = abs
-	} else {
-		p.n += delta
-	}
+	p.n += n
 	if p.off {
 		return
 	}
