@@ -91,14 +91,7 @@ func (c *auditCmd) flags(fs *flag.FlagSet) {
 }
 
 func (c *auditCmd) run(ctx context.Context, env *environment, args []string) error {
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
@@ -117,7 +110,7 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 			return err
 		}
 	}
-	s, err := env.openContainer(loc)
+	s, err := env.openContainer(scope.loc)
 	if err != nil {
 		return err
 	}
@@ -137,12 +130,12 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 	if c.json {
 		out = newAuditJSON(env.stdout)
 	}
-	p := env.newProgress("auditing "+quoteUntrusted(loc.container), "blobs", -1)
+	p := env.newProgress("auditing "+quoteUntrusted(scope.loc.container), "blobs", -1)
 	if c.json {
 		p = nil
 	}
 	opts := &blobstore.AuditOptions{
-		Prefix: c.prefix, Shard: si, Shards: sn, Concurrency: c.concurrency, PageSize: c.pageSize,
+		Prefix: scope.prefix, Shard: scope.shard, Shards: scope.shards, Concurrency: c.concurrency, PageSize: c.pageSize,
 		Results: func(blobstore.WalkResult) { p.add(1) },
 		Findings: func(f blobstore.Finding) {
 			if out != nil {
@@ -163,7 +156,7 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 	if err != nil {
 		return s.fail(err)
 	}
-	sum := newAuditSummary(loc.container, c.shard, judged, resp)
+	sum := newAuditSummary(scope.loc.container, c.shard, judged, resp)
 	if out != nil {
 		if err := out.finish(sum); err != nil {
 			return err

@@ -178,14 +178,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	case c.pageSize < 0 || c.pageSize > blobstore.MaxPageSize:
 		return usageErrorf("--page-size %d: want 1 to %d (0: %d)", c.pageSize, blobstore.MaxPageSize, blobstore.MaxPageSize)
 	}
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
@@ -195,7 +188,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if err != nil {
 		return err
 	}
-	s, err := env.openContainer(loc)
+	s, err := env.openContainer(scope.loc)
 	if err != nil {
 		return err
 	}
@@ -216,16 +209,16 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if slices.Contains(c.from, formatCSEv1) && !c.json && !c.dryRun && !env.common.quiet {
 		fmt.Fprintln(env.stderr, "geoseal migrate: warning: Azure client-side encryption v1 has no integrity protection: each geoseal object converted from a v1 blob is only as trustworthy as that blob was.")
 	}
-	p := env.newProgress("migrating "+quoteUntrusted(loc.container), "blobs", -1)
+	p := env.newProgress("migrating "+quoteUntrusted(scope.loc.container), "blobs", -1)
 	if c.json {
 		p = nil
 	}
 	out := &migrateWriter{resultWriter: &resultWriter{env: env, store: s, cmd: "migrate", asJSON: c.json, enc: json.NewEncoder(env.stdout)}}
 	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
 		From:            c.from,
-		Prefix:          c.prefix,
-		Shard:           si,
-		Shards:          sn,
+		Prefix:          scope.prefix,
+		Shard:           scope.shard,
+		Shards:          scope.shards,
 		Job:             c.job,
 		KMSRate:         c.kmsRate,
 		Concurrency:     c.concurrency,
@@ -245,7 +238,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	sum := migrateSummary{
-		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job, From: c.from, DryRun: c.dryRun,
+		Container: scope.loc.container, Prefix: scope.prefix, Shard: c.shard, Job: c.job, From: c.from, DryRun: c.dryRun,
 		Migrated: resp.Migrated, WouldMigrate: resp.WouldMigrate, NotMigrated: resp.NotMigrated, Failed: resp.Failed,
 		OldCopies: resp.OldCopies, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 		FromV1: out.fromV1,

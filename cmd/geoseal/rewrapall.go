@@ -124,6 +124,32 @@ func listPrefix(loc location, prefix string) (string, error) {
 	return prefix, nil
 }
 
+// walkScope is what a container-wide command (rewrap-all, migrate, audit)
+// walks: the container, the prefix of the URL or --prefix, and the shard
+// of --shard (shards 0: the whole container).
+type walkScope struct {
+	loc           location
+	prefix        string
+	shard, shards int
+}
+
+// walkScope reads a container-wide command's scope from its argument,
+// --prefix and --shard.
+func (f *containerFlags) walkScope(args []string, prefix, shard string) (walkScope, error) {
+	loc, err := f.locateArg(args)
+	if err != nil {
+		return walkScope{}, err
+	}
+	if prefix, err = listPrefix(loc, prefix); err != nil {
+		return walkScope{}, err
+	}
+	i, n, err := parseShard(shard)
+	if err != nil {
+		return walkScope{}, err
+	}
+	return walkScope{loc: loc, prefix: prefix, shard: i, shards: n}, nil
+}
+
 // countGeoseal counts the geoseal objects under prefix by the listing's
 // metadata: the total the progress of an interactive run reports against.
 // It costs a request per page of 5,000 blobs.
@@ -159,20 +185,13 @@ func parseShard(s string) (shard, shards int, err error) {
 }
 
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
 	var cl closers
 	defer cl.close()
-	client, s, newKR, err := c.client(ctx, env, loc, &cl)
+	client, s, newKR, err := c.client(ctx, env, scope.loc, &cl)
 	if err != nil {
 		return err
 	}
@@ -181,19 +200,19 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 	// not list everything twice.
 	total := int64(-1)
 	if !env.common.quiet && !c.json && c.shard == "" && c.job == "" {
-		if total, err = countGeoseal(ctx, client, c.prefix); err != nil {
+		if total, err = countGeoseal(ctx, client, scope.prefix); err != nil {
 			return s.fail(err)
 		}
 	}
-	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", total)
+	p := env.newProgress("rewrapping "+quoteUntrusted(scope.loc.container), "blobs", total)
 	if c.json {
 		p = nil
 	}
 	out := &resultWriter{env: env, store: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
-		Prefix:          c.prefix,
-		Shard:           si,
-		Shards:          sn,
+		Prefix:          scope.prefix,
+		Shard:           scope.shard,
+		Shards:          scope.shards,
 		Job:             c.job,
 		KMSRate:         c.kmsRate,
 		Concurrency:     c.concurrency,
@@ -212,7 +231,7 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		return err
 	}
 	sum := rewrapAllSummary{
-		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job,
+		Container: scope.loc.container, Prefix: scope.prefix, Shard: c.shard, Job: c.job,
 		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
 		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 	}
