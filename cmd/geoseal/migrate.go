@@ -246,20 +246,10 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if out.fromV1 > 0 {
 		sum.Warning = migrateNoIntegrity
 	}
-	if c.json {
-		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(env.stdout, "%s\n", sum)
+	if err := out.summary(sum, sum.String()); err != nil {
+		return err
 	}
-	switch {
-	case err != nil && resp.Failed == 0:
-		return s.fail(err)
-	case err != nil:
-		return shown{err}
-	}
-	return nil
+	return walkError(s, err, resp.Failed)
 }
 
 // migrateWriter prints migrate's outcomes: the failures and snapshots as

@@ -235,25 +235,29 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
 		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 	}
-	if c.json {
-		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(env.stdout, "%s (%s)\n", sum, s.loc.containerURL())
+	if err := out.summary(sum, fmt.Sprintf("%s (%s)", sum, s.loc.containerURL())); err != nil {
+		return err
 	}
 	if resp.Resumed && resp.Done && resp.Failed > 0 && err == nil && !env.common.quiet {
 		// A finished job does not try its failures again.
 		fmt.Fprintf(env.stderr, "geoseal rewrap-all: job %s is done; %d blobs failed in its runs (see their output): rerun under another --job name, or without one, to try them again (blobs already rotated cost one request each)\n",
 			quoteUntrusted(c.job), resp.Failed)
 	}
+	return walkError(s, err, resp.Failed)
+}
+
+// walkError is what a container-wide command returns once its summary is
+// printed, for err, the walk's error, and failed blobs: an error that
+// failed no blob is reported as any other; one with failed blobs, whose
+// lines said why, is not printed again.
+func walkError(s *store, err error, failed int64) error {
 	switch {
-	case err != nil && resp.Failed == 0:
+	case err == nil:
+		return nil
+	case failed == 0:
 		return s.fail(err)
-	case err != nil:
-		return shown{err}
 	}
-	return nil
+	return shown{err}
 }
 
 // rewrapAllSummary is the last line of rewrap-all: the counts of the run
@@ -330,6 +334,16 @@ type resultWriter struct {
 	cmd    string
 	asJSON bool
 	enc    *json.Encoder
+}
+
+// summary ends the output with sum: the last JSON line, {"summary": sum},
+// or text for people.
+func (w *resultWriter) summary(sum any, text string) error {
+	if w.asJSON {
+		return w.enc.Encode(map[string]any{"summary": sum})
+	}
+	fmt.Fprintln(w.env.stdout, text)
+	return nil
 }
 
 // resultLine is one line of --json.
