@@ -130,10 +130,7 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 	if c.json {
 		out = newAuditJSON(env.stdout)
 	}
-	p := env.newProgress("auditing "+quoteUntrusted(scope.loc.container), "blobs", -1)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("auditing "+quoteUntrusted(scope.loc.container), -1, c.json)
 	opts := &blobstore.AuditOptions{
 		Prefix: scope.prefix, Shard: scope.shard, Shards: scope.shards, Concurrency: c.concurrency, PageSize: c.pageSize,
 		Results: func(blobstore.WalkResult) { p.add(1) },

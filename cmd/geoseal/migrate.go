@@ -209,10 +209,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if slices.Contains(c.from, formatCSEv1) && !c.json && !c.dryRun && !env.common.quiet {
 		fmt.Fprintln(env.stderr, "geoseal migrate: warning: Azure client-side encryption v1 has no integrity protection: each geoseal object converted from a v1 blob is only as trustworthy as that blob was.")
 	}
-	p := env.newProgress("migrating "+quoteUntrusted(scope.loc.container), "blobs", -1)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("migrating "+quoteUntrusted(scope.loc.container), -1, c.json)
 	out := &migrateWriter{resultWriter: &resultWriter{env: env, store: s, cmd: "migrate", asJSON: c.json, enc: json.NewEncoder(env.stdout)}}
 	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
 		From:            c.from,

@@ -68,6 +68,16 @@ func (e *environment) newProgress(label, unit string, total int64) *progress {
 	return p
 }
 
+// walkProgress reports on the blobs of a container-wide command (audit,
+// migrate, rewrap-all); with --json it reports nothing (nil), as the JSON
+// lines report each blob.
+func (e *environment) walkProgress(label string, total int64, asJSON bool) *progress {
+	if asJSON {
+		return nil
+	}
+	return e.newProgress(label, "blobs", total)
+}
+
 // add counts n more units done.
 func (p *progress) add(n int64) {
 	if p == nil {

@@ -204,10 +204,7 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 			return s.fail(err)
 		}
 	}
-	p := env.newProgress("rewrapping "+quoteUntrusted(scope.loc.container), "blobs", total)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("rewrapping "+quoteUntrusted(scope.loc.container), total, c.json)
 	out := &resultWriter{env: env, store: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
 		Prefix:          scope.prefix,
