@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/geoseal/geoseal/envelope/blobstore"
-	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/region"
 )
 
@@ -93,14 +91,7 @@ func (c *auditCmd) flags(fs *flag.FlagSet) {
 }
 
 func (c *auditCmd) run(ctx context.Context, env *environment, args []string) error {
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
@@ -119,12 +110,12 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 			return err
 		}
 	}
-	s, err := env.openContainer(loc)
+	s, err := env.openContainer(scope.loc)
 	if err != nil {
 		return err
 	}
 	// The client's keyring is never used: an audit unwraps nothing.
-	client, err := blobstore.NewClient(s.cc, noKeyring{}, guard, nil)
+	client, err := blobstore.NewClient(s.cc, noKeys{}, guard, nil)
 	if err != nil {
 		return err
 	}
@@ -139,12 +130,9 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 	if c.json {
 		out = newAuditJSON(env.stdout)
 	}
-	p := env.newProgress("auditing "+quoteUntrusted(loc.container), "blobs", -1)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("auditing "+quoteUntrusted(scope.loc.container), -1, c.json)
 	opts := &blobstore.AuditOptions{
-		Prefix: c.prefix, Shard: si, Shards: sn, Concurrency: c.concurrency, PageSize: c.pageSize,
+		Prefix: scope.prefix, Shard: scope.shard, Shards: scope.shards, Concurrency: c.concurrency, PageSize: c.pageSize,
 		Results: func(blobstore.WalkResult) { p.add(1) },
 		Findings: func(f blobstore.Finding) {
 			if out != nil {
@@ -165,7 +153,7 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 	if err != nil {
 		return s.fail(err)
 	}
-	sum := newAuditSummary(loc.container, c.shard, judged, resp)
+	sum := newAuditSummary(scope.loc.container, c.shard, judged, resp)
 	if out != nil {
 		if err := out.finish(sum); err != nil {
 			return err
@@ -177,19 +165,6 @@ func (c *auditCmd) run(ctx context.Context, env *environment, args []string) err
 		return report.finish(sum)
 	}
 	return nil
-}
-
-// noKeyring is the keyring of a client that must not unwrap or wrap.
-type noKeyring struct{}
-
-var errNoKeyring = errors.New("geoseal audit unwraps nothing")
-
-func (noKeyring) Wrap(context.Context, []byte, keyring.Context) ([]keyring.WrappedKey, error) {
-	return nil, errNoKeyring
-}
-
-func (noKeyring) Unwrap(context.Context, []keyring.WrappedKey, keyring.Context) ([]byte, error) {
-	return nil, errNoKeyring
 }
 
 // describeFinding is a finding on one line, the blob name quoted (whoever

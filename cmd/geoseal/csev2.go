@@ -196,11 +196,10 @@ const v1Warning = "geoseal: warning: %s is Azure client-side encryption v1 (AES-
 // the metadata's protocol.
 func decryptCSE(ctx context.Context, env *environment, c *decryptCmd) error {
 	in, out, cse, format := c.in, c.out, &c.cse, c.format
-	ranged := c.offset != 0 || c.length >= 0
 	if in == "" || out == "" || cse.metadata == "" {
 		return usageErrorf("--format %s needs --in, --out and --metadata", format)
 	}
-	if ranged && in == "-" {
+	if c.ranged() && in == "-" {
 		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
 	mdBytes, err := readBounded(cse.metadata, env.stdin, csev2.MaxEncryptionDataSize)
@@ -237,37 +236,11 @@ func decryptCSE(ctx context.Context, env *environment, c *decryptCmd) error {
 	}
 
 	opts := &csev2.ReaderOptions{ReadCSEv1: v1}
-	p := env.newProgress("decrypting "+quoteUntrusted(displayName(in)), "B", size)
-	var plain io.Reader
-	if ranged {
-		f, ok := src.(*os.File)
-		if !ok || size < 0 {
-			return usageErrorf("--offset and --length need --in to be a regular file")
-		}
-		ra, err := csev2.NewReaderAt(ctx, f, size, ed, resolver, opts)
-		if err != nil {
-			return err
-		}
-		if plain, err = c.section(ra, p); err != nil {
-			return err
-		}
-	} else {
-		r, err := csev2.NewReader(ctx, progressReader{src, p}, ed, resolver, opts)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		plain = r
-	}
-	n, err := copyContext(ctx, dst, plain)
-	if err != nil {
-		return err
-	}
-	if err := dst.commit(); err != nil {
-		return err
-	}
-	p.done()
-	return c.result(env, format, n)
+	return c.decryptFile(ctx, env, format, src, size, dst,
+		func(f *os.File, size int64) (sizedReaderAt, error) {
+			return csev2.NewReaderAt(ctx, f, size, ed, resolver, opts)
+		},
+		func(r io.Reader) (io.ReadCloser, error) { return csev2.NewReader(ctx, r, ed, resolver, opts) })
 }
 
 // readBounded reads at most limit bytes of path ("-": stdin).

@@ -126,13 +126,21 @@ func plaintextRange(offset, length, size int64) (start, n int64, err error) {
 	return offset, n, nil
 }
 
+// ranged reports whether --offset or --length asks for a part of the
+// plaintext.
+func (c *decryptCmd) ranged() bool { return c.offset != 0 || c.length >= 0 }
+
+// sizedReaderAt is a decrypting io.ReaderAt that knows its plaintext's
+// size.
+type sizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
 // section returns the reader of the --offset/--length range of ra, whose
 // progress p counts: a range counts its plaintext, a whole object the
 // object read.
-func (c *decryptCmd) section(ra interface {
-	io.ReaderAt
-	Size() int64
-}, p *progress) (io.Reader, error) {
+func (c *decryptCmd) section(ra sizedReaderAt, p *progress) (io.Reader, error) {
 	start, n, err := plaintextRange(c.offset, c.length, ra.Size())
 	if err != nil {
 		return nil, err
@@ -155,7 +163,6 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 	if c.offset < 0 || c.length < -1 {
 		return usageErrorf("--offset and --length must not be negative")
 	}
-	ranged := c.offset != 0 || c.length >= 0
 	switch c.format {
 	case formatCSEv2, formatCSEv1:
 		if len(c.requireContext.ctx) > 0 {
@@ -172,7 +179,7 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 	if c.in == "" || c.out == "" {
 		return usageErrorf("--in and --out are required")
 	}
-	if ranged && c.in == "-" {
+	if c.ranged() && c.in == "-" {
 		return usageErrorf("--offset and --length need --in to be a file, not stdin")
 	}
 
@@ -194,14 +201,27 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 	defer dst.abort()
 
 	opts := &envelope.DecryptOptions{RequireContext: c.requireContext.ctx}
+	return c.decryptFile(ctx, env, formatGeoseal, src, size, dst,
+		func(f *os.File, size int64) (sizedReaderAt, error) { return envelope.DecryptAt(ctx, f, size, kr, opts) },
+		func(r io.Reader) (io.ReadCloser, error) { return envelope.Decrypt(ctx, r, kr, opts) })
+}
+
+// decryptFile decrypts src, the object of --in (size bytes, -1 when
+// unknown), into dst, commits dst and prints the result: with --offset or
+// --length the range of the plaintext through openAt, which needs --in to
+// be a regular file; otherwise all of it through open, as src streams. The
+// formats differ only in openAt and open.
+func (c *decryptCmd) decryptFile(ctx context.Context, env *environment, format string, src io.Reader, size int64, dst *output,
+	openAt func(f *os.File, size int64) (sizedReaderAt, error),
+	open func(src io.Reader) (io.ReadCloser, error)) error {
 	p := env.newProgress("decrypting "+quoteUntrusted(displayName(c.in)), "B", size)
 	var plain io.Reader
-	if ranged {
+	if c.ranged() {
 		f, ok := src.(*os.File)
 		if !ok || size < 0 {
 			return usageErrorf("--offset and --length need --in to be a regular file")
 		}
-		ra, err := envelope.DecryptAt(ctx, f, size, kr, opts)
+		ra, err := openAt(f, size)
 		if err != nil {
 			return err
 		}
@@ -209,7 +229,7 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 			return err
 		}
 	} else {
-		r, err := envelope.Decrypt(ctx, progressReader{src, p}, kr, opts)
+		r, err := open(progressReader{src, p})
 		if err != nil {
 			return err
 		}
@@ -224,5 +244,5 @@ func (c *decryptCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	p.done()
-	return c.result(env, formatGeoseal, n)
+	return c.result(env, format, n)
 }

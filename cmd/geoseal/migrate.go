@@ -178,14 +178,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	case c.pageSize < 0 || c.pageSize > blobstore.MaxPageSize:
 		return usageErrorf("--page-size %d: want 1 to %d (0: %d)", c.pageSize, blobstore.MaxPageSize, blobstore.MaxPageSize)
 	}
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
@@ -195,7 +188,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if err != nil {
 		return err
 	}
-	s, err := env.openContainer(loc)
+	s, err := env.openContainer(scope.loc)
 	if err != nil {
 		return err
 	}
@@ -216,16 +209,13 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if slices.Contains(c.from, formatCSEv1) && !c.json && !c.dryRun && !env.common.quiet {
 		fmt.Fprintln(env.stderr, "geoseal migrate: warning: Azure client-side encryption v1 has no integrity protection: each geoseal object converted from a v1 blob is only as trustworthy as that blob was.")
 	}
-	p := env.newProgress("migrating "+quoteUntrusted(loc.container), "blobs", -1)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("migrating "+quoteUntrusted(scope.loc.container), -1, c.json)
 	out := &migrateWriter{resultWriter: &resultWriter{env: env, store: s, cmd: "migrate", asJSON: c.json, enc: json.NewEncoder(env.stdout)}}
 	resp, err := client.Migrate(ctx, &blobstore.MigrateOptions{
 		From:            c.from,
-		Prefix:          c.prefix,
-		Shard:           si,
-		Shards:          sn,
+		Prefix:          scope.prefix,
+		Shard:           scope.shard,
+		Shards:          scope.shards,
 		Job:             c.job,
 		KMSRate:         c.kmsRate,
 		Concurrency:     c.concurrency,
@@ -245,7 +235,7 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 		return err
 	}
 	sum := migrateSummary{
-		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job, From: c.from, DryRun: c.dryRun,
+		Container: scope.loc.container, Prefix: scope.prefix, Shard: c.shard, Job: c.job, From: c.from, DryRun: c.dryRun,
 		Migrated: resp.Migrated, WouldMigrate: resp.WouldMigrate, NotMigrated: resp.NotMigrated, Failed: resp.Failed,
 		OldCopies: resp.OldCopies, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 		FromV1: out.fromV1,
@@ -253,20 +243,10 @@ func (c *migrateCmd) run(ctx context.Context, env *environment, args []string) e
 	if out.fromV1 > 0 {
 		sum.Warning = migrateNoIntegrity
 	}
-	if c.json {
-		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(env.stdout, "%s\n", sum)
+	if err := out.summary(sum, sum.String()); err != nil {
+		return err
 	}
-	switch {
-	case err != nil && resp.Failed == 0:
-		return s.fail(err)
-	case err != nil:
-		return shown{err}
-	}
-	return nil
+	return walkError(s, err, resp.Failed)
 }
 
 // migrateWriter prints migrate's outcomes: the failures and snapshots as
@@ -291,13 +271,10 @@ func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	var why string
 	if r.Err != nil && r.Err != blobstore.ErrNoIntegrity {
 		// A failure, or a problem besides.
-		be := w.store.blobError(r.Err)
-		be.blob = r.Blob
-		why, _ = describe(ctx, be)
-		why = redactSAS(why)
+		why = w.describeErr(ctx, r.Blob, r.Err)
 	}
 	if w.asJSON {
-		line := migrateLine{resultLine: resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why}}
+		line := migrateLine{resultLine: newResultLine(r, why)}
 		if noIntegrity {
 			line.Warning = migrateNoIntegrity
 		}
@@ -323,7 +300,7 @@ func (w *migrateWriter) result(ctx context.Context, r blobstore.WalkResult) {
 		fmt.Fprintf(stdout, "  %s deleted: it kept the old encryption\n", name)
 	}
 	if why != "" {
-		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+		w.printFailure(name, why)
 	}
 }
 

@@ -68,21 +68,24 @@ func (e *environment) newProgress(label, unit string, total int64) *progress {
 	return p
 }
 
-// add counts n more units done.
-func (p *progress) add(n int64) { p.set(-1, n) }
+// walkProgress reports on the blobs of a container-wide command (audit,
+// migrate, rewrap-all); with --json it reports nothing (nil), as the JSON
+// lines report each blob.
+func (e *environment) walkProgress(label string, total int64, asJSON bool) *progress {
+	if asJSON {
+		return nil
+	}
+	return e.newProgress(label, "blobs", total)
+}
 
-// set sets the count done (abs >= 0) or adds delta.
-func (p *progress) set(abs, delta int64) {
+// add counts n more units done.
+func (p *progress) add(n int64) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if abs >= 0 {
-		p.n = abs
-	} else {
-		p.n += delta
-	}
+	p.n += n
 	if p.off {
 		return
 	}

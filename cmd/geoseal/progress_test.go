@@ -60,7 +60,7 @@ func TestProgress(t *testing.T) {
 	e.progress.delay = 0
 	e.terminal = func(io.Writer) bool { return true }
 	p = e.newProgress("up", "blobs", -1)
-	p.set(3, 0)
+	p.add(3)
 	p.done()
 	if out := e.stderr.String(); !strings.HasPrefix(out, "\rup 3 blobs") || !strings.HasSuffix(out, "\n") {
 		t.Errorf("tty progress: %q", out)

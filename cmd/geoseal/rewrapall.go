@@ -124,6 +124,32 @@ func listPrefix(loc location, prefix string) (string, error) {
 	return prefix, nil
 }
 
+// walkScope is what a container-wide command (rewrap-all, migrate, audit)
+// walks: the container, the prefix of the URL or --prefix, and the shard
+// of --shard (shards 0: the whole container).
+type walkScope struct {
+	loc           location
+	prefix        string
+	shard, shards int
+}
+
+// walkScope reads a container-wide command's scope from its argument,
+// --prefix and --shard.
+func (f *containerFlags) walkScope(args []string, prefix, shard string) (walkScope, error) {
+	loc, err := f.locateArg(args)
+	if err != nil {
+		return walkScope{}, err
+	}
+	if prefix, err = listPrefix(loc, prefix); err != nil {
+		return walkScope{}, err
+	}
+	i, n, err := parseShard(shard)
+	if err != nil {
+		return walkScope{}, err
+	}
+	return walkScope{loc: loc, prefix: prefix, shard: i, shards: n}, nil
+}
+
 // countGeoseal counts the geoseal objects under prefix by the listing's
 // metadata: the total the progress of an interactive run reports against.
 // It costs a request per page of 5,000 blobs.
@@ -159,20 +185,13 @@ func parseShard(s string) (shard, shards int, err error) {
 }
 
 func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string) error {
-	loc, err := c.where.locateArg(args)
-	if err != nil {
-		return err
-	}
-	if c.prefix, err = listPrefix(loc, c.prefix); err != nil {
-		return err
-	}
-	si, sn, err := parseShard(c.shard)
+	scope, err := c.where.walkScope(args, c.prefix, c.shard)
 	if err != nil {
 		return err
 	}
 	var cl closers
 	defer cl.close()
-	client, s, newKR, err := c.client(ctx, env, loc, &cl)
+	client, s, newKR, err := c.client(ctx, env, scope.loc, &cl)
 	if err != nil {
 		return err
 	}
@@ -181,19 +200,16 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 	// not list everything twice.
 	total := int64(-1)
 	if !env.common.quiet && !c.json && c.shard == "" && c.job == "" {
-		if total, err = countGeoseal(ctx, client, c.prefix); err != nil {
+		if total, err = countGeoseal(ctx, client, scope.prefix); err != nil {
 			return s.fail(err)
 		}
 	}
-	p := env.newProgress("rewrapping "+quoteUntrusted(loc.container), "blobs", total)
-	if c.json {
-		p = nil
-	}
+	p := env.walkProgress("rewrapping "+quoteUntrusted(scope.loc.container), total, c.json)
 	out := &resultWriter{env: env, store: s, cmd: "rewrap-all", asJSON: c.json, enc: json.NewEncoder(env.stdout)}
 	resp, err := client.RewrapAll(ctx, newKR, &blobstore.RewrapAllOptions{
-		Prefix:          c.prefix,
-		Shard:           si,
-		Shards:          sn,
+		Prefix:          scope.prefix,
+		Shard:           scope.shard,
+		Shards:          scope.shards,
 		Job:             c.job,
 		KMSRate:         c.kmsRate,
 		Concurrency:     c.concurrency,
@@ -212,29 +228,33 @@ func (c *rewrapAllCmd) run(ctx context.Context, env *environment, args []string)
 		return err
 	}
 	sum := rewrapAllSummary{
-		Container: loc.container, Prefix: c.prefix, Shard: c.shard, Job: c.job,
+		Container: scope.loc.container, Prefix: scope.prefix, Shard: c.shard, Job: c.job,
 		Rotated: resp.Rotated, AlreadyRotated: resp.AlreadyRotated, NotGeoseal: resp.NotGeoseal, Failed: resp.Failed,
 		OutsideKeys: resp.OutsideKeys, Deleted: resp.Deleted, Resumed: resp.Resumed, Done: resp.Done,
 	}
-	if c.json {
-		if err := out.enc.Encode(map[string]any{"summary": sum}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(env.stdout, "%s (%s)\n", sum, s.loc.containerURL())
+	if err := out.summary(sum, fmt.Sprintf("%s (%s)", sum, s.loc.containerURL())); err != nil {
+		return err
 	}
 	if resp.Resumed && resp.Done && resp.Failed > 0 && err == nil && !env.common.quiet {
 		// A finished job does not try its failures again.
 		fmt.Fprintf(env.stderr, "geoseal rewrap-all: job %s is done; %d blobs failed in its runs (see their output): rerun under another --job name, or without one, to try them again (blobs already rotated cost one request each)\n",
 			quoteUntrusted(c.job), resp.Failed)
 	}
+	return walkError(s, err, resp.Failed)
+}
+
+// walkError is what a container-wide command returns once its summary is
+// printed, for err, the walk's error, and failed blobs: an error that
+// failed no blob is reported as any other; one with failed blobs, whose
+// lines said why, is not printed again.
+func walkError(s *store, err error, failed int64) error {
 	switch {
-	case err != nil && resp.Failed == 0:
+	case err == nil:
+		return nil
+	case failed == 0:
 		return s.fail(err)
-	case err != nil:
-		return shown{err}
 	}
-	return nil
+	return shown{err}
 }
 
 // rewrapAllSummary is the last line of rewrap-all: the counts of the run
@@ -313,6 +333,16 @@ type resultWriter struct {
 	enc    *json.Encoder
 }
 
+// summary ends the output with sum: the last JSON line, {"summary": sum},
+// or text for people.
+func (w *resultWriter) summary(sum any, text string) error {
+	if w.asJSON {
+		return w.enc.Encode(map[string]any{"summary": sum})
+	}
+	fmt.Fprintln(w.env.stdout, text)
+	return nil
+}
+
 // resultLine is one line of --json.
 type resultLine struct {
 	Blob      string   `json:"blob"`
@@ -324,16 +354,33 @@ type resultLine struct {
 	Error     string   `json:"error,omitempty"`
 }
 
+// newResultLine is r as a line of --json, why its error described.
+func newResultLine(r blobstore.WalkResult, why string) resultLine {
+	return resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why}
+}
+
+// describeErr is how err, the error of the result for blob, reads to
+// people, with any SAS signature redacted.
+func (w *resultWriter) describeErr(ctx context.Context, blob string, err error) string {
+	be := w.store.blobError(err)
+	be.blob = blob
+	why, _ := describe(ctx, be)
+	return redactSAS(why)
+}
+
+// printFailure prints why a blob (name, quoted) failed on stderr, on one
+// line.
+func (w *resultWriter) printFailure(name, why string) {
+	fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+}
+
 func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 	var why string
 	if r.Err != nil {
-		be := w.store.blobError(r.Err)
-		be.blob = r.Blob
-		why, _ = describe(ctx, be)
-		why = redactSAS(why)
+		why = w.describeErr(ctx, r.Blob, r.Err)
 	}
 	if w.asJSON {
-		w.enc.Encode(resultLine{Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID, Outcome: r.Outcome, Format: r.Format, KeyIDs: r.KeyIDs, Error: why})
+		w.enc.Encode(newResultLine(r, why))
 		return
 	}
 	name := resultName(r)
@@ -344,7 +391,7 @@ func (w *resultWriter) result(ctx context.Context, r blobstore.WalkResult) {
 			fmt.Fprintf(stdout, "  skipped %s\n", name)
 		}
 	case blobstore.OutcomeFailed:
-		fmt.Fprintln(w.env.stderr, shorten(oneLine("geoseal "+w.cmd+": "+name+": "+why), maxLine))
+		w.printFailure(name, why)
 	case blobstore.OutcomeOutsideKeys:
 		fmt.Fprintf(stdout, "  %s is still wrapped for other keys (%s)\n", name, quoteUntrusted(strings.Join(r.KeyIDs, ", ")))
 	case blobstore.OutcomeDeleted:

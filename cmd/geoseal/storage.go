@@ -341,8 +341,8 @@ func (e *environment) openKeyless(loc location) (*blobstore.Client, *store, erro
 	return client, s, err
 }
 
-// noKeys is the keyring of the commands that open no object (ls, rm): the
-// blob client requires one, and this one refuses every use.
+// noKeys is the keyring of the commands that open no object (ls, rm,
+// audit): the blob client requires one, and this one refuses every use.
 type noKeys struct{}
 
 var errNoKeys = errors.New("this command opens no object and holds no key")
