@@ -214,10 +214,7 @@ func (c *Client) Migrate(ctx context.Context, opts *MigrateOptions) (MigrateResp
 	if err != nil {
 		return resp, err
 	}
-	if first := m.firstFailure(); first != nil {
-		return resp, fmt.Errorf("blobstore: %d blobs, snapshots or versions not migrated; the first: %w", resp.Failed, first)
-	}
-	return resp, nil
+	return resp, m.failureError(resp.Failed, "migrated")
 }
 
 // A migration is one Migrate: what its visits share.
@@ -580,16 +577,7 @@ func (m *migration) judgeCopy(ctx context.Context, it *walkItem, converted bool)
 	if !m.delete || !converted || m.dryRun {
 		return res
 	}
-	b, err := it.client(m.c)
-	if err == nil {
-		_, err = b.Delete(ctx, nil)
-	}
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
-		return res
-	}
-	res.Outcome = OutcomeDeleted
-	return res
+	return m.c.deleteCopy(ctx, it, res)
 }
 
 // pacedKeyring is a keyring whose wraps go through a pacer; its unwraps

@@ -189,10 +189,7 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 	if err != nil {
 		return resp, err
 	}
-	if first := r.firstFailure(); first != nil {
-		return resp, fmt.Errorf("blobstore: %d blobs, snapshots or versions not rewrapped; the first: %w", resp.Failed, first)
-	}
-	return resp, nil
+	return resp, r.failureError(resp.Failed, "rewrapped")
 }
 
 // keySetDigest names a set of key ids in a checkpoint: a job resumed with
@@ -385,14 +382,5 @@ func (r *rotation) judgeCopy(ctx context.Context, it *walkItem, known *itemHead,
 	if !r.deleteCopies || !baseDone {
 		return res
 	}
-	b, err := it.client(r.c)
-	if err == nil {
-		_, err = b.Delete(ctx, nil)
-	}
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
-		return res
-	}
-	res.Outcome = OutcomeDeleted
-	return res
+	return r.c.deleteCopy(ctx, it, res)
 }

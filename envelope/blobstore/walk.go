@@ -502,8 +502,31 @@ func (f *failures) record(results func(WalkResult)) func(WalkResult) {
 	}
 }
 
-func (f *failures) firstFailure() error {
+// failureError is the error of an operation that counted failed
+// failures: nil if none was recorded, otherwise the count and the first
+// (errors.Is and errors.As see it). notDone says what the failed ones
+// were not: "rewrapped", "migrated".
+func (f *failures) failureError(failed int64, notDone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.first
+	if f.first == nil {
+		return nil
+	}
+	return fmt.Errorf("blobstore: %d blobs, snapshots or versions not %s; the first: %w", failed, notDone, f.first)
+}
+
+// deleteCopy deletes the snapshot or previous version it, which res
+// describes, and returns res as OutcomeDeleted, or as OutcomeFailed with
+// why.
+func (c *Client) deleteCopy(ctx context.Context, it *walkItem, res WalkResult) WalkResult {
+	b, err := it.client(c)
+	if err == nil {
+		_, err = b.Delete(ctx, nil)
+	}
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
+		return res
+	}
+	res.Outcome = OutcomeDeleted
+	return res
 }
