@@ -368,13 +368,10 @@ func (m *migration) current(ctx context.Context, name string) (*migrationSource,
 	if err != nil {
 		return nil, err
 	}
-	src := &migrationSource{etag: st.etag}
-	if p := st.props; p.TagCount != nil {
+	p := st.props
+	src := &migrationSource{etag: st.etag, tier: explicitTier(p.AccessTier, p.AccessTierInferred)}
+	if p.TagCount != nil {
 		src.tagCount = int(*p.TagCount)
-	}
-	if p := st.props; p.AccessTier != nil && (p.AccessTierInferred == nil || !*p.AccessTierInferred) {
-		t := blob.AccessTier(*p.AccessTier)
-		src.tier = &t
 	}
 	return src, nil
 }

@@ -202,12 +202,21 @@ func walkItemOf(it *container.BlobItem) walkItem {
 		if p.TagCount != nil {
 			w.tagCount = int(*p.TagCount)
 		}
-		if p.AccessTier != nil && (p.AccessTierInferred == nil || !*p.AccessTierInferred) {
-			t := blob.AccessTier(*p.AccessTier)
-			w.tier = &t
-		}
+		w.tier = explicitTier(p.AccessTier, p.AccessTierInferred)
 	}
 	return w
+}
+
+// explicitTier is a blob's access tier as the service reports it (a
+// listing or a HEAD), when it was set on the blob rather than inferred
+// from the account's default: the tier a commit must set again. Nil
+// otherwise.
+func explicitTier[T ~string](tier *T, inferred *bool) *blob.AccessTier {
+	if tier == nil || inferred != nil && *inferred {
+		return nil
+	}
+	t := blob.AccessTier(*tier)
+	return &t
 }
 
 // client returns the blob client of the item: the blob, or its snapshot
