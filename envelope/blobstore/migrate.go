@@ -402,8 +402,8 @@ func (m *migration) convert(ctx context.Context, it *walkItem, src *migrationSou
 		return res
 	}
 	tags := src.tags
-	if src.tagCount > 0 && len(tags) != src.tagCount {
-		if tags, err = getTags(ctx, bb); err != nil {
+	if src.tagCount > 0 {
+		if tags, err = completeTags(ctx, bb, tags, src.tagCount); err != nil {
 			res.Err = err
 			return res
 		}

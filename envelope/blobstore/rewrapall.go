@@ -319,12 +319,9 @@ func (r *rotation) rotateOnce(ctx context.Context, it *walkItem) (WalkResult, *p
 		return res, nil
 	}
 	if n := ih.head.tagCount; n > 0 {
-		// The listing's tags spare a request when they are all there.
-		if s.tags = it.tags; len(s.tags) != n {
-			if s.tags, err = getTags(ctx, bb); err != nil {
-				res.Err = err
-				return res, nil
-			}
+		if s.tags, err = completeTags(ctx, bb, it.tags, n); err != nil {
+			res.Err = err
+			return res, nil
 		}
 	}
 	p, err := planRewrap(ctx, s, r.unwrap, r.wrap)

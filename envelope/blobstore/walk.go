@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"golang.org/x/sync/errgroup"
 )
@@ -217,6 +218,16 @@ func explicitTier[T ~string](tier *T, inferred *bool) *blob.AccessTier {
 	}
 	t := blob.AccessTier(*tier)
 	return &t
+}
+
+// completeTags returns the count index tags of a blob: listed, the tags
+// its listing gave, when they are all there (which spares a request),
+// or else those GetTags reads.
+func completeTags(ctx context.Context, bb *blockblob.Client, listed map[string]string, count int) (map[string]string, error) {
+	if len(listed) == count {
+		return listed, nil
+	}
+	return getTags(ctx, bb)
 }
 
 // client returns the blob client of the item: the blob, or its snapshot
