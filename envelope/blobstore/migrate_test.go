@@ -664,21 +664,7 @@ func TestMigrateCancel(t *testing.T) {
 		m.putCSE(t, fmt.Sprintf("c/%d", i), 5000, cseBlobOptions{})
 	}
 	before := goleak.IgnoreCurrent()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once atomic.Bool
-	m.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-		if !isCommit(req) || !once.CompareAndSwap(false, true) {
-			return send(req)
-		}
-		cancel()
-		resp, err := send(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errLost
-	})
-	defer m.wire.Intercept(nil)
+	ctx := cancelInFirstCommit(t, m.wire)
 	var got outcomes
 	resp, err := m.client.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: 1, Results: got.record})
 	if !errors.Is(err, context.Canceled) {

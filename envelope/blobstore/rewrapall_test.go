@@ -17,6 +17,7 @@ import (
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
+	"github.com/geoseal/geoseal/internal/wire"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -72,6 +73,28 @@ func (o *outcomes) record(r WalkResult) {
 }
 
 func (o *outcomes) of(name string) string { return o.m[name].Outcome }
+
+// cancelInFirstCommit returns a context that w's first commit cancels
+// while it is on the wire: the commit is sent, and its response is lost
+// (errLost). The interception ends with the test.
+func cancelInFirstCommit(t testing.TB, w *wire.Counter) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var once atomic.Bool
+	w.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		if !isCommit(req) || !once.CompareAndSwap(false, true) {
+			return send(req)
+		}
+		cancel()
+		resp, err := send(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errLost
+	})
+	t.Cleanup(func() { w.Intercept(nil) })
+	return ctx
+}
 
 // headerKeys returns the key ids of a blob's stored header.
 func (f *fixture) headerKeys(t testing.TB, name string) []string {
@@ -412,21 +435,7 @@ func TestRewrapAllCancelCommitted(t *testing.T) {
 	for i := range 5 {
 		f.upload(t, fmt.Sprintf("c/%d", i), []byte("x"), nil)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once atomic.Bool
-	f.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-		if !isCommit(req) || !once.CompareAndSwap(false, true) {
-			return send(req)
-		}
-		cancel()
-		resp, err := send(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errLost
-	})
-	defer f.wire.Intercept(nil)
+	ctx := cancelInFirstCommit(t, f.wire)
 	newKR := formattest.NewAES(t)
 	var got outcomes
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Concurrency: 1, Results: got.record})
