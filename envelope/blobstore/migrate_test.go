@@ -18,7 +18,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/internal/pysdk"
@@ -440,14 +439,7 @@ func TestMigrateGuardRefusal(t *testing.T) {
 	m := newMigrationFixture(t)
 	m.putCSE(t, "v2", 5000, cseBlobOptions{})
 	before := m.stored(t, "v2")
-	itar, err := region.LoadPolicy("itar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard, err := region.NewGuard(itar, region.Static("southeastasia", "eastasia"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guard := itarRefusingGuard(t)
 	c, err := NewClient(m.container, m.kr, guard, &ClientOptions{CSEv2: m.resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -487,16 +479,9 @@ func TestMigrateSnapshots(t *testing.T) {
 	if err != nil || resp.Migrated != 1 || resp.NotMigrated != 1 || resp.Deleted != 2 || resp.OldCopies != 0 {
 		t.Fatalf("Migrate with DeleteSnapshots: %+v, %v", resp, err)
 	}
-	pager := m.plain.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Segment.BlobItems {
-			if it.Snapshot != nil {
-				t.Errorf("snapshot %s of %s left", *it.Snapshot, *it.Name)
-			}
+	for _, it := range listWithSnapshots(t, m.plain) {
+		if it.Snapshot != nil {
+			t.Errorf("snapshot %s of %s left", *it.Snapshot, *it.Name)
 		}
 	}
 }

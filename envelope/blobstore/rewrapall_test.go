@@ -13,7 +13,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
@@ -352,16 +351,9 @@ func TestRewrapAllSnapshots(t *testing.T) {
 		t.Fatalf("outcomes: %v", second.m)
 	}
 	var left []string
-	pager := f.plain.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Segment.BlobItems {
-			if it.Snapshot != nil {
-				left = append(left, *it.Snapshot)
-			}
+	for _, it := range listWithSnapshots(t, f.plain) {
+		if it.Snapshot != nil {
+			left = append(left, *it.Snapshot)
 		}
 	}
 	if !slices.Equal(left, []string{*later.Snapshot}) {
