@@ -290,27 +290,20 @@ func (m *migration) visit(ctx context.Context, g *blobGroup, report func(WalkRes
 	converted := false // the blob is a geoseal object now
 	if g.base != nil {
 		res, previous := m.migrate(ctx, g.base)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, res) {
 			return
 		}
-		report(res)
 		converted = res.Outcome == OutcomeMigrated || res.Outcome == OutcomeNotMigrated && res.Format == FormatGeoseal
-		if previous != nil {
-			// With versioning on, the commit kept the old blob as a
-			// previous version.
-			res := m.judgeCopy(ctx, previous, converted)
-			if interrupted(ctx, res) {
-				return
-			}
-			report(res)
+		// With versioning on, the commit kept the old blob as a previous
+		// version.
+		if previous != nil && !reportDone(ctx, report, m.judgeCopy(ctx, previous, converted)) {
+			return
 		}
 	}
 	for i := range g.copies {
-		res := m.judgeCopy(ctx, &g.copies[i], converted)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, m.judgeCopy(ctx, &g.copies[i], converted)) {
 			return
 		}
-		report(res)
 	}
 }
 

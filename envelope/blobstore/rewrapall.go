@@ -239,28 +239,32 @@ func (r *rotation) visit(ctx context.Context, g *blobGroup, report func(WalkResu
 	baseDone := false
 	if g.base != nil {
 		res, previous := r.rotate(ctx, g.base)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, res) {
 			return
 		}
-		report(res)
 		baseDone = res.Outcome == OutcomeRotated || res.Outcome == OutcomeAlreadyRotated
-		if previous != nil {
-			// With versioning on, the commit kept the old header in what
-			// is now a previous version of the blob.
-			res := r.judgeCopy(ctx, &previous.item, &previous.head, baseDone)
-			if interrupted(ctx, res) {
-				return
-			}
-			report(res)
+		// With versioning on, the commit kept the old header in what is
+		// now a previous version of the blob.
+		if previous != nil && !reportDone(ctx, report, r.judgeCopy(ctx, &previous.item, &previous.head, baseDone)) {
+			return
 		}
 	}
 	for i := range g.copies {
-		res := r.judgeCopy(ctx, &g.copies[i], nil, baseDone)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, r.judgeCopy(ctx, &g.copies[i], nil, baseDone)) {
 			return
 		}
-		report(res)
 	}
+}
+
+// reportDone reports res and returns true, unless res is only the walk
+// being cancelled (interrupted): then it reports nothing, and the visit
+// stops.
+func reportDone(ctx context.Context, report func(WalkResult), res WalkResult) bool {
+	if interrupted(ctx, res) {
+		return false
+	}
+	report(res)
+	return true
 }
 
 // interrupted reports a failure that is only the walk being cancelled:
