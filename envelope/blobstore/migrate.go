@@ -484,19 +484,6 @@ func (m *migration) open(ctx context.Context, b *blob.Client, etag azcore.ETag) 
 	return old, nil
 }
 
-// downloadHeaders are the HTTP headers of a blob as a GET returns them,
-// to be set again on a blob that replaces it. A whole-blob Content-MD5 is
-// left out: it does not hold for other content.
-func downloadHeaders(resp *blob.DownloadStreamResponse) blob.HTTPHeaders {
-	return blob.HTTPHeaders{
-		BlobContentType:        resp.ContentType,
-		BlobContentEncoding:    resp.ContentEncoding,
-		BlobContentLanguage:    resp.ContentLanguage,
-		BlobContentDisposition: resp.ContentDisposition,
-		BlobCacheControl:       resp.CacheControl,
-	}
-}
-
 // decrypt unwraps the blob's content key with keys and starts reading its
 // plaintext. log, when set, gets csev2's record of the unwrap (its reason,
 // when it fails: csev2.ErrUnwrap does not say).
