@@ -52,6 +52,10 @@ const (
 // decrypted to, which is only as trustworthy as the v1 blob was.
 var ErrNoIntegrity = errors.New("blobstore: converted from Azure client-side encryption v1, which has no integrity protection: the geoseal object is only as trustworthy as the v1 blob was")
 
+// errUnknownCSE is why Migrate fails a blob of FormatUnknown, whether the
+// listing or the GET says so.
+var errUnknownCSE = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+
 // MigrateOptions configure Migrate. From is required.
 type MigrateOptions struct {
 	// From lists the formats to convert: FormatCSEv2, FormatCSEv1 or
@@ -313,7 +317,7 @@ func (m *migration) migrate(ctx context.Context, it *walkItem) (WalkResult, *wal
 	res := it.result(OutcomeFailed)
 	switch {
 	case it.Format == FormatUnknown:
-		res.Err = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+		res.Err = errUnknownCSE
 		return res, nil
 	case !m.converts(it.Format):
 		res.Outcome = OutcomeNotMigrated
@@ -383,7 +387,7 @@ func (m *migration) convert(ctx context.Context, it *walkItem, src *migrationSou
 	res.Format = old.format
 	switch {
 	case old.format == FormatUnknown:
-		res.Err = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+		res.Err = errUnknownCSE
 		return res
 	case !m.converts(old.format):
 		// It changed into something else since it was listed.
