@@ -249,9 +249,6 @@ func (c *Client) newMigration(opts *MigrateOptions) (*migration, error) {
 	if c.opts.CSEv2 == nil && !opts.DryRun {
 		return nil, fmt.Errorf("%w: Migrate reads the old blobs' keys through ClientOptions.CSEv2", ErrCSEv2NotConfigured)
 	}
-	if _, err := c.transfer(0, opts.Concurrency); err != nil {
-		return nil, err
-	}
 	pacer, err := newPacer(opts.KMSRate)
 	if err != nil {
 		return nil, err

@@ -264,6 +264,8 @@ func TestMigrateOptions(t *testing.T) {
 		{"bad shard", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Shard: 2, Shards: 2}, nil},
 		{"bad job name", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Job: "../x"}, nil},
 		{"negative rate", m.client, &MigrateOptions{From: []string{FormatCSEv2}, KMSRate: -1}, nil},
+		{"negative concurrency", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: -1}, nil},
+		{"too much concurrency", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: maxConcurrency + 1}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m.wire.Reset()
