@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -469,10 +470,7 @@ func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, ski
 			delete(w.recent, p)
 		}
 	}
-	counts := make(map[string]int64, len(w.settled))
-	for k, v := range w.settled {
-		counts[k] = v
-	}
+	counts := maps.Clone(w.settled) // save keeps it
 	w.mu.Unlock()
 	if w.cp == nil {
 		return nil
@@ -488,10 +486,7 @@ func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, ski
 func (w *walker) totals() map[string]int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make(map[string]int64, len(w.settled))
-	for k, v := range w.settled {
-		out[k] += v
-	}
+	out := maps.Clone(w.settled)
 	for _, m := range w.recent {
 		for k, v := range m {
 			out[k] += v
