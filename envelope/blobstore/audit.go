@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/fips140"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -399,7 +400,7 @@ func (a *audit) item(ctx context.Context, it *walkItem, report func(WalkResult))
 			}
 		}
 		for i, k := range a.resp.Keys {
-			if opensAny([]string{k.KeyID}, ih.keyIDs) {
+			if opensAny(k.KeyID, ih.keyIDs) {
 				a.keyObjects[i]++
 			}
 		}
@@ -417,8 +418,8 @@ func (a *audit) item(ctx context.Context, it *walkItem, report func(WalkResult))
 // judge decides from an object's key ids whether one of the audit's keys
 // opens it, and whether it is also wrapped for a key outside them.
 func (a *audit) judge(keyIDs []string) (opened, outside bool) {
-	for _, id := range keyIDs {
-		if opensAny(a.ids, []string{id}) {
+	for _, wrappedFor := range keyIDs {
+		if slices.ContainsFunc(a.ids, func(id string) bool { return opens(id, wrappedFor) }) {
 			opened = true
 		} else {
 			outside = true
@@ -427,16 +428,15 @@ func (a *audit) judge(keyIDs []string) (opened, outside bool) {
 	return opened, outside
 }
 
-// opensAny reports whether a key of ids opens a wrapped key of keyIDs: the
+// opensAny reports whether the key id opens a key wrapped for one of
+// wrappedFor.
+func opensAny(id string, wrappedFor []string) bool {
+	return slices.ContainsFunc(wrappedFor, func(k string) bool { return opens(id, k) })
+}
+
+// opens reports whether the key id opens a key wrapped for wrappedFor: the
 // same key id, or, for Key Vault, any version of the same key (which the
 // Key Vault keyring unwraps).
-func opensAny(ids, keyIDs []string) bool {
-	for _, id := range ids {
-		for _, k := range keyIDs {
-			if id == k || strings.HasPrefix(id, "https://") && strings.HasPrefix(k, "https://") && kvurl.SameKey(id, k) {
-				return true
-			}
-		}
-	}
-	return false
+func opens(id, wrappedFor string) bool {
+	return id == wrappedFor || strings.HasPrefix(id, "https://") && strings.HasPrefix(wrappedFor, "https://") && kvurl.SameKey(id, wrappedFor)
 }

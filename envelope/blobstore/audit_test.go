@@ -206,11 +206,10 @@ func TestAuditKeyVault(t *testing.T) {
 	}
 }
 
-// TestAuditRefusedAccount audits an account the guard refuses: the audit
-// runs (it writes nothing) and reports the refusal.
-func TestAuditRefusedAccount(t *testing.T) {
-	f := newFixture(t, nil)
-	f.upload(t, "x", []byte("x"), nil)
+// itarRefusingGuard is a guard that refuses the account: ITAR, with the
+// account in southeastasia and eastasia.
+func itarRefusingGuard(t testing.TB) *region.Guard {
+	t.Helper()
 	itar, err := region.LoadPolicy("itar")
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +218,15 @@ func TestAuditRefusedAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return guard
+}
+
+// TestAuditRefusedAccount audits an account the guard refuses: the audit
+// runs (it writes nothing) and reports the refusal.
+func TestAuditRefusedAccount(t *testing.T) {
+	f := newFixture(t, nil)
+	f.upload(t, "x", []byte("x"), nil)
+	guard := itarRefusingGuard(t)
 	client, err := NewClient(f.container, f.kr, guard, nil)
 	if err != nil {
 		t.Fatal(err)

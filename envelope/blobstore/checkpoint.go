@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"strconv"
 	"time"
 
@@ -165,10 +164,10 @@ func parseCheckpoint(data []byte) (checkpointState, error) {
 
 // save records the marker a rerun resumes from and the outcomes counted
 // before it, conditional on the checkpoint being as this worker last saw
-// it.
+// it. It keeps counts: the caller hands over a map it no longer changes.
 func (cp *checkpointer) save(ctx context.Context, marker, skip string, counts map[string]int64, done bool) error {
 	st := cp.state
-	st.Marker, st.Skip, st.Counts, st.Done, st.Updated = marker, skip, maps.Clone(counts), done, time.Now().UTC()
+	st.Marker, st.Skip, st.Counts, st.Done, st.Updated = marker, skip, counts, done, time.Now().UTC()
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

@@ -55,13 +55,7 @@ func readHead(ctx context.Context, b *blob.Client, n int64, pin *azcore.ETag) (*
 		etag:     *resp.ETag,
 		size:     size,
 		metadata: resp.Metadata,
-		headers: blob.HTTPHeaders{
-			BlobContentType:        resp.ContentType,
-			BlobContentEncoding:    resp.ContentEncoding,
-			BlobContentLanguage:    resp.ContentLanguage,
-			BlobContentDisposition: resp.ContentDisposition,
-			BlobCacheControl:       resp.CacheControl,
-		},
+		headers:  downloadHeaders(&resp),
 	}
 	if resp.TagCount != nil {
 		h.tagCount = int(*resp.TagCount)
@@ -71,6 +65,19 @@ func readHead(ctx context.Context, b *blob.Client, n int64, pin *azcore.ETag) (*
 		return nil, fmt.Errorf("blobstore: reading bytes 0-%d: %w", n-1, blobChanged(err))
 	}
 	return h, nil
+}
+
+// downloadHeaders are the HTTP headers of a blob as a GET returns them,
+// to be set again on a blob that replaces it. A whole-blob Content-MD5 is
+// left out: it does not hold for other content.
+func downloadHeaders(resp *blob.DownloadStreamResponse) blob.HTTPHeaders {
+	return blob.HTTPHeaders{
+		BlobContentType:        resp.ContentType,
+		BlobContentEncoding:    resp.ContentEncoding,
+		BlobContentLanguage:    resp.ContentLanguage,
+		BlobContentDisposition: resp.ContentDisposition,
+		BlobCacheControl:       resp.CacheControl,
+	}
 }
 
 // rangeTotal reads the blob size from "bytes first-last/total".

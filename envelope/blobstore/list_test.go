@@ -110,15 +110,8 @@ func TestDelete(t *testing.T) {
 	if _, err := f.client.Delete(ctx, "doc", &DeleteOptions{DeleteSnapshots: true}); err != nil {
 		t.Fatal(err)
 	}
-	pager := f.plain.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Segment.BlobItems {
-			t.Errorf("left after Delete: %s (snapshot %v)", *it.Name, it.Snapshot)
-		}
+	for _, it := range listWithSnapshots(t, f.plain) {
+		t.Errorf("left after Delete: %s (snapshot %v)", *it.Name, it.Snapshot)
 	}
 	if _, err := f.client.GetProperties(ctx, "doc", nil); !isNotFound(err) {
 		t.Fatalf("GetProperties after Delete: %v", err)
@@ -132,4 +125,20 @@ func TestDelete(t *testing.T) {
 	if _, err := f.client.Delete(ctx, "plain", nil); err != nil || f.wire.Requests.Load() != 1 {
 		t.Fatalf("Delete of a plain blob: %v (%v)", err, f.wire)
 	}
+}
+
+// listWithSnapshots lists every blob of the container, snapshots
+// included, with plain azblob.
+func listWithSnapshots(t testing.TB, ctr *container.Client) []*container.BlobItem {
+	t.Helper()
+	var items []*container.BlobItem
+	pager := ctr.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, page.Segment.BlobItems...)
+	}
+	return items
 }

@@ -52,6 +52,10 @@ const (
 // decrypted to, which is only as trustworthy as the v1 blob was.
 var ErrNoIntegrity = errors.New("blobstore: converted from Azure client-side encryption v1, which has no integrity protection: the geoseal object is only as trustworthy as the v1 blob was")
 
+// errUnknownCSE is why Migrate fails a blob of FormatUnknown, whether the
+// listing or the GET says so.
+var errUnknownCSE = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+
 // MigrateOptions configure Migrate. From is required.
 type MigrateOptions struct {
 	// From lists the formats to convert: FormatCSEv2, FormatCSEv1 or
@@ -214,10 +218,7 @@ func (c *Client) Migrate(ctx context.Context, opts *MigrateOptions) (MigrateResp
 	if err != nil {
 		return resp, err
 	}
-	if first := m.firstFailure(); first != nil {
-		return resp, fmt.Errorf("blobstore: %d blobs, snapshots or versions not migrated; the first: %w", resp.Failed, first)
-	}
-	return resp, nil
+	return resp, m.failureError(resp.Failed, "migrated")
 }
 
 // A migration is one Migrate: what its visits share.
@@ -247,9 +248,6 @@ func (c *Client) newMigration(opts *MigrateOptions) (*migration, error) {
 	}
 	if c.opts.CSEv2 == nil && !opts.DryRun {
 		return nil, fmt.Errorf("%w: Migrate reads the old blobs' keys through ClientOptions.CSEv2", ErrCSEv2NotConfigured)
-	}
-	if _, err := c.transfer(0, opts.Concurrency); err != nil {
-		return nil, err
 	}
 	pacer, err := newPacer(opts.KMSRate)
 	if err != nil {
@@ -293,27 +291,20 @@ func (m *migration) visit(ctx context.Context, g *blobGroup, report func(WalkRes
 	converted := false // the blob is a geoseal object now
 	if g.base != nil {
 		res, previous := m.migrate(ctx, g.base)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, res) {
 			return
 		}
-		report(res)
 		converted = res.Outcome == OutcomeMigrated || res.Outcome == OutcomeNotMigrated && res.Format == FormatGeoseal
-		if previous != nil {
-			// With versioning on, the commit kept the old blob as a
-			// previous version.
-			res := m.judgeCopy(ctx, previous, converted)
-			if interrupted(ctx, res) {
-				return
-			}
-			report(res)
+		// With versioning on, the commit kept the old blob as a previous
+		// version.
+		if previous != nil && !reportDone(ctx, report, m.judgeCopy(ctx, previous, converted)) {
+			return
 		}
 	}
 	for i := range g.copies {
-		res := m.judgeCopy(ctx, &g.copies[i], converted)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, m.judgeCopy(ctx, &g.copies[i], converted)) {
 			return
 		}
-		report(res)
 	}
 }
 
@@ -323,7 +314,7 @@ func (m *migration) migrate(ctx context.Context, it *walkItem) (WalkResult, *wal
 	res := it.result(OutcomeFailed)
 	switch {
 	case it.Format == FormatUnknown:
-		res.Err = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+		res.Err = errUnknownCSE
 		return res, nil
 	case !m.converts(it.Format):
 		res.Outcome = OutcomeNotMigrated
@@ -371,13 +362,10 @@ func (m *migration) current(ctx context.Context, name string) (*migrationSource,
 	if err != nil {
 		return nil, err
 	}
-	src := &migrationSource{etag: st.etag}
-	if p := st.props; p.TagCount != nil {
+	p := st.props
+	src := &migrationSource{etag: st.etag, tier: explicitTier(p.AccessTier, p.AccessTierInferred)}
+	if p.TagCount != nil {
 		src.tagCount = int(*p.TagCount)
-	}
-	if p := st.props; p.AccessTier != nil && (p.AccessTierInferred == nil || !*p.AccessTierInferred) {
-		t := blob.AccessTier(*p.AccessTier)
-		src.tier = &t
 	}
 	return src, nil
 }
@@ -396,7 +384,7 @@ func (m *migration) convert(ctx context.Context, it *walkItem, src *migrationSou
 	res.Format = old.format
 	switch {
 	case old.format == FormatUnknown:
-		res.Err = fmt.Errorf("%w: its %q metadata is not client-side encryption this package reads", ErrNotGeoseal, csev2.MetadataKey)
+		res.Err = errUnknownCSE
 		return res
 	case !m.converts(old.format):
 		// It changed into something else since it was listed.
@@ -408,8 +396,8 @@ func (m *migration) convert(ctx context.Context, it *walkItem, src *migrationSou
 		return res
 	}
 	tags := src.tags
-	if src.tagCount > 0 && len(tags) != src.tagCount {
-		if tags, err = getTags(ctx, bb); err != nil {
+	if src.tagCount > 0 {
+		if tags, err = completeTags(ctx, bb, tags, src.tagCount); err != nil {
 			res.Err = err
 			return res
 		}
@@ -497,19 +485,6 @@ func (m *migration) open(ctx context.Context, b *blob.Client, etag azcore.ETag) 
 	return old, nil
 }
 
-// downloadHeaders are the HTTP headers of a blob as a GET returns them,
-// to be set again on a blob that replaces it. A whole-blob Content-MD5 is
-// left out: it does not hold for other content.
-func downloadHeaders(resp *blob.DownloadStreamResponse) blob.HTTPHeaders {
-	return blob.HTTPHeaders{
-		BlobContentType:        resp.ContentType,
-		BlobContentEncoding:    resp.ContentEncoding,
-		BlobContentLanguage:    resp.ContentLanguage,
-		BlobContentDisposition: resp.ContentDisposition,
-		BlobCacheControl:       resp.CacheControl,
-	}
-}
-
 // decrypt unwraps the blob's content key with keys and starts reading its
 // plaintext. log, when set, gets csev2's record of the unwrap (its reason,
 // when it fails: csev2.ErrUnwrap does not say).
@@ -580,16 +555,7 @@ func (m *migration) judgeCopy(ctx context.Context, it *walkItem, converted bool)
 	if !m.delete || !converted || m.dryRun {
 		return res
 	}
-	b, err := it.client(m.c)
-	if err == nil {
-		_, err = b.Delete(ctx, nil)
-	}
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
-		return res
-	}
-	res.Outcome = OutcomeDeleted
-	return res
+	return m.c.deleteCopy(ctx, it, res)
 }
 
 // pacedKeyring is a keyring whose wraps go through a pacer; its unwraps

@@ -18,7 +18,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope/csev2"
 	"github.com/geoseal/geoseal/internal/kvtest"
 	"github.com/geoseal/geoseal/internal/pysdk"
@@ -265,6 +264,8 @@ func TestMigrateOptions(t *testing.T) {
 		{"bad shard", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Shard: 2, Shards: 2}, nil},
 		{"bad job name", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Job: "../x"}, nil},
 		{"negative rate", m.client, &MigrateOptions{From: []string{FormatCSEv2}, KMSRate: -1}, nil},
+		{"negative concurrency", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: -1}, nil},
+		{"too much concurrency", m.client, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: maxConcurrency + 1}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m.wire.Reset()
@@ -440,14 +441,7 @@ func TestMigrateGuardRefusal(t *testing.T) {
 	m := newMigrationFixture(t)
 	m.putCSE(t, "v2", 5000, cseBlobOptions{})
 	before := m.stored(t, "v2")
-	itar, err := region.LoadPolicy("itar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard, err := region.NewGuard(itar, region.Static("southeastasia", "eastasia"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guard := itarRefusingGuard(t)
 	c, err := NewClient(m.container, m.kr, guard, &ClientOptions{CSEv2: m.resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -487,16 +481,9 @@ func TestMigrateSnapshots(t *testing.T) {
 	if err != nil || resp.Migrated != 1 || resp.NotMigrated != 1 || resp.Deleted != 2 || resp.OldCopies != 0 {
 		t.Fatalf("Migrate with DeleteSnapshots: %+v, %v", resp, err)
 	}
-	pager := m.plain.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Segment.BlobItems {
-			if it.Snapshot != nil {
-				t.Errorf("snapshot %s of %s left", *it.Snapshot, *it.Name)
-			}
+	for _, it := range listWithSnapshots(t, m.plain) {
+		if it.Snapshot != nil {
+			t.Errorf("snapshot %s of %s left", *it.Snapshot, *it.Name)
 		}
 	}
 }
@@ -664,21 +651,7 @@ func TestMigrateCancel(t *testing.T) {
 		m.putCSE(t, fmt.Sprintf("c/%d", i), 5000, cseBlobOptions{})
 	}
 	before := goleak.IgnoreCurrent()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once atomic.Bool
-	m.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-		if !isCommit(req) || !once.CompareAndSwap(false, true) {
-			return send(req)
-		}
-		cancel()
-		resp, err := send(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errLost
-	})
-	defer m.wire.Intercept(nil)
+	ctx := cancelInFirstCommit(t, m.wire)
 	var got outcomes
 	resp, err := m.client.Migrate(ctx, &MigrateOptions{From: []string{FormatCSEv2}, Concurrency: 1, Results: got.record})
 	if !errors.Is(err, context.Canceled) {

@@ -189,10 +189,7 @@ func (c *Client) RewrapAll(ctx context.Context, to keyring.Wrapper, opts *Rewrap
 	if err != nil {
 		return resp, err
 	}
-	if first := r.firstFailure(); first != nil {
-		return resp, fmt.Errorf("blobstore: %d blobs, snapshots or versions not rewrapped; the first: %w", resp.Failed, first)
-	}
-	return resp, nil
+	return resp, r.failureError(resp.Failed, "rewrapped")
 }
 
 // keySetDigest names a set of key ids in a checkpoint: a job resumed with
@@ -242,28 +239,32 @@ func (r *rotation) visit(ctx context.Context, g *blobGroup, report func(WalkResu
 	baseDone := false
 	if g.base != nil {
 		res, previous := r.rotate(ctx, g.base)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, res) {
 			return
 		}
-		report(res)
 		baseDone = res.Outcome == OutcomeRotated || res.Outcome == OutcomeAlreadyRotated
-		if previous != nil {
-			// With versioning on, the commit kept the old header in what
-			// is now a previous version of the blob.
-			res := r.judgeCopy(ctx, &previous.item, &previous.head, baseDone)
-			if interrupted(ctx, res) {
-				return
-			}
-			report(res)
+		// With versioning on, the commit kept the old header in what is
+		// now a previous version of the blob.
+		if previous != nil && !reportDone(ctx, report, r.judgeCopy(ctx, &previous.item, &previous.head, baseDone)) {
+			return
 		}
 	}
 	for i := range g.copies {
-		res := r.judgeCopy(ctx, &g.copies[i], nil, baseDone)
-		if interrupted(ctx, res) {
+		if !reportDone(ctx, report, r.judgeCopy(ctx, &g.copies[i], nil, baseDone)) {
 			return
 		}
-		report(res)
 	}
+}
+
+// reportDone reports res and returns true, unless res is only the walk
+// being cancelled (interrupted): then it reports nothing, and the visit
+// stops.
+func reportDone(ctx context.Context, report func(WalkResult), res WalkResult) bool {
+	if interrupted(ctx, res) {
+		return false
+	}
+	report(res)
+	return true
 }
 
 // interrupted reports a failure that is only the walk being cancelled:
@@ -322,12 +323,9 @@ func (r *rotation) rotateOnce(ctx context.Context, it *walkItem) (WalkResult, *p
 		return res, nil
 	}
 	if n := ih.head.tagCount; n > 0 {
-		// The listing's tags spare a request when they are all there.
-		if s.tags = it.tags; len(s.tags) != n {
-			if s.tags, err = getTags(ctx, bb); err != nil {
-				res.Err = err
-				return res, nil
-			}
+		if s.tags, err = completeTags(ctx, bb, it.tags, n); err != nil {
+			res.Err = err
+			return res, nil
 		}
 	}
 	p, err := planRewrap(ctx, s, r.unwrap, r.wrap)
@@ -385,14 +383,5 @@ func (r *rotation) judgeCopy(ctx context.Context, it *walkItem, known *itemHead,
 	if !r.deleteCopies || !baseDone {
 		return res
 	}
-	b, err := it.client(r.c)
-	if err == nil {
-		_, err = b.Delete(ctx, nil)
-	}
-	if err != nil {
-		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
-		return res
-	}
-	res.Outcome = OutcomeDeleted
-	return res
+	return r.c.deleteCopy(ctx, it, res)
 }

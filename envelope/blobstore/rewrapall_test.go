@@ -13,10 +13,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/geoseal/geoseal/envelope"
 	"github.com/geoseal/geoseal/internal/formattest"
 	"github.com/geoseal/geoseal/internal/kvtest"
+	"github.com/geoseal/geoseal/internal/wire"
 	"github.com/geoseal/geoseal/keyring"
 	"github.com/geoseal/geoseal/stream"
 )
@@ -72,6 +72,28 @@ func (o *outcomes) record(r WalkResult) {
 }
 
 func (o *outcomes) of(name string) string { return o.m[name].Outcome }
+
+// cancelInFirstCommit returns a context that w's first commit cancels
+// while it is on the wire: the commit is sent, and its response is lost
+// (errLost). The interception ends with the test.
+func cancelInFirstCommit(t testing.TB, w *wire.Counter) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var once atomic.Bool
+	w.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		if !isCommit(req) || !once.CompareAndSwap(false, true) {
+			return send(req)
+		}
+		cancel()
+		resp, err := send(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errLost
+	})
+	t.Cleanup(func() { w.Intercept(nil) })
+	return ctx
+}
 
 // headerKeys returns the key ids of a blob's stored header.
 func (f *fixture) headerKeys(t testing.TB, name string) []string {
@@ -329,16 +351,9 @@ func TestRewrapAllSnapshots(t *testing.T) {
 		t.Fatalf("outcomes: %v", second.m)
 	}
 	var left []string
-	pager := f.plain.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Snapshots: true}})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, it := range page.Segment.BlobItems {
-			if it.Snapshot != nil {
-				left = append(left, *it.Snapshot)
-			}
+	for _, it := range listWithSnapshots(t, f.plain) {
+		if it.Snapshot != nil {
+			left = append(left, *it.Snapshot)
 		}
 	}
 	if !slices.Equal(left, []string{*later.Snapshot}) {
@@ -412,21 +427,7 @@ func TestRewrapAllCancelCommitted(t *testing.T) {
 	for i := range 5 {
 		f.upload(t, fmt.Sprintf("c/%d", i), []byte("x"), nil)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var once atomic.Bool
-	f.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-		if !isCommit(req) || !once.CompareAndSwap(false, true) {
-			return send(req)
-		}
-		cancel()
-		resp, err := send(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return nil, errLost
-	})
-	defer f.wire.Intercept(nil)
+	ctx := cancelInFirstCommit(t, f.wire)
 	newKR := formattest.NewAES(t)
 	var got outcomes
 	resp, err := f.client.RewrapAll(ctx, newKR, &RewrapAllOptions{Concurrency: 1, Results: got.record})

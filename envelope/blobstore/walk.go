@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"golang.org/x/sync/errgroup"
 )
@@ -202,12 +204,31 @@ func walkItemOf(it *container.BlobItem) walkItem {
 		if p.TagCount != nil {
 			w.tagCount = int(*p.TagCount)
 		}
-		if p.AccessTier != nil && (p.AccessTierInferred == nil || !*p.AccessTierInferred) {
-			t := blob.AccessTier(*p.AccessTier)
-			w.tier = &t
-		}
+		w.tier = explicitTier(p.AccessTier, p.AccessTierInferred)
 	}
 	return w
+}
+
+// explicitTier is a blob's access tier as the service reports it (a
+// listing or a HEAD), when it was set on the blob rather than inferred
+// from the account's default: the tier a commit must set again. Nil
+// otherwise.
+func explicitTier[T ~string](tier *T, inferred *bool) *blob.AccessTier {
+	if tier == nil || inferred != nil && *inferred {
+		return nil
+	}
+	t := blob.AccessTier(*tier)
+	return &t
+}
+
+// completeTags returns the count index tags of a blob: listed, the tags
+// its listing gave, when they are all there (which spares a request),
+// or else those GetTags reads.
+func completeTags(ctx context.Context, bb *blockblob.Client, listed map[string]string, count int) (map[string]string, error) {
+	if len(listed) == count {
+		return listed, nil
+	}
+	return getTags(ctx, bb)
 }
 
 // client returns the blob client of the item: the blob, or its snapshot
@@ -449,10 +470,7 @@ func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, ski
 			delete(w.recent, p)
 		}
 	}
-	counts := make(map[string]int64, len(w.settled))
-	for k, v := range w.settled {
-		counts[k] = v
-	}
+	counts := maps.Clone(w.settled) // save keeps it
 	w.mu.Unlock()
 	if w.cp == nil {
 		return nil
@@ -468,10 +486,7 @@ func (w *walker) checkpoint(ctx context.Context, fromPage int, from *string, ski
 func (w *walker) totals() map[string]int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make(map[string]int64, len(w.settled))
-	for k, v := range w.settled {
-		out[k] += v
-	}
+	out := maps.Clone(w.settled)
 	for _, m := range w.recent {
 		for k, v := range m {
 			out[k] += v
@@ -502,8 +517,31 @@ func (f *failures) record(results func(WalkResult)) func(WalkResult) {
 	}
 }
 
-func (f *failures) firstFailure() error {
+// failureError is the error of an operation that counted failed
+// failures: nil if none was recorded, otherwise the count and the first
+// (errors.Is and errors.As see it). notDone says what the failed ones
+// were not: "rewrapped", "migrated".
+func (f *failures) failureError(failed int64, notDone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.first
+	if f.first == nil {
+		return nil
+	}
+	return fmt.Errorf("blobstore: %d blobs, snapshots or versions not %s; the first: %w", failed, notDone, f.first)
+}
+
+// deleteCopy deletes the snapshot or previous version it, which res
+// describes, and returns res as OutcomeDeleted, or as OutcomeFailed with
+// why.
+func (c *Client) deleteCopy(ctx context.Context, it *walkItem, res WalkResult) WalkResult {
+	b, err := it.client(c)
+	if err == nil {
+		_, err = b.Delete(ctx, nil)
+	}
+	if err != nil {
+		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("blobstore: deleting: %w", err)
+		return res
+	}
+	res.Outcome = OutcomeDeleted
+	return res
 }

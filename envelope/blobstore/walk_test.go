@@ -276,3 +276,29 @@ func TestWalkItemVersions(t *testing.T) {
 		t.Fatalf("group: base %+v, %d copies", g.base, len(g.copies))
 	}
 }
+
+// TestExplicitTier: only a tier set on the blob is kept; one the service
+// infers from the account's default is not, nor a missing one.
+func TestExplicitTier(t *testing.T) {
+	cool := string(blob.AccessTierCool)
+	for _, tc := range []struct {
+		tier     *string
+		inferred *bool
+		want     *blob.AccessTier
+	}{
+		{nil, nil, nil},
+		{nil, to.Ptr(false), nil},
+		{&cool, nil, to.Ptr(blob.AccessTierCool)},
+		{&cool, to.Ptr(false), to.Ptr(blob.AccessTierCool)},
+		{&cool, to.Ptr(true), nil},
+	} {
+		got := explicitTier(tc.tier, tc.inferred)
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("explicitTier(%v, %v) = %v, want %v", tc.tier, tc.inferred, got, tc.want)
+		}
+	}
+	// The listing's type, as walkItemOf passes it.
+	if got := explicitTier(to.Ptr(blob.AccessTierArchive), to.Ptr(false)); got == nil || *got != blob.AccessTierArchive {
+		t.Errorf("explicitTier of a listed archive tier = %v", got)
+	}
+}
