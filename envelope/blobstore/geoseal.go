@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -90,7 +91,7 @@ func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, 
 		return nil, fmt.Errorf("%w: header length %d, chunk size %d, suite %v recorded; the header has %d, %d, %v",
 			ErrInvalidMetadata, plan.headerLength, plan.chunkSize, plan.suite, h.Size, h.ChunkSize, h.Suite)
 	}
-	src := &bodySource{ctx: ctx, b: b, etag: st.etag, base: lay.headerLen, finalOff: lay.finalOff(), final: final}
+	src := &bodySource{ctx: ctx, b: b, etag: st.etag, finalOff: lay.finalOff(), final: final}
 	ra, err := stream.NewReaderAt(src, lay.bodySize, body.Key, &body.Options)
 	if err != nil {
 		return nil, format.BodyError(err)
@@ -286,28 +287,29 @@ func (s *bodySource) explain(err error) error {
 
 // A bodySource is the io.ReaderAt of an object's body that the
 // stream.ReaderAt reads the final chunk from: it holds that chunk, which
-// open fetched. The reads hand the other chunks to the ReaderAt with the
-// ciphertext they fetched (OpenAt); any other range would be fetched on
-// the spot.
+// open fetched, and the blob's requests use its context, client and ETag.
+// The reads hand every other chunk to the ReaderAt with the ciphertext they
+// fetched (OpenAt), so it never reads them from here: a read before the
+// final chunk is an internal error, not a GET per chunk.
 type bodySource struct {
 	ctx      context.Context
 	b        *blob.Client
 	etag     azcore.ETag
-	base     int64 // blob offset of the body
 	finalOff int64 // body offset of the final chunk
 	final    []byte
 }
 
+// errNotFinalChunk is what a bodySource returns for a read of a chunk it
+// does not hold.
+var errNotFinalChunk = errors.New("blobstore: internal error: a body chunk was read without its fetched ciphertext")
+
 func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
-	if off >= s.finalOff {
-		n := copy(p, s.final[min(off-s.finalOff, int64(len(s.final))):])
-		if n < len(p) {
-			return n, io.EOF
-		}
-		return n, nil
+	if off < s.finalOff {
+		return 0, errNotFinalChunk
 	}
-	if err := getRange(s.ctx, s.b, s.etag, p, s.base+off); err != nil {
-		return 0, err
+	n := copy(p, s.final[min(off-s.finalOff, int64(len(s.final))):])
+	if n < len(p) {
+		return n, io.EOF
 	}
-	return len(p), nil
+	return n, nil
 }
