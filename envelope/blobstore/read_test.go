@@ -21,7 +21,7 @@ func objectLayout(t *testing.T, f *fixture, name string) (raw []byte, header, fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := int64(h.ChunkSize + 28)
+	enc := int64(h.ChunkSize + chunkOverhead)
 	body := int64(len(raw) - h.Size)
 	return raw, int64(h.Size), body - (body-1)/enc*enc
 }
@@ -69,7 +69,7 @@ func TestReadAtBudget(t *testing.T) {
 	}
 	defer b.Close()
 	rng := mathrand.New(mathrand.NewPCG(5, 6))
-	enc := int64(chunk + 28)
+	enc := int64(chunk + chunkOverhead)
 	buf := make([]byte, 100)
 	offsets := []int64{0, chunk - 50, int64(len(pt)) - 100, 1 << 20}
 	for range 40 {
@@ -133,7 +133,7 @@ func TestSequentialReads(t *testing.T) {
 	if _, err := io.ReadFull(b, buf); err != nil || !bytes.Equal(buf, pt[:100]) {
 		t.Fatal(err)
 	}
-	if r := f.wire.Received.Load(); r != testChunk+28 {
+	if r := f.wire.Received.Load(); r != testChunk+int64(chunkOverhead) {
 		t.Fatalf("the first 100-byte Read fetched %d bytes, want one chunk", r)
 	}
 	var got bytes.Buffer
