@@ -245,10 +245,12 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 		_, err := g.ra.OpenAt(p[pc.lo-off:pc.hi-off], pc.lo, ct)
 		return err
 	}
+	ctx := g.src.ctx // what the fetches run under
 	if len(pieces) == 1 {
-		pieces[0].err = read(g.src.ctx, pieces[0])
+		pieces[0].err = read(ctx, pieces[0])
 	} else if len(pieces) > 1 {
-		eg, ctx := errgroup.WithContext(g.src.ctx)
+		var eg *errgroup.Group
+		eg, ctx = errgroup.WithContext(ctx)
 		eg.SetLimit(g.t.concurrency)
 		for _, pc := range pieces {
 			eg.Go(func() error {
@@ -260,13 +262,13 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 	}
 	for _, pc := range pieces {
 		if pc.err != nil {
-			return int(pc.lo - off), g.src.explain(pc.err)
+			return int(pc.lo - off), g.src.explain(ctx, pc.err)
 		}
 	}
 	if finalStart := (l.chunks - 1) * l.chunk; end > finalStart {
 		lo := max(off, finalStart)
 		if n, err := g.ra.ReadAt(p[lo-off:end-off], lo); err != nil && (err != io.EOF || lo+int64(n) != end) {
-			return int(lo-off) + n, g.src.explain(err)
+			return int(lo-off) + n, g.src.explain(g.src.ctx, err)
 		}
 	}
 	if n := int(end - off); n < len(p) {
@@ -276,11 +278,18 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // explain turns an error of a fetch or of the stream into the read's
-// error: the context's cause when the Blob was closed or cancelled, a
-// fetch's own error, or a failure of the body's authentication.
-func (s *bodySource) explain(err error) error {
+// error: the context's cause when the Blob was closed or cancelled; for a
+// fetch cancelled because other work under ctx (the read's errgroup)
+// failed first, that failure; else a fetch's own error, or a failure of
+// the body's authentication.
+func (s *bodySource) explain(ctx context.Context, err error) error {
 	if cause := context.Cause(s.ctx); cause != nil {
 		return cause
+	}
+	if errors.Is(err, context.Canceled) {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 	}
 	return format.BodyError(err)
 }
