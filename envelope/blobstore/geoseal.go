@@ -177,22 +177,9 @@ func probeHeader(ctx context.Context, b *blob.Client, st blobState) ([]byte, err
 	if err := getRange(ctx, b, st.etag, prefix, 0); err != nil {
 		return nil, err
 	}
-	n, err := format.HeaderLength(prefix)
-	if err != nil {
-		return nil, err
-	}
-	if int64(n) > st.size {
-		return nil, fmt.Errorf("%w: header of %d bytes in a blob of %d", format.ErrInvalidHeader, n, st.size)
-	}
-	if n <= len(prefix) {
-		return prefix[:n:n], nil
-	}
-	header := make([]byte, n)
-	copy(header, prefix)
-	if err := getRange(ctx, b, st.etag, header[len(prefix):], int64(len(prefix))); err != nil {
-		return nil, err
-	}
-	return header, nil
+	// The rest is what a walk does with the head it read.
+	h := &blobHead{data: prefix, etag: st.etag, size: st.size}
+	return h.header(ctx, b)
 }
 
 // A piece is a run of whole chunks a read fetches in one ranged GET, and
