@@ -70,70 +70,69 @@ type geosealContent struct {
 // openGeoseal opens the geoseal object in the blob whose state is st:
 // read the header and the final chunk, unlock, authenticate.
 func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (*geosealContent, error) {
-	var header, final []byte
-	var plan objectMetadata
-	var lay layout
-	cached := c.opened.get(b.URL(), st.etag)
-	if cached != nil {
-		header, plan, lay, final = cached.header, cached.plan, cached.lay, cached.final
-	} else {
+	e := c.opened.get(b.URL(), st.etag)
+	cached := e != nil
+	if !cached {
 		var err error
-		if header, plan, lay, final, err = readHeaderAndFinal(ctx, b, st); err != nil {
+		if e, err = readHeaderAndFinal(ctx, b, st); err != nil {
 			return nil, err
 		}
 	}
-	h, body, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
+	h, body, err := format.Unlock(ctx, e.header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
 	if err != nil {
 		return nil, err
 	}
 	defer body.Zero()
-	if h.ChunkSize != plan.chunkSize || h.Size != plan.headerLength || h.Suite != plan.suite {
+	if plan := e.plan; h.ChunkSize != plan.chunkSize || h.Size != plan.headerLength || h.Suite != plan.suite {
 		return nil, fmt.Errorf("%w: header length %d, chunk size %d, suite %v recorded; the header has %d, %d, %v",
 			ErrInvalidMetadata, plan.headerLength, plan.chunkSize, plan.suite, h.Size, h.ChunkSize, h.Suite)
 	}
-	src := &bodySource{ctx: ctx, b: b, etag: st.etag, finalOff: lay.finalOff(), final: final}
-	ra, err := stream.NewReaderAt(src, lay.bodySize, body.Key, &body.Options)
+	src := &bodySource{ctx: ctx, b: b, etag: st.etag, finalOff: e.lay.finalOff(), final: e.final}
+	ra, err := stream.NewReaderAt(src, e.lay.bodySize, body.Key, &body.Options)
 	if err != nil {
 		return nil, format.BodyError(err)
 	}
-	if cached == nil {
-		c.opened.put(&openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: plan, lay: lay})
+	if !cached {
+		c.opened.put(e)
 	}
 	props.Size = ra.Size()
 	props.Context = h.Context
 	props.WrappedKeys = h.WrappedKeys
-	return &geosealContent{lay: lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
+	return &geosealContent{lay: e.lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
 }
 
 // readHeaderAndFinal fetches the header and the final chunk of the blob,
 // planning from its metadata (checked against its size), or, without
-// metadata, from the header itself. It returns the plan it followed, for
-// the caller to check against the authenticated header.
-func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (header []byte, m objectMetadata, lay layout, final []byte, err error) {
+// metadata, from the header itself. The entry it returns, for the open
+// cache, has the plan it followed, for the caller to check against the
+// authenticated header.
+func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (*openEntry, error) {
+	var header []byte
 	m, hasMeta, err := parseObjectMetadata(st.metadata)
 	if err != nil {
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if !hasMeta {
 		if header, err = probeHeader(ctx, b, st); err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		}
 		h, err := format.Parse(header)
 		if err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		}
 		m = objectMetadata{headerLength: len(header), chunkSize: h.ChunkSize, suite: h.Suite}
 	}
-	if lay, err = newLayout(m.headerLength, m.chunkSize, m.suite, st.size); err != nil {
+	lay, err := newLayout(m.headerLength, m.chunkSize, m.suite, st.size)
+	if err != nil {
 		if hasMeta {
 			err = fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 		}
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if hasMeta && m.plaintextSize != lay.size {
-		return nil, m, lay, nil, fmt.Errorf("%w: plaintext size %d recorded for a blob of %d bytes", ErrInvalidMetadata, m.plaintextSize, st.size)
+		return nil, fmt.Errorf("%w: plaintext size %d recorded for a blob of %d bytes", ErrInvalidMetadata, m.plaintextSize, st.size)
 	}
-	final = make([]byte, lay.bodySize-lay.finalOff())
+	final := make([]byte, lay.bodySize-lay.finalOff())
 	switch {
 	case header != nil:
 		err = getRange(ctx, b, st.etag, final, lay.headerLen+lay.finalOff())
@@ -150,16 +149,16 @@ func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (head
 		err = g.Wait()
 	}
 	if err != nil {
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if hasMeta {
 		if n, err := format.HeaderLength(header); err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		} else if int64(n) != lay.headerLen {
-			return nil, m, lay, nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, lay.headerLen, n)
+			return nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, lay.headerLen, n)
 		}
 	}
-	return header, m, lay, final, nil
+	return &openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: m, lay: lay}, nil
 }
 
 // headerProbe is how much of a blob without geoseal metadata the first
