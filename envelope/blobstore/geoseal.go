@@ -208,6 +208,10 @@ func (l layout) span(lo, hi int64) (off, n int64) {
 	return c * l.enc, (cl - c + 1) * l.enc
 }
 
+// chunksPerFetch is how many whole chunks a ranged GET of at most
+// RangeSize holds (at least one).
+func (g *geosealContent) chunksPerFetch() int64 { return max(g.t.rangeSize/g.lay.enc, 1) }
+
 // ReadAt reads plaintext at off: the chunks of the range, in pieces of at
 // most RangeSize fetched and opened in parallel (Concurrency at a time),
 // and the final chunk from the copy open fetched.
@@ -220,7 +224,7 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), l.size)
-	pieces := l.pieces(off, end, max(g.t.rangeSize/l.enc, 1))
+	pieces := l.pieces(off, end, g.chunksPerFetch())
 	read := func(ctx context.Context, pc *piece) error {
 		bodyOff, n := l.span(pc.lo, pc.hi)
 		ct := g.buffers.get(int(n))

@@ -86,7 +86,7 @@ func (g *geosealContent) reader(off, end int64, first int) (seqSource, error) {
 		end:       end,
 		next:      off / l.chunk,
 		stop:      min(ceilDiv(end, l.chunk), l.chunks-1),
-		maxChunks: max(g.t.rangeSize/l.enc, 1),
+		maxChunks: g.chunksPerFetch(),
 		window:    1,
 	}
 	r.size = r.maxChunks
