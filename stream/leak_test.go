@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"runtime"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -123,6 +124,11 @@ func TestCloseWaitsForWorkers(t *testing.T) {
 				if _, err := io.ReadFull(r, half); err != nil || !bytes.Equal(half, pt[:len(half)]) {
 					t.Fatalf("reading half: %v", err)
 				}
+				if conc > 1 && rep == 0 {
+					// The count must see the workers while they run, or
+					// the checks after Close could not fail.
+					seeWorkers(t)
+				}
 				if err := r.Close(); err != nil {
 					t.Fatalf("Close = %v", err)
 				}
@@ -153,6 +159,19 @@ func TestCloseWaitsForWorkers(t *testing.T) {
 			}
 			goleak.VerifyNone(t)
 		})
+	}
+}
+
+// seeWorkers waits until workerGoroutines finds a worker running (a
+// Reader's workers run until it is closed, but may not have been scheduled
+// yet), and fails if it finds none within a few seconds.
+func seeWorkers(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); workerGoroutines() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker goroutine found while a parallel Reader runs: workerGoroutines does not recognize them")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

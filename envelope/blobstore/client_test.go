@@ -185,8 +185,8 @@ func TestRangeFetchBudget(t *testing.T) {
 	f.upload(t, "budget", pt, &UploadOptions{ChunkSize: testChunk})
 	raw, _ := f.rawBlob(t, "budget")
 	h, _ := envelope.Inspect(bytes.NewReader(raw))
-	enc := int64(testChunk + 28)
-	final := int64(1234 + 28)
+	enc := int64(testChunk + chunkOverhead)
+	final := int64(1234 + chunkOverhead)
 	rng := mathrand.New(mathrand.NewPCG(3, 4))
 	for i := range 40 {
 		off := rng.Int64N(size)
@@ -411,7 +411,7 @@ func TestTampered(t *testing.T) {
 	f.upload(t, "orig", pt, &UploadOptions{ChunkSize: testChunk})
 	raw, md := f.rawBlob(t, "orig")
 	h, _ := envelope.Inspect(bytes.NewReader(raw))
-	enc := testChunk + 28
+	enc := testChunk + chunkOverhead
 
 	flip := func(off int) []byte {
 		b := bytes.Clone(raw)

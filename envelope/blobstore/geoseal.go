@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -69,70 +70,69 @@ type geosealContent struct {
 // openGeoseal opens the geoseal object in the blob whose state is st:
 // read the header and the final chunk, unlock, authenticate.
 func (c *Client) openGeoseal(ctx context.Context, b *blob.Client, st blobState, require keyring.Context, t transferSettings, props *Properties) (*geosealContent, error) {
-	var header, final []byte
-	var plan objectMetadata
-	var lay layout
-	cached := c.opened.get(b.URL(), st.etag)
-	if cached != nil {
-		header, plan, lay, final = cached.header, cached.plan, cached.lay, cached.final
-	} else {
+	e := c.opened.get(b.URL(), st.etag)
+	cached := e != nil
+	if !cached {
 		var err error
-		if header, plan, lay, final, err = readHeaderAndFinal(ctx, b, st); err != nil {
+		if e, err = readHeaderAndFinal(ctx, b, st); err != nil {
 			return nil, err
 		}
 	}
-	h, body, err := format.Unlock(ctx, header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
+	h, body, err := format.Unlock(ctx, e.header, c.keyring, &format.UnlockOptions{RequireContext: require, MaxWrappedKeys: c.opts.MaxWrappedKeys})
 	if err != nil {
 		return nil, err
 	}
 	defer body.Zero()
-	if h.ChunkSize != plan.chunkSize || h.Size != plan.headerLength || h.Suite != plan.suite {
+	if plan := e.plan; h.ChunkSize != plan.chunkSize || h.Size != plan.headerLength || h.Suite != plan.suite {
 		return nil, fmt.Errorf("%w: header length %d, chunk size %d, suite %v recorded; the header has %d, %d, %v",
 			ErrInvalidMetadata, plan.headerLength, plan.chunkSize, plan.suite, h.Size, h.ChunkSize, h.Suite)
 	}
-	src := &bodySource{ctx: ctx, b: b, etag: st.etag, base: lay.headerLen, finalOff: lay.finalOff(), final: final}
-	ra, err := stream.NewReaderAt(src, lay.bodySize, body.Key, &body.Options)
+	src := &bodySource{ctx: ctx, b: b, etag: st.etag, finalOff: e.lay.finalOff(), final: e.final}
+	ra, err := stream.NewReaderAt(src, e.lay.bodySize, body.Key, &body.Options)
 	if err != nil {
 		return nil, format.BodyError(err)
 	}
-	if cached == nil {
-		c.opened.put(&openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: plan, lay: lay})
+	if !cached {
+		c.opened.put(e)
 	}
 	props.Size = ra.Size()
 	props.Context = h.Context
 	props.WrappedKeys = h.WrappedKeys
-	return &geosealContent{lay: lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
+	return &geosealContent{lay: e.lay, src: src, ra: ra, t: t, buffers: &c.buffers, messageID: h.MessageID}, nil
 }
 
 // readHeaderAndFinal fetches the header and the final chunk of the blob,
 // planning from its metadata (checked against its size), or, without
-// metadata, from the header itself. It returns the plan it followed, for
-// the caller to check against the authenticated header.
-func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (header []byte, m objectMetadata, lay layout, final []byte, err error) {
+// metadata, from the header itself. The entry it returns, for the open
+// cache, has the plan it followed, for the caller to check against the
+// authenticated header.
+func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (*openEntry, error) {
+	var header []byte
 	m, hasMeta, err := parseObjectMetadata(st.metadata)
 	if err != nil {
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if !hasMeta {
 		if header, err = probeHeader(ctx, b, st); err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		}
 		h, err := format.Parse(header)
 		if err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		}
 		m = objectMetadata{headerLength: len(header), chunkSize: h.ChunkSize, suite: h.Suite}
 	}
-	if lay, err = newLayout(m.headerLength, m.chunkSize, m.suite, st.size); err != nil {
+	lay, err := newLayout(m.headerLength, m.chunkSize, m.suite, st.size)
+	if err != nil {
 		if hasMeta {
 			err = fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 		}
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if hasMeta && m.plaintextSize != lay.size {
-		return nil, m, lay, nil, fmt.Errorf("%w: plaintext size %d recorded for a blob of %d bytes", ErrInvalidMetadata, m.plaintextSize, st.size)
+		return nil, fmt.Errorf("%w: plaintext size %d recorded for a blob of %d bytes", ErrInvalidMetadata, m.plaintextSize, st.size)
 	}
-	final = make([]byte, lay.bodySize-lay.finalOff())
+	final := make([]byte, lay.bodySize-lay.finalOff())
 	switch {
 	case header != nil:
 		err = getRange(ctx, b, st.etag, final, lay.headerLen+lay.finalOff())
@@ -149,16 +149,16 @@ func readHeaderAndFinal(ctx context.Context, b *blob.Client, st blobState) (head
 		err = g.Wait()
 	}
 	if err != nil {
-		return nil, m, lay, nil, err
+		return nil, err
 	}
 	if hasMeta {
 		if n, err := format.HeaderLength(header); err != nil {
-			return nil, m, lay, nil, err
+			return nil, err
 		} else if int64(n) != lay.headerLen {
-			return nil, m, lay, nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, lay.headerLen, n)
+			return nil, fmt.Errorf("%w: header length %d recorded; the header says %d", ErrInvalidMetadata, lay.headerLen, n)
 		}
 	}
-	return header, m, lay, final, nil
+	return &openEntry{name: b.URL(), etag: st.etag, header: header, final: final, plan: m, lay: lay}, nil
 }
 
 // headerProbe is how much of a blob without geoseal metadata the first
@@ -176,22 +176,9 @@ func probeHeader(ctx context.Context, b *blob.Client, st blobState) ([]byte, err
 	if err := getRange(ctx, b, st.etag, prefix, 0); err != nil {
 		return nil, err
 	}
-	n, err := format.HeaderLength(prefix)
-	if err != nil {
-		return nil, err
-	}
-	if int64(n) > st.size {
-		return nil, fmt.Errorf("%w: header of %d bytes in a blob of %d", format.ErrInvalidHeader, n, st.size)
-	}
-	if n <= len(prefix) {
-		return prefix[:n:n], nil
-	}
-	header := make([]byte, n)
-	copy(header, prefix)
-	if err := getRange(ctx, b, st.etag, header[len(prefix):], int64(len(prefix))); err != nil {
-		return nil, err
-	}
-	return header, nil
+	// The rest is what a walk does with the head it read.
+	h := &blobHead{data: prefix, etag: st.etag, size: st.size}
+	return h.header(ctx, b)
 }
 
 // A piece is a run of whole chunks a read fetches in one ranged GET, and
@@ -221,6 +208,10 @@ func (l layout) span(lo, hi int64) (off, n int64) {
 	return c * l.enc, (cl - c + 1) * l.enc
 }
 
+// chunksPerFetch is how many whole chunks a ranged GET of at most
+// RangeSize holds (at least one).
+func (g *geosealContent) chunksPerFetch() int64 { return max(g.t.rangeSize/g.lay.enc, 1) }
+
 // ReadAt reads plaintext at off: the chunks of the range, in pieces of at
 // most RangeSize fetched and opened in parallel (Concurrency at a time),
 // and the final chunk from the copy open fetched.
@@ -233,7 +224,7 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), l.size)
-	pieces := l.pieces(off, end, max(g.t.rangeSize/l.enc, 1))
+	pieces := l.pieces(off, end, g.chunksPerFetch())
 	read := func(ctx context.Context, pc *piece) error {
 		bodyOff, n := l.span(pc.lo, pc.hi)
 		ct := g.buffers.get(int(n))
@@ -244,10 +235,12 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 		_, err := g.ra.OpenAt(p[pc.lo-off:pc.hi-off], pc.lo, ct)
 		return err
 	}
+	ctx := g.src.ctx // what the fetches run under
 	if len(pieces) == 1 {
-		pieces[0].err = read(g.src.ctx, pieces[0])
+		pieces[0].err = read(ctx, pieces[0])
 	} else if len(pieces) > 1 {
-		eg, ctx := errgroup.WithContext(g.src.ctx)
+		var eg *errgroup.Group
+		eg, ctx = errgroup.WithContext(ctx)
 		eg.SetLimit(g.t.concurrency)
 		for _, pc := range pieces {
 			eg.Go(func() error {
@@ -259,13 +252,13 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 	}
 	for _, pc := range pieces {
 		if pc.err != nil {
-			return int(pc.lo - off), g.src.explain(pc.err)
+			return int(pc.lo - off), g.src.explain(ctx, pc.err)
 		}
 	}
 	if finalStart := (l.chunks - 1) * l.chunk; end > finalStart {
 		lo := max(off, finalStart)
 		if n, err := g.ra.ReadAt(p[lo-off:end-off], lo); err != nil && (err != io.EOF || lo+int64(n) != end) {
-			return int(lo-off) + n, g.src.explain(err)
+			return int(lo-off) + n, g.src.explain(g.src.ctx, err)
 		}
 	}
 	if n := int(end - off); n < len(p) {
@@ -275,39 +268,47 @@ func (g *geosealContent) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // explain turns an error of a fetch or of the stream into the read's
-// error: the context's cause when the Blob was closed or cancelled, a
-// fetch's own error, or a failure of the body's authentication.
-func (s *bodySource) explain(err error) error {
+// error: the context's cause when the Blob was closed or cancelled; for a
+// fetch cancelled because other work under ctx (the read's errgroup)
+// failed first, that failure; else a fetch's own error, or a failure of
+// the body's authentication.
+func (s *bodySource) explain(ctx context.Context, err error) error {
 	if cause := context.Cause(s.ctx); cause != nil {
 		return cause
+	}
+	if errors.Is(err, context.Canceled) {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 	}
 	return format.BodyError(err)
 }
 
 // A bodySource is the io.ReaderAt of an object's body that the
 // stream.ReaderAt reads the final chunk from: it holds that chunk, which
-// open fetched. The reads hand the other chunks to the ReaderAt with the
-// ciphertext they fetched (OpenAt); any other range would be fetched on
-// the spot.
+// open fetched, and the blob's requests use its context, client and ETag.
+// The reads hand every other chunk to the ReaderAt with the ciphertext they
+// fetched (OpenAt), so it never reads them from here: a read before the
+// final chunk is an internal error, not a GET per chunk.
 type bodySource struct {
 	ctx      context.Context
 	b        *blob.Client
 	etag     azcore.ETag
-	base     int64 // blob offset of the body
 	finalOff int64 // body offset of the final chunk
 	final    []byte
 }
 
+// errNotFinalChunk is what a bodySource returns for a read of a chunk it
+// does not hold.
+var errNotFinalChunk = errors.New("blobstore: internal error: a body chunk was read without its fetched ciphertext")
+
 func (s *bodySource) ReadAt(p []byte, off int64) (int, error) {
-	if off >= s.finalOff {
-		n := copy(p, s.final[min(off-s.finalOff, int64(len(s.final))):])
-		if n < len(p) {
-			return n, io.EOF
-		}
-		return n, nil
+	if off < s.finalOff {
+		return 0, errNotFinalChunk
 	}
-	if err := getRange(s.ctx, s.b, s.etag, p, s.base+off); err != nil {
-		return 0, err
+	n := copy(p, s.final[min(off-s.finalOff, int64(len(s.final))):])
+	if n < len(p) {
+		return n, io.EOF
 	}
-	return len(p), nil
+	return n, nil
 }

@@ -30,6 +30,11 @@ const (
 	testBlock = minBlockSize        // 64 KiB: many blocks for few bytes
 )
 
+// chunkOverhead is what sealing adds to every chunk under the default
+// suite (AES-256-GCM: a 12-byte nonce and a 16-byte tag), the encrypted
+// size of an empty stream.
+var chunkOverhead = int(stream.EncryptedSize(0, nil))
+
 // fixture is one container on a fresh Azurite, reached through a counting
 // transport: the one test fixture of this package.
 type fixture struct {

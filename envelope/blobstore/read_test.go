@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	mathrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/geoseal/geoseal/envelope"
@@ -21,7 +23,7 @@ func objectLayout(t *testing.T, f *fixture, name string) (raw []byte, header, fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := int64(h.ChunkSize + 28)
+	enc := int64(h.ChunkSize + chunkOverhead)
 	body := int64(len(raw) - h.Size)
 	return raw, int64(h.Size), body - (body-1)/enc*enc
 }
@@ -69,7 +71,7 @@ func TestReadAtBudget(t *testing.T) {
 	}
 	defer b.Close()
 	rng := mathrand.New(mathrand.NewPCG(5, 6))
-	enc := int64(chunk + 28)
+	enc := int64(chunk + chunkOverhead)
 	buf := make([]byte, 100)
 	offsets := []int64{0, chunk - 50, int64(len(pt)) - 100, 1 << 20}
 	for range 40 {
@@ -133,7 +135,7 @@ func TestSequentialReads(t *testing.T) {
 	if _, err := io.ReadFull(b, buf); err != nil || !bytes.Equal(buf, pt[:100]) {
 		t.Fatal(err)
 	}
-	if r := f.wire.Received.Load(); r != testChunk+28 {
+	if r := f.wire.Received.Load(); r != testChunk+int64(chunkOverhead) {
 		t.Fatalf("the first 100-byte Read fetched %d bytes, want one chunk", r)
 	}
 	var got bytes.Buffer
@@ -283,5 +285,42 @@ func TestReadChangedBlob(t *testing.T) {
 	}
 	if _, err := io.ReadAll(b); !errors.Is(err, ErrBlobChanged) {
 		t.Fatalf("Read of a replaced blob: %v, want ErrBlobChanged", err)
+	}
+}
+
+// TestReadAtReportsTheFailure makes a ReadAt of several pieces whose
+// second piece holds a modified chunk while the GET of the first is still
+// waiting: the first is cancelled because the second failed, and the read
+// reports the modified chunk (ErrBodyTampered), not the cancellation.
+func TestReadAtReportsTheFailure(t *testing.T) {
+	f := newFixture(t, nil)
+	pt := randomBytes(60 * testChunk)
+	f.upload(t, "orig", pt, &UploadOptions{ChunkSize: testChunk})
+	raw, md := f.rawBlob(t, "orig")
+	_, header, _ := objectLayout(t, f, "orig")
+	enc := int64(testChunk + chunkOverhead)
+	const rangeSize = 64 << 10 // the smallest: 15 chunks a piece
+	perPiece := rangeSize / enc
+	raw[header+(perPiece+5)*enc+50] ^= 1 // a chunk of the second piece
+	f.putRaw(t, "doc", raw, md)
+
+	b, err := f.client.Open(context.Background(), "doc", &OpenOptions{RangeSize: rangeSize, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	firstPiece := fmt.Sprintf("bytes=%d-%d", header, header+perPiece*enc-1)
+	f.wire.Intercept(func(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		//lint:ignore SA1008 azblob sets x-ms-range verbatim, not canonicalized, so Header.Get misses it
+		if req.Method == http.MethodGet && slices.Contains(req.Header["x-ms-range"], firstPiece) {
+			<-req.Context().Done() // held until another piece fails
+			return nil, req.Context().Err()
+		}
+		return send(req)
+	})
+	defer f.wire.Intercept(nil)
+	n, err := b.ReadAt(make([]byte, 3*perPiece*testChunk), 0)
+	if n != 0 || !errors.Is(err, envelope.ErrBodyTampered) || errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadAt over a modified chunk = %d, %v; want 0 and ErrBodyTampered, not a cancellation", n, err)
 	}
 }

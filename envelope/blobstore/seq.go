@@ -86,7 +86,7 @@ func (g *geosealContent) reader(off, end int64, first int) (seqSource, error) {
 		end:       end,
 		next:      off / l.chunk,
 		stop:      min(ceilDiv(end, l.chunk), l.chunks-1),
-		maxChunks: max(g.t.rangeSize/l.enc, 1),
+		maxChunks: g.chunksPerFetch(),
 		window:    1,
 	}
 	r.size = r.maxChunks
@@ -191,7 +191,7 @@ func (r *seqReader) Read(p []byte) (int, error) {
 		}
 		var err error
 		if held, err = r.await(ci, want); err != nil {
-			r.err = r.g.src.explain(err)
+			r.err = r.g.src.explain(r.ctx, err)
 			return 0, r.err
 		}
 	}
@@ -203,7 +203,7 @@ func (r *seqReader) Read(p []byte) (int, error) {
 			n, err := r.g.ra.OpenAt(p[:k*l.chunk], r.pos, held)
 			r.pos += int64(n)
 			if err != nil {
-				r.err = r.g.src.explain(err)
+				r.err = r.g.src.explain(r.ctx, err)
 				return n, r.err
 			}
 			return n, nil
@@ -225,7 +225,7 @@ func (r *seqReader) Read(p []byte) (int, error) {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		r.err = r.g.src.explain(err)
+		r.err = r.g.src.explain(r.ctx, err)
 		return 0, r.err
 	}
 	r.avail = r.plain[r.pos-cstart : min(clen, r.end-cstart)]

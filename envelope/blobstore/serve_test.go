@@ -196,7 +196,7 @@ func TestServeBlobErrors(t *testing.T) {
 	raw, md := s.rawBlob(t, "doc")
 	h, _ := envelope.Inspect(bytes.NewReader(raw))
 	tampered := bytes.Clone(raw)
-	tampered[h.Size+20*(testChunk+28)+50] ^= 1
+	tampered[h.Size+20*(testChunk+chunkOverhead)+50] ^= 1
 	s.putRaw(t, "tampered", tampered, md)
 	resp, body, err = s.get(t, "GET", "tampered", nil)
 	if resp.StatusCode != 200 {
@@ -258,14 +258,12 @@ func (w *replacingWriter) Write(p []byte) (int, error) {
 func TestServeBlobFetchBudget(t *testing.T) {
 	s := newServeFixture(t, nil)
 	const chunk = 64 << 10 // the default
-	enc := int64(chunk + 28)
+	enc := int64(chunk + chunkOverhead)
 	for _, size := range []int{3<<20 + 999, 3 << 20} { // a short and a full final chunk
 		name := fmt.Sprint("video-", size)
 		pt := randomBytes(size)
 		s.upload(t, name, pt, nil)
-		raw, _ := s.rawBlob(t, name)
-		h, _ := envelope.Inspect(bytes.NewReader(raw))
-		final := int64(len(raw)-h.Size) - (int64(len(raw)-h.Size)-1)/enc*enc
+		_, header, final := objectLayout(t, s.fixture, name)
 		for i, off := range []int{0, 1 << 20, 2<<20 + 7, chunk - 50, 3<<20 - 100, size - 100, 5 * chunk} {
 			s.wire.Reset()
 			resp, body, err := s.get(t, "GET", name, map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", off, off+99)})
@@ -278,7 +276,7 @@ func TestServeBlobFetchBudget(t *testing.T) {
 				budget += enc // the range straddles two chunks
 			}
 			if i == 0 {
-				budget += int64(h.Size) + final // the first request opens the blob
+				budget += header + final // the first request opens the blob
 			}
 			if got > budget {
 				t.Errorf("%s, request %d, 100 bytes at %d: fetched %d bytes, budget %d (%v)", name, i, off, got, budget, s.wire)

@@ -212,10 +212,18 @@ func (s *stager) cut() error {
 
 // send stages b, which is not a pooled buffer, as the next block.
 func (s *stager) send(b []byte) {
-	s.ids = append(s.ids, blockID(s.uploadID, uint64(len(s.ids))))
-	id, n := s.ids[len(s.ids)-1], len(s.ids)-1
-	s.total += int64(len(b))
+	id, n := s.nextBlock(len(b))
 	s.g.Go(func() error { return s.stageBlock(id, n, b) })
+}
+
+// nextBlock appends the ID of the next block, of size bytes, to the block
+// list and returns it with the block's number.
+func (s *stager) nextBlock(size int) (id string, n int) {
+	n = len(s.ids)
+	id = blockID(s.uploadID, uint64(n))
+	s.ids = append(s.ids, id)
+	s.total += int64(size)
+	return id, n
 }
 
 // sendBuffer stages a pooled buffer as the next block, and every
@@ -225,9 +233,7 @@ func (s *stager) sendBuffer(buf []byte) error {
 		s.free <- buf
 		return s.sizer.tooMany()
 	}
-	s.ids = append(s.ids, blockID(s.uploadID, uint64(len(s.ids))))
-	id, n := s.ids[len(s.ids)-1], len(s.ids)-1
-	s.total += int64(len(buf))
+	id, n := s.nextBlock(len(buf))
 	s.g.Go(func() error {
 		defer func() { s.free <- buf }()
 		return s.stageBlock(id, n, buf)
